@@ -1,0 +1,13 @@
+"""The ``deepsalt`` command line: one typer app over every stage.
+
+Each stage's commands live in their own module under ``deepsalt.cli`` and are registered here.
+Command modules import heavy libraries (torch, ray) inside the command body so that ``--help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+from deepsalt.cli import info  # noqa: F401  (registers commands on import)
+from deepsalt.cli.common import app
+
+__all__ = ["app"]

@@ -1,0 +1,124 @@
+"""Shared fixtures: every one starts a real local component on 127.0.0.1.
+
+- ``ray_cluster``: a local Ray instance (private temp dir, small object store, fake GPUs so that
+  GPU scheduling paths run on CPU).
+- ``s3``: a moto S3 server in its own process, with a bucket, reachable through s3fs and GDAL.
+- ``stac_api_factory``: starts rustac's in-memory STAC API loaded with given items.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.services import moto_s3_server, stac_api_server
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# Every Ray port on 127.0.0.1, no auth prompt, faster Ray Train start-up.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+FAKE_GPUS = 2
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A real local Ray instance shared by the session; yields its resources."""
+    import ray
+
+    temp_dir = tmp_path_factory.mktemp("ray")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        num_gpus=FAKE_GPUS,
+        include_dashboard=False,
+        object_store_memory=256 * 1024**2,
+        _temp_dir=str(temp_dir),
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        ignore_reinit_error=True,
+    )
+    try:
+        yield ray.cluster_resources()
+    finally:
+        ray.shutdown()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    bucket: str
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key.lstrip('/')}"
+
+    def filesystem(self):
+        import s3fs
+
+        return s3fs.S3FileSystem(anon=False, client_kwargs={"endpoint_url": self.endpoint})
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """Endpoint URL of a moto S3 server process shared by the session."""
+    with moto_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """A fresh bucket on the session's S3 server, with the environment pointing fsspec/GDAL at it."""
+    for key, value in S3_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)  # botocore / s3fs
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server)
+    host = s3_server.removeprefix("http://")
+    monkeypatch.setenv("AWS_S3_ENDPOINT", host)  # GDAL
+    monkeypatch.setenv("AWS_HTTPS", "NO")
+    monkeypatch.setenv("AWS_VIRTUAL_HOSTING", "FALSE")
+    import fsspec
+
+    fsspec.config.conf.setdefault("s3", {})
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": s3_server})
+    bucket = f"deepsalt-{uuid.uuid4().hex[:8]}"
+    server = S3Server(endpoint=s3_server, bucket=bucket)
+    fs = server.filesystem()
+    fs.mkdir(bucket)
+    fsspec.filesystem("s3").invalidate_cache()
+    return server
+
+
+StacFactory = Callable[[dict[str, Any], list[dict[str, Any]]], str]
+
+
+@pytest.fixture
+def stac_api_factory(tmp_path: Path) -> Iterator[StacFactory]:
+    """Start STAC API servers loaded with (collection, items); all are stopped at the test's end."""
+    with ExitStack() as stack:
+        counter = iter(range(1000))
+
+        def start(collection: dict[str, Any], items: list[dict[str, Any]]) -> str:
+            folder = tmp_path / f"stac-{next(counter)}"
+            return stack.enter_context(stac_api_server(folder, collection, items))
+
+        yield start
