@@ -1,0 +1,92 @@
+"""The student's multi-objective distillation loss and its parts.
+
+``total = α · task + β · feature + γ · response`` with defaults α=0.07, β=0.90, γ=0.10:
+
+- **task**: Huber (δ=1) between the student's mean and the target, plus ``nll_weight`` × the
+  Gaussian negative log-likelihood of the target under the student's spread with the mean
+  *detached*. The NLL teaches the spread (the per-pixel uncertainty) without letting a large
+  spread excuse a bad mean; the Huber term alone drives the mean.
+- **feature**: layer-wise alignment of the student's hidden states to the teacher's, MSE between
+  layer-normalised token-averaged states (so scale differences between the two networks do not
+  dominate). Student layer ``i`` is aligned to teacher layer ``i`` with weights 1.35, 1.05, 0.65;
+  the student's 4th layer (the teacher has 3) is aligned to the teacher's last layer with weight
+  0.65 · (0.65 / 1.05) ≈ 0.40, continuing the depth decay geometrically. In general, layers past
+  the teacher's depth map to its last layer and each extra layer multiplies the last weight by
+  the last decay ratio.
+- **response**: KL(teacher ‖ student) between the two Gaussian predictive distributions. It is
+  zero only when both means and both spreads agree (the reference code's softmax over a single
+  output made it identically zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+FEATURE_WEIGHTS = (1.35, 1.05, 0.65)
+
+
+def gaussian_kl(
+    mean_p: torch.Tensor, std_p: torch.Tensor, mean_q: torch.Tensor, std_q: torch.Tensor
+) -> torch.Tensor:
+    """Elementwise KL(N(mean_p, std_p²) ‖ N(mean_q, std_q²))."""
+    return torch.log(std_q / std_p) + (std_p**2 + (mean_p - mean_q) ** 2) / (2 * std_q**2) - 0.5
+
+
+def layer_weights(
+    n_student: int, n_teacher: int, base: Sequence[float] = FEATURE_WEIGHTS
+) -> list[tuple[int, float]]:
+    """``(teacher_layer, weight)`` for every student layer, by the rule in the module docstring."""
+    if n_teacher > len(base):
+        raise ValueError(f"no feature weights given for a {n_teacher}-layer teacher")
+    weights = list(base[:n_teacher])
+    ratio = weights[-1] / weights[-2] if len(weights) > 1 else 1.0
+    pairs = []
+    for i in range(n_student):
+        if i < n_teacher:
+            pairs.append((i, weights[i]))
+        else:
+            pairs.append((n_teacher - 1, weights[-1] * ratio ** (i - n_teacher + 1)))
+    return pairs
+
+
+def feature_alignment(
+    student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor], base: Sequence[float] = FEATURE_WEIGHTS
+) -> torch.Tensor:
+    """Weighted sum over student layers of MSE(LN(student_i), LN(teacher_j(i)))."""
+    total = student[0].new_zeros(())
+    for i, (j, w) in enumerate(layer_weights(len(student), len(teacher), base)):
+        s, t = student[i], teacher[j]
+        total = total + w * F.mse_loss(F.layer_norm(s, s.shape[-1:]), F.layer_norm(t, t.shape[-1:]))
+    return total
+
+
+def task_loss(mean: torch.Tensor, std: torch.Tensor, target: torch.Tensor, nll_weight: float) -> torch.Tensor:
+    """Huber (δ=1) on the mean + ``nll_weight`` · Gaussian NLL of the spread around the detached mean."""
+    huber = F.huber_loss(mean, target, delta=1.0)
+    if nll_weight == 0:
+        return huber
+    nll = F.gaussian_nll_loss(mean.detach(), target, std**2, full=True)
+    return huber + nll_weight * nll
+
+
+@dataclass(frozen=True)
+class DistillationWeights:
+    alpha: float = 0.07
+    beta: float = 0.90
+    gamma: float = 0.10
+    nll_weight: float = 0.5
+
+
+def distillation_loss(
+    student, teacher_mean, teacher_std, teacher_features, target, weights: DistillationWeights
+) -> dict[str, torch.Tensor]:
+    """All terms for one batch; ``student`` is a :class:`TransformerOutput`."""
+    task = task_loss(student.mean, student.std, target, weights.nll_weight)
+    feature = feature_alignment(student.features, teacher_features)
+    response = gaussian_kl(teacher_mean, teacher_std, student.mean, student.std).mean()
+    total = weights.alpha * task + weights.beta * feature + weights.gamma * response
+    return {"loss": total, "task": task, "feature": feature, "response": response}
