@@ -1,0 +1,72 @@
+"""URL plumbing: the same fsspec URL reaches both fsspec (XML, CSV, OPUS) and GDAL (rasters)."""
+
+from __future__ import annotations
+
+import posixpath
+
+import fsspec
+from fsspec.core import url_to_fs
+
+from deepsalt.errors import InputDataError
+
+# fsspec protocol → GDAL virtual file system prefix.
+_GDAL_PREFIX = {
+    "s3": "/vsis3/",
+    "s3a": "/vsis3/",
+    "gs": "/vsigs/",
+    "gcs": "/vsigs/",
+    "az": "/vsiaz/",
+    "abfs": "/vsiaz/",
+}
+
+
+def gdal_path(url: str) -> str:
+    """The path GDAL (rasterio, rioxarray) opens for ``url``: local, s3://, gs://, az://, http(s)://."""
+    protocol, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    if protocol == "file":
+        return rest
+    if protocol in _GDAL_PREFIX:
+        return _GDAL_PREFIX[protocol] + rest
+    if protocol in ("http", "https"):
+        return "/vsicurl/" + url
+    raise InputDataError(
+        url,
+        f"rasters cannot be read from '{protocol}://' URLs (use a local path, s3://, gs://, az:// or http(s)://)",
+    )
+
+
+def zip_member_gdal_path(zip_url: str, member: str) -> str:
+    """GDAL path of ``member`` inside the zip archive at ``zip_url`` (GDAL streams it, no download)."""
+    return f"/vsizip/{gdal_path(zip_url)}/{member}"
+
+
+def zip_member_url(zip_url: str, member: str) -> str:
+    """fsspec URL of ``member`` inside the zip archive at ``zip_url``."""
+    return f"zip://{member}::{zip_url}"
+
+
+def list_files(url: str) -> list[str]:
+    """URLs of all files below the folder ``url`` (recursive; products are small folders)."""
+    fs, path = url_to_fs(url)
+    if not fs.isdir(path):
+        raise InputDataError(url, "not found (expected an EnMAP product folder, .zip or GeoTIFF)")
+    return [fs.unstrip_protocol(p) for p in fs.find(path)]
+
+
+def list_zip_members(url: str) -> list[str]:
+    """Member names (files only) of the zip archive at ``url``."""
+    try:
+        fs = fsspec.filesystem("zip", fo=url)
+        return [p for p in fs.find("") if not p.endswith("/")]
+    except FileNotFoundError as exc:
+        raise InputDataError(url, "not found") from exc
+    except Exception as exc:  # zipfile.BadZipFile and friends from any backend
+        raise InputDataError(url, f"not a readable zip archive: {exc}") from exc
+
+
+def siblings(url: str) -> list[str]:
+    """URLs of the files next to ``url`` in its folder."""
+    fs, path = url_to_fs(url)
+    return [fs.unstrip_protocol(p) for p in fs.ls(posixpath.dirname(path), detail=False)]
