@@ -1,0 +1,129 @@
+"""deepsalt.io.read_lab_spectra on real Bruker OPUS files and the OSSL KSSL-style MIR table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from brukeropus import read_opus
+
+from deepsalt.errors import InputDataError
+from deepsalt.io import read_lab_spectra
+from deepsalt.spectra import KSSL_WAVENUMBERS
+from tests.conftest import FIXTURES
+
+OPUS = FIXTURES / "lab" / "opus"
+OSSL_MIR = FIXTURES / "lab" / "ossl" / "sample_mir_data.csv"
+
+# (file, points, first and last wavenumber in cm⁻¹) as stored in each file's absorbance (or, for
+# test_spectra.0, reflectance) block.
+OPUS_FILES = [
+    ("617262_1TP_C-1_A5.0", 3578, 7497.698, 599.739),
+    ("629266_1TP_A-1_C1.0", 3578, 7497.969, 599.760),
+    ("BF_lo_01_soil_cal.1", 1716, 3997.397, 499.675),
+    ("test_spectra.0", 4819, 7498.292, 599.921),
+]
+
+
+@pytest.mark.parametrize(("name", "points", "first", "last"), OPUS_FILES)
+def test_each_opus_file_keeps_its_own_grid(name: str, points: int, first: float, last: float):
+    spectra = read_lab_spectra(str(OPUS / name))
+    assert spectra.dims == ("sample", "wavenumber")
+    assert spectra.shape == (1, points)
+    assert float(spectra.wavenumber[0]) == pytest.approx(first, abs=1e-3)
+    assert float(spectra.wavenumber[-1]) == pytest.approx(last, abs=1e-3)
+    assert spectra.sample_id.values.tolist() == [name]
+    assert np.isfinite(spectra.values).all()
+
+
+def test_opus_absorbance_values_are_the_files():
+    spectra = read_lab_spectra(str(OPUS / "BF_lo_01_soil_cal.1"))
+    np.testing.assert_allclose(spectra.values[0], read_opus(str(OPUS / "BF_lo_01_soil_cal.1")).a.y, rtol=1e-6)
+    assert spectra.values[0, 0] == pytest.approx(0.12397847)
+
+
+def test_opus_reflectance_only_file_becomes_absorbance():
+    reflectance = read_opus(str(OPUS / "test_spectra.0")).r.y
+    spectra = read_lab_spectra(str(OPUS / "test_spectra.0"))
+    np.testing.assert_allclose(spectra.values[0], -np.log10(reflectance), rtol=1e-5)
+
+
+def test_opus_files_on_different_grids_go_onto_kssl_grid():
+    spectra = read_lab_spectra([str(OPUS / name) for name, *_ in OPUS_FILES])
+    assert spectra.shape == (4, 1765)
+    np.testing.assert_array_equal(spectra.wavenumber.values, KSSL_WAVENUMBERS)
+    alpha = spectra.isel(sample=2)  # BF_lo: ALPHA, measured only up to 3997.4 cm⁻¹
+    assert np.isnan(alpha.values[KSSL_WAVENUMBERS > 3997.4]).all()
+    assert np.isfinite(alpha.values[KSSL_WAVENUMBERS < 3997.0]).all()
+    original = read_opus(str(OPUS / "BF_lo_01_soil_cal.1")).a
+    at_2000 = np.interp(KSSL_WAVENUMBERS[1040], original.x[::-1], original.y[::-1])
+    assert float(alpha[1040]) == pytest.approx(at_2000, rel=1e-6)
+
+
+def test_ossl_csv_has_1765_wavenumbers():
+    spectra = read_lab_spectra(str(OSSL_MIR))
+    assert spectra.shape == (20, 1765)
+    assert float(spectra.wavenumber[0]) == pytest.approx(4001.656)
+    assert float(spectra.wavenumber[-1]) == pytest.approx(599.7661)
+    assert spectra.sample_id.values[:3].tolist() == ["1", "2", "3"]
+    assert spectra.values[0, 0] == pytest.approx(0.4108373, rel=1e-6)
+    assert spectra.dtype == np.float32
+
+
+def test_csv_with_coordinates_and_labels(tmp_path: Path):
+    lines = OSSL_MIR.read_text().splitlines()
+    header, rows = lines[0].split(","), [line.split(",") for line in lines[1:4]]
+    extra = [
+        ["52.4", "13.1", "0-10", "3.5"],
+        ["40.0", "-100.5", "10-20", "12.0"],
+        ["35.1", "-119.9", "0-10", "0.4"],
+    ]
+    table = tmp_path / "lab.csv"
+    table.write_text(
+        "\n".join(
+            [",".join([header[0], "Latitude", "LON", "Depth", "ECe", *header[1:]])]
+            + [",".join([r[0], *e, *r[1:]]) for r, e in zip(rows, extra, strict=True)]
+        )
+    )
+    spectra = read_lab_spectra(str(table))
+    assert spectra.shape == (3, 1765)
+    assert spectra.lat.values.tolist() == [52.4, 40.0, 35.1]
+    assert spectra.lon.values.tolist() == [13.1, -100.5, -119.9]
+    assert spectra.depth.values.tolist() == ["0-10", "10-20", "0-10"]
+    assert spectra.ece.values.tolist() == [3.5, 12.0, 0.4]
+
+
+def test_csv_and_opus_together_share_coords(tmp_path: Path):
+    spectra = read_lab_spectra([str(OSSL_MIR), str(OPUS / "617262_1TP_C-1_A5.0")])
+    assert spectra.shape == (21, 1765)
+    assert spectra.sample_id.values[-1] == "617262_1TP_C-1_A5.0"
+
+
+def test_read_from_s3(s3):
+    fs = s3.filesystem()
+    fs.put(str(OPUS / "BF_lo_01_soil_cal.1"), f"{s3.bucket}/lab/BF_lo_01_soil_cal.1")
+    fs.put(str(OSSL_MIR), f"{s3.bucket}/lab/mir.csv")
+    assert read_lab_spectra(s3.url("lab/BF_lo_01_soil_cal.1")).shape == (1, 1716)
+    assert read_lab_spectra(s3.url("lab/mir.csv")).shape == (20, 1765)
+
+
+def test_not_an_opus_file(tmp_path: Path):
+    bad = tmp_path / "spectrum.0"
+    bad.write_bytes(
+        (FIXTURES / "enmap" / "enmap_potsdam_tile_128_0.tif").read_bytes()[:4096]
+    )  # a TIFF header
+    with pytest.raises(InputDataError, match=r"spectrum\.0: not a Bruker OPUS file"):
+        read_lab_spectra(str(bad))
+
+
+def test_csv_without_wavenumber_columns(tmp_path: Path):
+    bad = tmp_path / "labels.csv"
+    bad.write_text("id,ece,ph\na,1.0,7.1\n")
+    with pytest.raises(InputDataError, match=r"labels\.csv: no wavenumber columns"):
+        read_lab_spectra(str(bad))
+
+
+def test_missing_file(tmp_path: Path):
+    with pytest.raises(InputDataError, match=r"absent\.0: file not found"):
+        read_lab_spectra(str(tmp_path / "absent.0"))
