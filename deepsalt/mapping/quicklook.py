@@ -1,0 +1,105 @@
+"""Quicklook PNGs of a map: ECe in USDA salinity classes with a legend, uncertainty, domain score.
+
+Drawn from the coarsest pyramid level that still has enough detail, so a continent's quicklook
+reads a few megabytes, not the full map.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import PurePosixPath
+
+import fsspec
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.patches import Patch
+
+# USDA salinity classes (dS/m): non-saline, slightly, moderately, strongly, very strongly saline.
+SALINITY_CLASSES = (
+    (0, 2, "non-saline"),
+    (2, 4, "slightly"),
+    (4, 8, "moderately"),
+    (8, 16, "strongly"),
+    (16, np.inf, "very strongly"),
+)
+CLASS_COLOURS = ("#1a9850", "#a6d96a", "#fee08b", "#f46d43", "#a50026")
+MAX_PIXELS_PER_SIDE = 2048
+
+
+def pick_level(url: str) -> xr.Dataset:
+    """The finest level whose larger side is at most MAX_PIXELS_PER_SIDE (else the coarsest)."""
+    root = xr.open_zarr(url, decode_coords="all")
+    levels = [root] + [
+        xr.open_zarr(url, group=entry["path"], decode_coords="all")
+        for entry in root.attrs.get("multiscales", [{"datasets": []}])[0]["datasets"]
+        if entry["path"] != "."
+    ]
+    for ds in levels:
+        if max(ds.sizes["y"], ds.sizes["x"]) <= MAX_PIXELS_PER_SIDE:
+            return ds
+    return levels[-1]
+
+
+def _extent_km(ds: xr.Dataset) -> list[float]:
+    left, bottom, right, top = ds.rio.bounds()
+    return [left / 1000, right / 1000, bottom / 1000, top / 1000]
+
+
+def _figure(ds: xr.Dataset, values: np.ndarray, title: str, label: str, **imshow) -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(8, 7), constrained_layout=True)
+    image = ax.imshow(values, extent=_extent_km(ds), interpolation="nearest", **imshow)
+    ax.set_title(title)
+    ax.set_xlabel(f"x (km, {ds.rio.crs.to_string()})")
+    ax.set_ylabel("y (km)")
+    ax.set_facecolor("#d9d9d9")
+    fig.colorbar(image, ax=ax, shrink=0.8).set_label(label)
+    return fig
+
+
+def ece_figure(ds: xr.Dataset) -> plt.Figure:
+    bounds = [c[0] for c in SALINITY_CLASSES] + [max(32.0, float(np.nanmax(ds.ece.values, initial=0.0)))]
+    cmap = ListedColormap(CLASS_COLOURS)
+    fig = _figure(
+        ds, ds.ece.values, "Soil salinity ECe", "ECe (dS/m)", cmap=cmap, norm=BoundaryNorm(bounds, cmap.N)
+    )
+    handles = [
+        Patch(color=c, label=f"{name} ({lo}-{hi if np.isfinite(hi) else ''} dS/m)")
+        for (lo, hi, name), c in zip(SALINITY_CLASSES, CLASS_COLOURS, strict=True)
+    ]
+    handles.append(Patch(color="#d9d9d9", label="no prediction (see quality)"))
+    fig.axes[0].legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.9)
+    return fig
+
+
+def write_quicklooks(url: str, out_dir: str) -> dict[str, str]:
+    """Write ``ece.png``, ``ece_std.png`` and ``domain_score.png`` into ``out_dir``; returns their URLs."""
+    ds = pick_level(url).load()
+    figures = {
+        "ece": ece_figure(ds),
+        "ece_std": _figure(
+            ds, ds.ece_std.values, "Uncertainty: predictive spread of ECe", "ECe std (dS/m)", cmap="magma"
+        ),
+        "domain_score": _figure(
+            ds,
+            ds.domain_score.values,
+            "Domain score",
+            "distance from training distribution (large = extrapolating)",
+            cmap="cividis",
+        ),
+    }
+    fs, root = fsspec.core.url_to_fs(out_dir)
+    fs.makedirs(root, exist_ok=True)
+    written = {}
+    for name, fig in figures.items():
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110)
+        plt.close(fig)
+        path = str(PurePosixPath(root) / f"{name}.png")
+        fs.pipe_file(path, buffer.getvalue())
+        written[name] = fs.unstrip_protocol(path)
+    return written
