@@ -19,13 +19,12 @@ def _mlp(sizes: list[int], dropout: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class SpectralAutoencoder(nn.Module):
-    """MLP encoder/decoder for standardised spectra of one domain.
+class SpectralEncoder(nn.Module):
+    """MLP from a standardised spectrum to a latent on the sphere of radius ``sqrt(latent_dim)``.
 
-    The latent lies on the sphere of radius ``sqrt(latent_dim)`` (unit scale per dimension).
-    Fixing the norm makes the SAU's cosine alignment a complete alignment: two latents with
-    cosine 1 are equal, so a transformer trained on lab latents sees satellite latents on the
-    same scale.
+    Fixing the norm (unit scale per dimension) makes the SAU's cosine alignment a complete
+    alignment: two latents with cosine 1 are equal, so a transformer trained on lab latents sees
+    satellite latents on the same scale.
     """
 
     def __init__(
@@ -34,15 +33,22 @@ class SpectralAutoencoder(nn.Module):
         super().__init__()
         self.n_inputs = n_inputs
         self.latent_dim = latent_dim
-        self.encoder = _mlp([n_inputs, *hidden, latent_dim], dropout)
+        self.net = _mlp([n_inputs, *hidden, latent_dim], dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(x), dim=-1) * math.sqrt(self.latent_dim)
+
+
+class SpectralAutoencoder(nn.Module):
+    """Encoder + MLP decoder for standardised spectra of one domain."""
+
+    def __init__(
+        self, n_inputs: int, latent_dim: int = 64, hidden: tuple[int, ...] = (256, 128), dropout: float = 0.05
+    ):
+        super().__init__()
+        self.encoder = SpectralEncoder(n_inputs, latent_dim, hidden, dropout)
         self.decoder = _mlp([latent_dim, *reversed(hidden), n_inputs], dropout)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.encoder(x), dim=-1) * math.sqrt(self.latent_dim)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.encode(x)
-        return z, self.decode(z)
+        z = self.encoder(x)
+        return z, self.decoder(z)

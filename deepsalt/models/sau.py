@@ -1,10 +1,10 @@
 """The Spectral Adaptation Unit: two autoencoders trained together on geo-paired samples.
 
-Loss = reconstruction of both domains + ``align_weight`` · (1 − cos(z_lab, z_sat)) on pairs
-+ ``nce_weight`` · symmetric InfoNCE with in-batch negatives (optional). The negatives keep the
-alignment from collapsing every latent onto one direction, which cosine alignment alone allows.
-With both alignment weights at zero the two autoencoders train independently: the "no SAU"
-ablation (unaligned encoders).
+Loss = reconstruction of both domains (paired spectra, plus unlabelled satellite pixels)
++ ``align`` · (1 − cos(z_lab, z_sat)) on pairs + ``nce`` · symmetric InfoNCE with in-batch
+negatives (optional). The negatives keep the alignment from mapping every sample to one
+direction, which cosine alignment plus reconstruction alone allows. With both alignment weights
+at zero the two autoencoders train independently: the "no SAU" ablation (unaligned encoders).
 """
 
 from __future__ import annotations
@@ -26,6 +26,15 @@ class SAULossWeights:
     temperature: float = 0.1
 
 
+@dataclass
+class SAUOutput:
+    z_lab: torch.Tensor
+    lab_hat: torch.Tensor
+    z_sat: torch.Tensor
+    sat_hat: torch.Tensor
+    pool_hat: torch.Tensor | None
+
+
 class SpectralAdaptationUnit(nn.Module):
     """Holds the lab and satellite autoencoders that share one latent space."""
 
@@ -34,13 +43,22 @@ class SpectralAdaptationUnit(nn.Module):
         n_lab: int,
         n_sat: int,
         latent_dim: int = 64,
-        lab_hidden=(256, 128),
-        sat_hidden=(128, 128),
+        lab_hidden: tuple[int, ...] = (256, 128),
+        sat_hidden: tuple[int, ...] = (128, 128),
         dropout: float = 0.05,
     ):
         super().__init__()
         self.lab = SpectralAutoencoder(n_lab, latent_dim, tuple(lab_hidden), dropout)
         self.sat = SpectralAutoencoder(n_sat, latent_dim, tuple(sat_hidden), dropout)
+
+    def forward(
+        self, lab: torch.Tensor, sat: torch.Tensor, sat_pool: torch.Tensor | None = None
+    ) -> SAUOutput:
+        """Latents and reconstructions of pairs ``lab[i]`` ↔ ``sat[i]`` and of unpaired pixels."""
+        z_lab, lab_hat = self.lab(lab)
+        z_sat, sat_hat = self.sat(sat)
+        pool_hat = self.sat(sat_pool)[1] if sat_pool is not None else None
+        return SAUOutput(z_lab, lab_hat, z_sat, sat_hat, pool_hat)
 
 
 def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -51,19 +69,17 @@ def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float) -> torch.
 
 
 def sau_loss(
-    sau: SpectralAdaptationUnit,
+    out: SAUOutput,
     lab: torch.Tensor,
     sat: torch.Tensor,
     sat_pool: torch.Tensor | None,
     weights: SAULossWeights,
 ) -> dict[str, torch.Tensor]:
-    """Loss terms for one batch of pairs (``lab[i]`` ↔ ``sat[i]``) plus unlabelled satellite pixels."""
-    z_lab, lab_hat = sau.lab(lab)
-    z_sat, sat_hat = sau.sat(sat)
-    recon = F.mse_loss(lab_hat, lab) + F.mse_loss(sat_hat, sat)
-    if sat_pool is not None and len(sat_pool):
-        recon = recon + F.mse_loss(sau.sat(sat_pool)[1], sat_pool)
-    align = (1 - F.cosine_similarity(z_lab, z_sat, dim=-1)).mean()
-    nce = info_nce(z_lab, z_sat, weights.temperature) if len(lab) > 1 else align.new_zeros(())
+    """All SAU loss terms for one batch (see the module docstring)."""
+    recon = F.mse_loss(out.lab_hat, lab) + F.mse_loss(out.sat_hat, sat)
+    if out.pool_hat is not None:
+        recon = recon + F.mse_loss(out.pool_hat, sat_pool)
+    align = (1 - F.cosine_similarity(out.z_lab, out.z_sat, dim=-1)).mean()
+    nce = info_nce(out.z_lab, out.z_sat, weights.temperature) if len(lab) > 1 else align.new_zeros(())
     total = weights.reconstruction * recon + weights.align * align + weights.nce * nce
     return {"loss": total, "reconstruction": recon, "align": align, "nce": nce}

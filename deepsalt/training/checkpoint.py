@@ -1,0 +1,165 @@
+"""Checkpoint directories at any fsspec URL: ``weights.pt`` + ``meta.json``, with lineage checks.
+
+The checkpoint id is the SHA-256 (16 hex) of ``weights.pt``; loading recomputes it, so weights
+that do not belong to their metadata are caught. ``meta.json`` is written last: a directory
+without it is an unfinished checkpoint. The resume state of a running stage (model, optimiser,
+early-stopping counters) lives beside it in ``resume.pt`` and is deleted once the stage is done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import fsspec
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from deepsalt import __version__
+from deepsalt.errors import InputDataError, LineageError
+from deepsalt.logs import get_logger
+
+log = get_logger(__name__)
+
+WEIGHTS = "weights.pt"
+META = "meta.json"
+RESUME = "resume.pt"
+
+
+class CheckpointMeta(BaseModel):
+    """What ``meta.json`` holds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: str
+    checkpoint_id: str
+    config: dict[str, Any]
+    config_hash: str
+    stage_key: str
+    """Hash of everything that determines the weights (settings, data, parents): equal key = reusable."""
+    band_axis: dict[str, list[float]]
+    """Input axes: ``wavelength`` (nm) of the satellite bands and/or ``wavenumber`` (cm⁻¹) of the lab grid."""
+    normalisation: dict[str, Any]
+    parents: dict[str, str]
+    architecture: dict[str, Any]
+    metrics: dict[str, float] = {}
+    created: str = ""
+    software_version: str = ""
+
+
+def _join(url: str, name: str) -> str:
+    return f"{url.rstrip('/')}/{name}"
+
+
+def _write(url: str, payload: bytes) -> None:
+    with fsspec.open(url, "wb") as fh:
+        fh.write(payload)
+
+
+def _read(url: str) -> bytes:
+    with fsspec.open(url, "rb") as fh:
+        return fh.read()
+
+
+def _exists(url: str) -> bool:
+    fs, path = fsspec.core.url_to_fs(url)
+    fs.invalidate_cache()
+    return fs.exists(path)
+
+
+def save_checkpoint(url: str, state_dict: dict[str, torch.Tensor], **meta: Any) -> CheckpointMeta:
+    """Write weights then metadata; returns the metadata with its content-derived id."""
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    payload = buffer.getvalue()
+    full = CheckpointMeta(
+        checkpoint_id=hashlib.sha256(payload).hexdigest()[:16],
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        software_version=__version__,
+        **meta,
+    )
+    _write(_join(url, WEIGHTS), payload)
+    _write(_join(url, META), full.model_dump_json(indent=1).encode())
+    log.info(
+        "checkpoint written", extra={"url": url, "stage": full.stage, "checkpoint_id": full.checkpoint_id}
+    )
+    return full
+
+
+def read_meta(url: str, stage: str | None = None) -> CheckpointMeta:
+    """The metadata of a finished checkpoint; ``stage`` (when given) must match."""
+    try:
+        meta = CheckpointMeta.model_validate_json(_read(_join(url, META)))
+    except FileNotFoundError as exc:
+        raise InputDataError(url, f"no checkpoint here ({META} missing)") from exc
+    except ValueError as exc:
+        raise InputDataError(_join(url, META), f"invalid checkpoint metadata: {exc}") from exc
+    if stage is not None and meta.stage != stage:
+        raise LineageError(f"{url}: is a '{meta.stage}' checkpoint, expected '{stage}'")
+    return meta
+
+
+def has_checkpoint(url: str) -> bool:
+    return _exists(_join(url, META))
+
+
+def load_checkpoint(url: str, stage: str | None = None) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    """Weights (on CPU) and metadata; raises LineageError when the weights are not the ones recorded."""
+    meta = read_meta(url, stage)
+    try:
+        payload = _read(_join(url, WEIGHTS))
+    except FileNotFoundError as exc:
+        raise InputDataError(url, f"{WEIGHTS} missing next to {META}") from exc
+    digest = hashlib.sha256(payload).hexdigest()[:16]
+    if digest != meta.checkpoint_id:
+        raise LineageError(f"{url}: {WEIGHTS} hashes to {digest} but {META} records {meta.checkpoint_id}")
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True), meta
+
+
+def check_axis(
+    name: str, expected: np.ndarray | list[float], actual: np.ndarray | list[float], where: str
+) -> None:
+    """Input axes must agree to 1e-3 (nm or cm⁻¹); a model never sees spectra on another grid."""
+    expected, actual = np.asarray(expected, dtype=float), np.asarray(actual, dtype=float)
+    if expected.shape != actual.shape or not np.allclose(expected, actual, atol=1e-3):
+        raise LineageError(
+            f"{where}: {name} axis mismatch: checkpoint has {expected.size} values "
+            f"({_span(expected)}), data has {actual.size} ({_span(actual)})"
+        )
+
+
+def _span(axis: np.ndarray) -> str:
+    return f"{axis[0]:.1f}–{axis[-1]:.1f}" if axis.size else "empty"
+
+
+def save_resume(url: str, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    _write(_join(url, RESUME), buffer.getvalue())
+
+
+def load_resume(url: str) -> dict[str, Any] | None:
+    """The resume state of an interrupted run, or None."""
+    target = _join(url, RESUME)
+    if not _exists(target):
+        return None
+    return torch.load(io.BytesIO(_read(target)), map_location="cpu", weights_only=False)
+
+
+def clear_resume(url: str) -> None:
+    fs, path = fsspec.core.url_to_fs(_join(url, RESUME))
+    if fs.exists(path):
+        fs.rm(path)
+
+
+def to_json_array(values: np.ndarray | torch.Tensor) -> list[float]:
+    return np.asarray(values, dtype=float).round(8).tolist()
+
+
+def stage_key(*parts: Any) -> str:
+    """Stable hash of JSON-able parts."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
