@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepsalt.errors import InputDataError
 from deepsalt.spectra import REFLECTANCE_SCALE, BandTable, scale_reflectance, srf_weights
+from deepsalt.spectra.resample import MIN_COVERAGE
 
 # Reflectance beyond this range on a usable band is an artefact, not ground (flagged OUT_OF_RANGE).
 PLAUSIBLE_RANGE = (-0.05, 1.2)
@@ -24,6 +26,7 @@ SAME_BAND_NM = 0.5
 class BandMatcher:
     """Maps (n, scene bands) stored values to (n, student bands) reflectance for one band table."""
 
+    n_bands: int  # bands in the scene's table
     usable: np.ndarray  # indices of the scene's usable bands
     gain: np.ndarray  # per usable band
     offset: np.ndarray
@@ -32,7 +35,8 @@ class BandMatcher:
     weights: np.ndarray | None  # (student bands, usable bands) row-normalised SRF weights
 
     @classmethod
-    def build(cls, table: BandTable, target: np.ndarray, nodata: float) -> BandMatcher:
+    def build(cls, table: BandTable, target: np.ndarray, nodata: float, source: str) -> BandMatcher:
+        """``source`` names the scene in errors."""
         usable = np.flatnonzero(table.usable())
         n = usable.size
         gain = np.full(n, 1.0 / REFLECTANCE_SCALE) if table.gain is None else table.gain[usable]
@@ -41,11 +45,18 @@ class BandMatcher:
         distance = np.abs(table.wavelength[usable][None, :] - target[:, None])
         nearest = distance.argmin(axis=1)
         if np.all(distance[np.arange(target.size), nearest] < SAME_BAND_NM):
-            return cls(usable, gain, offset, nodata, nearest, None)
+            return cls(table.n_bands, usable, gain, offset, nodata, nearest, None)
         widths = table.fwhm[np.abs(table.wavelength[None, :] - target[:, None]).argmin(axis=1)]
         weights = srf_weights(table.wavelength[usable], BandTable(target, widths, np.ones(target.size, bool)))
-        weights = weights / weights.sum(axis=1, keepdims=True)
-        return cls(usable, gain, offset, nodata, None, weights.astype(np.float32))
+        coverage = weights.sum(axis=1)
+        if np.any(coverage < MIN_COVERAGE):
+            missing = ", ".join(f"{w:.1f}" for w in target[coverage < MIN_COVERAGE][:5])
+            raise InputDataError(
+                source,
+                f"no usable band near the student's band(s) at {missing} nm (bad or water-vapour bands)",
+            )
+        weights = weights / coverage[:, None]
+        return cls(table.n_bands, usable, gain, offset, nodata, None, weights.astype(np.float32))
 
     def reflectance(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(reflectance (n, student bands) float32 with NaN = nodata, out-of-range mask (n,))."""

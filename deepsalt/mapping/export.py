@@ -17,7 +17,7 @@ import numpy as np
 import rasterio.shutil
 import xarray as xr
 
-from deepsalt.mapping.store import VARIABLES
+from deepsalt.mapping.store import VARIABLES, url_for
 
 DEFAULT_VARIABLES = tuple(v.name for v in VARIABLES)
 
@@ -37,8 +37,11 @@ def export_cog(
     written = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in variables:
-            band = ds[name]
-            band = band.rio.write_nodata(np.nan if band.dtype.kind == "f" else None, encoded=False)
+            band = ds[name].copy()
+            band.encoding = {}  # zarr encodings (fill value, shards) mean nothing to GeoTIFF
+            band.attrs.pop("_FillValue", None)
+            if band.dtype.kind == "f":
+                band = band.rio.write_nodata(np.nan)
             striped = Path(tmp) / f"{name}.tiled.tif"
             band.rio.to_raster(
                 striped, tiled=True, blockxsize=512, blockysize=512, windowed=True, compress="deflate"
@@ -49,5 +52,5 @@ def export_cog(
             )
             target = f"{root.rstrip('/')}/{name}.tif"
             fs.put_file(str(cog), target)
-            written[name] = fs.unstrip_protocol(target)
+            written[name] = url_for(fs, target)
     return written

@@ -54,7 +54,7 @@ class Grid:
 
     def window_transform(self, row: int, col: int) -> Affine:
         """Transform of a window whose top-left pixel is (row, col)."""
-        return self.transform * Affine.translation(col, row)
+        return self.transform @ Affine.translation(col, row)
 
     def bounds_lonlat(self) -> tuple[float, float, float, float]:
         return transform_bounds(self.crs, "EPSG:4326", *self.bounds, densify_pts=21)

@@ -19,6 +19,8 @@ import xarray as xr
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.patches import Patch
 
+from deepsalt.mapping.store import url_for
+
 # USDA salinity classes (dS/m): non-saline, slightly, moderately, strongly, very strongly saline.
 SALINITY_CLASSES = (
     (0, 2, "non-saline"),
@@ -68,7 +70,7 @@ def ece_figure(ds: xr.Dataset) -> plt.Figure:
         ds, ds.ece.values, "Soil salinity ECe", "ECe (dS/m)", cmap=cmap, norm=BoundaryNorm(bounds, cmap.N)
     )
     handles = [
-        Patch(color=c, label=f"{name} ({lo}-{hi if np.isfinite(hi) else ''} dS/m)")
+        Patch(color=c, label=f"{name} ({lo}-{hi} dS/m)" if np.isfinite(hi) else f"{name} (> {lo} dS/m)")
         for (lo, hi, name), c in zip(SALINITY_CLASSES, CLASS_COLOURS, strict=True)
     ]
     handles.append(Patch(color="#d9d9d9", label="no prediction (see quality)"))
@@ -101,5 +103,5 @@ def write_quicklooks(url: str, out_dir: str) -> dict[str, str]:
         plt.close(fig)
         path = str(PurePosixPath(root) / f"{name}.png")
         fs.pipe_file(path, buffer.getvalue())
-        written[name] = fs.unstrip_protocol(path)
+        written[name] = url_for(fs, path)
     return written

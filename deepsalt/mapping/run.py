@@ -110,7 +110,7 @@ def run_map(config: MapConfig) -> MapSummary:
         rows = map_tiles(job, todo, config.ray, progress.update)
     seconds = time.monotonic() - started
 
-    shapes = finish_store(url, grid, config)
+    shapes = finish_store(url, grid, config.grid.chunk, config.grid.shard, config.output.pyramid_min_size)
     item_url = config.output.stac_item_url or default_item_url(url)
     write_item(item_url, url, grid, config, lineage)
     if config.output.quicklook_dir:
@@ -136,11 +136,11 @@ def run_map(config: MapConfig) -> MapSummary:
     return summary
 
 
-def finish_store(url: str, grid: Grid, config: MapConfig) -> list[tuple[int, int]]:
+def finish_store(
+    url: str, grid: Grid, chunk: int, shard: int, pyramid_min_size: int
+) -> list[tuple[int, int]]:
     """Pyramid, the multiscales attribute, then consolidated metadata (last, once)."""
-    shapes = pyramid.build_pyramid(
-        url, grid, config.grid.chunk, config.grid.shard, config.output.pyramid_min_size
-    )
+    shapes = pyramid.build_pyramid(url, grid, chunk, shard, pyramid_min_size)
     store.update_attrs(url, {"multiscales": pyramid.multiscales_attr(len(shapes))})
     store.consolidate(url)
     return shapes

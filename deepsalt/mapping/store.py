@@ -20,6 +20,7 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 import zarr
+from fsspec.implementations.local import LocalFileSystem
 from zarr.codecs import ZstdCodec
 
 from deepsalt import __version__
@@ -177,6 +178,11 @@ def consolidate(url: str) -> None:
 
 def update_attrs(url: str, attrs: Mapping[str, Any]) -> None:
     zarr.open_group(url, mode="r+").attrs.update(dict(attrs))
+
+
+def url_for(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """A URL for ``path`` on ``fs``: plain path when local, ``proto://...`` otherwise."""
+    return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
 
 
 def base_attrs(product_hash: str, config_hash: str, lineage: Mapping[str, Any]) -> dict[str, Any]:

@@ -93,7 +93,7 @@ def plan_tiles(
     size = shard * tile_shards
     n_rows = -(-grid.height // size)
     n_cols = -(-grid.width // size)
-    coarse = grid.transform * Affine.scale(size)
+    coarse = grid.transform @ Affine.scale(size)
     hits: dict[tuple[int, int], list[str]] = {}
     for scene_id, footprint in footprints.items():
         geom = _bbox_polygon(footprint) if isinstance(footprint, tuple | list) else footprint

@@ -75,11 +75,15 @@ def band_table(scene: Any) -> BandTable:
     return scene.bands if scene.bands is not None else BandTable.from_metadata_xml(scene.metadata_href)
 
 
-def open_scene(stack: ExitStack, scene: Any, grid: Grid, tile: Tile) -> SceneReader:
-    """Warp a scene's spectral image and quality layers onto the tile; check band counts."""
+def open_scene(stack: ExitStack, scene: Any, grid: Grid, tile: Tile, n_bands: int) -> SceneReader:
+    """Warp a scene's spectral image and quality layers onto the tile; check the band count."""
     transform = grid.window_transform(tile.y0, tile.x0)
     shape = (tile.height, tile.width)
     spectral = WarpedRaster(stack, scene.spectral_href, grid.crs, transform, shape, ENMAP_NODATA)
+    if spectral.count != n_bands:
+        raise InputDataError(
+            scene.spectral_href, f"has {spectral.count} bands but its band table lists {n_bands}"
+        )
     quality = {
         layer_name(key): WarpedRaster(stack, href, grid.crs, transform, shape, 255)
         for key, href in scene.quality_hrefs.items()
@@ -142,7 +146,10 @@ class TileMapper:
         predicted = 0
         with ExitStack() as stack:
             scenes = rank_scenes([self.job.scenes[s] for s in tile.scenes])
-            readers = [open_scene(stack, scene, self.job.grid, tile) for scene in scenes]
+            readers = [
+                open_scene(stack, scene, self.job.grid, tile, self._matcher(scene).n_bands)
+                for scene in scenes
+            ]
             for window in blocks(tile, self.job.block):
                 predicted += self.map_block(tile, window, readers, out)
         return out, predicted
@@ -177,7 +184,9 @@ class TileMapper:
     def _matcher(self, scene: Any) -> BandMatcher:
         if scene.id not in self.matchers:
             table = band_table(scene)
-            self.matchers[scene.id] = BandMatcher.build(table, self.target_wavelength, ENMAP_NODATA)
+            self.matchers[scene.id] = BandMatcher.build(
+                table, self.target_wavelength, ENMAP_NODATA, scene.spectral_href
+            )
         return self.matchers[scene.id]
 
     def _covariates(self, tile: Tile, window: Window) -> np.ndarray:

@@ -1,0 +1,222 @@
+"""A small mapping world for the mapping tests: DLR-layout scenes, STAC items, covariates, predictor.
+
+Scenes are UTM 13N, the map grid is EPSG:5070, so every test run reprojects. Reflectance is a
+smooth function of ground position; scene B is 0.05 brighter than scene A, so the predicted ECe
+tells which scene a pixel came from. ``LinearPredictor`` follows the StudentPredictor interface
+(load/wavelength/checkpoint_id/lineage/predict) with a transparent formula.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.warp import transform_bounds
+
+from deepsalt.io.covariates import COVARIATE_NAMES
+from deepsalt.spectra import water_vapour_mask
+
+SCENE_CRS = "EPSG:32613"
+GRID_CRS = "EPSG:5070"
+SIZE = 120  # scene pixels per side
+WAVELENGTH = np.linspace(420.0, 2400.0, 24)
+FWHM = np.full(WAVELENGTH.size, 12.0)
+BRIGHTER_B = 0.05
+WATER = (slice(80, 95), slice(80, 95))  # scene-A pixels that are water (same ground in B)
+CLOUD = (slice(0, 30), slice(0, 30))  # cloudy pixels of scene A
+SCENES = {
+    # id: (column offset, row offset in scene-A pixels, cloud cover %, datetime, brightness offset)
+    "SCENE_A": (0, 0, 10.0, "2024-06-01T10:00:00Z", 0.0),
+    "SCENE_B": (-20, 15, 30.0, "2024-07-01T10:00:00Z", BRIGHTER_B),
+}
+ORIGIN = (500_000.0, 4_200_000.0)
+SAND = 40.0
+
+
+def ground_reflectance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(bands, h, w) reflectance at UTM coordinates: smooth in space, gently sloped in wavelength."""
+    base = 0.25 + 0.1 * np.sin(x / 900.0) * np.cos(y / 700.0)
+    slope = np.linspace(0.0, 0.1, WAVELENGTH.size)[:, None, None]
+    return (base[None] + slope).astype(np.float32)
+
+
+# The student's band axis: the scene bands outside the water-vapour windows.
+STUDENT_WAVELENGTH = WAVELENGTH[water_vapour_mask(WAVELENGTH)]
+
+
+def expected_ece(x: np.ndarray, y: np.ndarray, brightness: float) -> np.ndarray:
+    """What LinearPredictor gives for ground at UTM (x, y) seen by a scene ``brightness`` brighter."""
+    usable = water_vapour_mask(WAVELENGTH)
+    mean = ground_reflectance(np.atleast_2d(x), np.atleast_2d(y))[usable].mean(axis=0) + brightness
+    return (10.0 * mean + 0.01 * SAND).reshape(np.shape(x))
+
+
+def _write(path: Path, data: np.ndarray, crs: str, transform: Affine, nodata: float | None) -> None:
+    profile = {
+        "driver": "GTiff",
+        "height": data.shape[1],
+        "width": data.shape[2],
+        "count": data.shape[0],
+        "dtype": data.dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": 64,
+        "blockysize": 64,
+        "compress": "deflate",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+
+
+@dataclass(frozen=True)
+class World:
+    root: Path
+    items: list[dict[str, Any]]
+    collection: dict[str, Any]
+    covariates: Path
+    student: Path
+    region_bounds: tuple[float, float, float, float]
+
+    def scene_file(self, scene_id: str, kind: str) -> Path:
+        return self.root / "scenes" / scene_id / f"{scene_id}-{kind}.TIF"
+
+
+def scene_transform(scene_id: str) -> Affine:
+    dc, dr = SCENES[scene_id][:2]
+    return Affine(30.0, 0.0, ORIGIN[0] + 30.0 * dc, 0.0, -30.0, ORIGIN[1] - 30.0 * dr)
+
+
+def write_scene(root: Path, scene_id: str, n_bands: int | None = None) -> dict[str, Any]:
+    """Write a scene in DLR layout and return its STAC item."""
+    _, _, cloud_cover, when, offset = SCENES[scene_id]
+    folder = root / "scenes" / scene_id
+    folder.mkdir(parents=True, exist_ok=True)
+    transform = scene_transform(scene_id)
+    cols, rows = np.meshgrid(np.arange(SIZE) + 0.5, np.arange(SIZE) + 0.5)
+    x, y = transform * (cols, rows)
+    values = np.round((ground_reflectance(x, y) + offset) * 10000).astype(np.int16)
+    if n_bands is not None:
+        values = values[:n_bands]
+    _write(folder / f"{scene_id}-SPECTRAL_IMAGE.TIF", values, SCENE_CRS, transform, -32768)
+    cloud = np.zeros((1, SIZE, SIZE), np.uint8)
+    if scene_id == "SCENE_A":
+        cloud[(0, *CLOUD)] = 1
+    _write(folder / f"{scene_id}-QL_QUALITY_CLOUD.TIF", cloud, SCENE_CRS, transform, None)
+    classes = np.ones((1, SIZE, SIZE), np.uint8)
+    dc, dr = SCENES[scene_id][:2]
+    classes[0, WATER[0].start - dr : WATER[0].stop - dr, WATER[1].start - dc : WATER[1].stop - dc] = 2
+    _write(folder / f"{scene_id}-QL_QUALITY_CLASSES.TIF", classes, SCENE_CRS, transform, None)
+    left, top = transform * (0, 0)
+    right, bottom = transform * (SIZE, SIZE)
+    bbox = transform_bounds(SCENE_CRS, "EPSG:4326", left, bottom, right, top)
+    w, s, e, n = bbox
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": scene_id,
+        "collection": "ENMAP_HSI_L2A",
+        "bbox": list(bbox),
+        "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
+        "properties": {"datetime": when, "eo:cloud_cover": cloud_cover, "proj:epsg": 32613},
+        "links": [],
+        "assets": {
+            "SPECTRAL_IMAGE": {
+                "href": str(folder / f"{scene_id}-SPECTRAL_IMAGE.TIF"),
+                "type": "image/tiff; application=geotiff",
+                "eo:bands": [
+                    {"name": f"B{i + 1}", "center_wavelength": float(c), "full_width_half_max": float(f)}
+                    for i, (c, f) in enumerate(zip(WAVELENGTH, FWHM, strict=True))
+                ],
+            },
+            "QL_QUALITY_CLOUD": {"href": str(folder / f"{scene_id}-QL_QUALITY_CLOUD.TIF")},
+            "QL_QUALITY_CLASSES": {"href": str(folder / f"{scene_id}-QL_QUALITY_CLASSES.TIF")},
+        },
+        "stac_extensions": [],
+    }
+
+
+COLLECTION = {
+    "type": "Collection",
+    "stac_version": "1.0.0",
+    "id": "ENMAP_HSI_L2A",
+    "description": "test scenes",
+    "license": "proprietary",
+    "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]}, "temporal": {"interval": [[None, None]]}},
+    "links": [],
+}
+
+
+def write_covariates(folder: Path, scene_bounds: tuple[float, float, float, float]) -> None:
+    """Constant covariates on a lon/lat grid that stops short of the scenes' eastern 10 %."""
+    folder.mkdir(parents=True, exist_ok=True)
+    w, s, e, n = scene_bounds
+    east = e - 0.1 * (e - w)
+    res = 0.002
+    width, height = int(np.ceil((east - w + 0.02) / res)), int(np.ceil((n - s + 0.04) / res))
+    transform = Affine(res, 0.0, w - 0.02, 0.0, -res, n + 0.02)
+    for i, name in enumerate(COVARIATE_NAMES):
+        value = SAND if name == "sand" else float(i)
+        _write(
+            folder / f"{name}.tif",
+            np.full((1, height, width), value, np.float32),
+            "EPSG:4326",
+            transform,
+            -9999.0,
+        )
+
+
+def build_world(root: Path, delay: float = 0.0) -> World:
+    root.mkdir(parents=True, exist_ok=True)
+    items = [write_scene(root, sid) for sid in SCENES]
+    lon = [b for it in items for b in it["bbox"][0::2]]
+    lat = [b for it in items for b in it["bbox"][1::2]]
+    union = (min(lon), min(lat), max(lon), max(lat))
+    write_covariates(root / "covariates", union)
+    student = root / "student"
+    LinearPredictor.save(student, delay=delay)
+    left, bottom, right, top = transform_bounds("EPSG:4326", GRID_CRS, *union)
+    bounds = (left, bottom, right + 2500.0, top)  # a strip east of all scenes: tiles with no imagery
+    return World(root, items, COLLECTION, root / "covariates", student, bounds)
+
+
+class LinearPredictor:
+    """StudentPredictor stand-in: ECe = 10 x mean reflectance + 0.01 x sand."""
+
+    def __init__(self, wavelength: np.ndarray, delay: float):
+        self.wavelength = wavelength
+        self.delay = delay
+        self.checkpoint_id = "linear-test"
+        self.lineage = {"stage": "student", "parents": []}
+
+    @staticmethod
+    def save(folder: Path, delay: float = 0.0) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "meta.json").write_text(
+            json.dumps({"wavelength": STUDENT_WAVELENGTH.tolist(), "delay": delay})
+        )
+
+    @classmethod
+    def load(cls, url: str, device: str | None = None) -> LinearPredictor:
+        meta = json.loads((Path(url) / "meta.json").read_text())
+        return cls(np.asarray(meta["wavelength"]), float(meta["delay"]))
+
+    def predict(self, reflectance: np.ndarray, covariates: np.ndarray) -> dict[str, np.ndarray]:
+        if self.delay:
+            time.sleep(self.delay)  # lets fault tests catch a run in the middle
+        ece = 10.0 * reflectance.mean(axis=1) + 0.01 * covariates[:, 0]
+        ece = np.where(
+            np.isfinite(reflectance).all(axis=1) & np.isfinite(covariates).all(axis=1), ece, np.nan
+        )
+        return {
+            "ece": ece.astype(np.float32),
+            "ece_std": np.full_like(ece, 0.5, dtype=np.float32),
+            "domain_score": np.abs(reflectance[:, 0] - 0.25).astype(np.float32),
+        }
