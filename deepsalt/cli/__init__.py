@@ -7,7 +7,10 @@ stays fast.
 
 from __future__ import annotations
 
-from deepsalt.cli import info  # noqa: F401  (registers commands on import)
+from deepsalt.cli import (
+    info,  # noqa: F401  (registers commands on import)
+    submit,  # noqa: F401
+)
 from deepsalt.cli.common import app
 
 __all__ = ["app"]
