@@ -62,7 +62,7 @@ def open_enmap(url: str, chunks: dict[str, int] | None = None) -> xr.DataArray:
     reflectance.attrs = {"long_name": "surface reflectance", "units": "1", "source": url}
     reflectance.name = "reflectance"
     reflectance = reflectance.rio.write_crs(crs).rio.write_transform(transform).rio.write_nodata(np.nan)
-    log.info(
+    log.debug(
         "opened EnMAP scene",
         extra={"url": url, "bands": table.n_bands, "shape": reflectance.shape[1:], "crs": crs.to_string()},
     )
@@ -186,12 +186,23 @@ def _last_stored_block(ds: rasterio.DatasetReader) -> tuple[int, Window]:
 
 
 def _check_has_data(ds: rasterio.DatasetReader, url: str, table: BandTable, nodata: float) -> None:
-    """Reject a scene without a single valid pixel (decimated look first, full band to confirm)."""
+    """Reject a scene without a single valid pixel in its first usable band.
+
+    Looks are ordered by cost: the block at the centre (one block; valid in any real scene, whose
+    nodata is the swath's corners), then a decimated read (served by overviews in a COG), and the
+    full band only to confirm an apparently empty scene.
+    """
     usable = np.flatnonzero(table.usable())
     band = int(usable[0]) + 1 if usable.size else 1
-    shape = (min(ds.height, _PROBE), min(ds.width, _PROBE))
+    block_h, block_w = ds.block_shapes[band - 1]
+    row, col = (ds.height // 2) // block_h, (ds.width // 2) // block_w
+    looks = (
+        lambda: ds.read(band, window=ds.block_window(band, row, col)),
+        lambda: ds.read(band, out_shape=(min(ds.height, _PROBE), min(ds.width, _PROBE))),
+        lambda: ds.read(band),
+    )
     try:
-        if _any_valid(ds.read(band, out_shape=shape), nodata) or _any_valid(ds.read(band), nodata):
+        if any(_any_valid(look(), nodata) for look in looks):
             return
     except RasterioError as exc:
         raise InputDataError(url, f"the image is truncated or corrupt: {_reason(exc)}") from exc
