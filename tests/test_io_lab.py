@@ -127,3 +127,15 @@ def test_csv_without_wavenumber_columns(tmp_path: Path):
 def test_missing_file(tmp_path: Path):
     with pytest.raises(InputDataError, match=r"absent\.0: file not found"):
         read_lab_spectra(str(tmp_path / "absent.0"))
+
+
+def test_yamsys_table_with_labels():
+    # yamsys MIR (Bruker ALPHA, every 4th wavenumber) with C and clay labels; replicate scans share
+    # a sample_id and are told apart by file_id
+    spectra = read_lab_spectra(str(FIXTURES / "estimator" / "yamsys_mir_every4th.csv.gz"))
+    assert spectra.shape == (284, 429)
+    assert float(spectra.wavenumber[0]) == pytest.approx(3997.4)
+    assert spectra.sample_id.values[0] == "BF_lo_01_soil_cal"
+    assert spectra.file_id.values[:2].tolist() == ["BF_lo_01_soil_cal.0", "BF_lo_01_soil_cal.1"]
+    assert spectra.c.values[0] == pytest.approx(6.9237)  # rounded in the fixture
+    assert spectra.clay.values[0] == pytest.approx(11.07)
