@@ -11,6 +11,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import rasterio
+import s3fs
 from rasterio.crs import CRS
 
 from deepsalt.errors import InputDataError
@@ -162,6 +163,17 @@ def test_s3_folder_zip_and_geotiff(tmp_path: Path, s3):
     scene = open_enmap(s3.url("tiles/tile.tif"))
     assert float(scene.wavelength[0]) == pytest.approx(418.24)
     assert float(scene[0, 0, 0]) == pytest.approx(0.0318)
+
+
+def test_http_spectral_image_finds_siblings_by_name(tmp_path: Path, s3):
+    """Plain HTTP (here: the S3 server's path-style URLs) cannot list a folder; the METADATA.XML
+    and masks are found by their DLR names instead."""
+    product = write_product(tmp_path / "local")
+    public = s3fs.S3FileSystem(
+        client_kwargs={"endpoint_url": s3.endpoint}, s3_additional_kwargs={"ACL": "public-read"}
+    )
+    public.put(str(product), f"{s3.bucket}/scenes/{PRODUCT_ID}", recursive=True)
+    check_dlr_product(f"{s3.endpoint}/{s3.bucket}/scenes/{PRODUCT_ID}/{PRODUCT_ID}-SPECTRAL_IMAGE.TIF")
 
 
 # --- bad inputs: each error names the file and the problem ---------------------------------------

@@ -121,7 +121,8 @@ def _open_lazy(path: str, url: str, chunks: dict[str, int] | None) -> xr.DataArr
         stored = rioxarray.open_rasterio(path, chunks=chunks or DEFAULT_CHUNKS, mask_and_scale=False)
     except RasterioError as exc:
         raise InputDataError(url, f"cannot read raster {path}: {_reason(exc)}") from exc
-    assert isinstance(stored, xr.DataArray)  # one subdataset-free GeoTIFF
+    if not isinstance(stored, xr.DataArray):
+        raise InputDataError(url, f"{path} holds several subdatasets; expected a single GeoTIFF")
     return stored
 
 

@@ -65,11 +65,27 @@ def locate_product(url: str) -> EnmapProduct:
     if lower.endswith((".tif", ".tiff")):
         if file_role(url) != "spectral":
             return EnmapProduct(url=url, spectral=paths.gdal_path(url))
-        prefix = _product_prefix(url)
-        files = [f for f in paths.siblings(url) if _product_prefix(f) == prefix]
+        files = _siblings_of(url)
         return _assemble(url, {f: paths.gdal_path(f) for f in files}, {f: f for f in files})
     files = paths.list_files(url)
     return _assemble(url, {f: paths.gdal_path(f) for f in files}, {f: f for f in files})
+
+
+def _siblings_of(url: str) -> list[str]:
+    """The files of the product a DLR SPECTRAL_IMAGE belongs to: listed where the store lists
+    folders, else probed by name (plain HTTP servers, e.g. DLR's download service, do not list)."""
+    prefix = _product_prefix(url)
+    try:
+        listed = paths.siblings(url)
+    except (OSError, NotImplementedError, ValueError):
+        listed = []
+    if listed:
+        return [f for f in listed if _product_prefix(f) == prefix]
+    stem = url[: url.rfind("/") + 1] + prefix
+    candidates = [f"{stem}-METADATA.XML"] + [
+        f"{stem}-{kind}{cog}.TIF" for kind in QUALITY_KINDS.values() for cog in ("_COG", "")
+    ]
+    return [url, *(c for c in candidates if paths.exists(c))]
 
 
 def _product_prefix(name: str) -> str:

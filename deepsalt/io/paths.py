@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import zipfile
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -62,8 +63,13 @@ def list_zip_members(url: str) -> list[str]:
         return [p for p in fs.find("") if not p.endswith("/")]
     except FileNotFoundError as exc:
         raise InputDataError(url, "not found") from exc
-    except Exception as exc:  # zipfile.BadZipFile and friends from any backend
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise InputDataError(url, f"not a readable zip archive: {exc}") from exc
+
+
+def exists(url: str) -> bool:
+    fs, path = url_to_fs(url)
+    return bool(fs.exists(path))
 
 
 def siblings(url: str) -> list[str]:
