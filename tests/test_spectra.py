@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import xarray as xr
@@ -265,3 +266,38 @@ def test_interpolate_mir_is_exact_for_linear_spectra(a: float, b: float, ascendi
     np.testing.assert_allclose(out[0, inside], a + b * KSSL_WAVENUMBERS[inside], atol=1e-9)
     np.testing.assert_allclose(out[1, inside], a, atol=1e-12)
     assert np.isnan(out[:, ~inside]).all()  # not measured above 3997 cm⁻¹: no extrapolation
+
+
+# --- against USGS's own sensor convolution ---------------------------------------------------------
+
+USGS_AV95 = FIXTURES / "speclib" / "usgs_splib07_av95_subset.csv"
+USGS_ASD_1NM = FIXTURES / "speclib" / "mineralRef_usgs.csv"
+
+
+@pytest.mark.parametrize(
+    ("column", "library_name"),
+    [
+        ("Geothite", "Goethite GDS134 ASDFRb AREF"),
+        ("hematite", "Hematite GDS27 BECKa AREF"),
+        ("gypsum", "Gypsum HS333.3B (Selenite) BECKa AREF"),
+        ("calcite", "Calcite WS272 BECKa AREF"),
+        ("kaolinite_114", "Kaolinite KGa-2 (pxl) BECKb AREF"),
+        ("kaolinite_113", "Kaolinite CM9 BECKb AREF"),
+    ],
+)
+def test_1nm_mineral_spectra_resample_to_usgs_aviris_convolution(column: str, library_name: str):
+    """USGS splib07 ships the same mineral samples convolved to AVIRIS-95 bands; our Gaussian SRFs
+    applied to the 1 nm versions must reproduce them."""
+    library = pd.read_csv(USGS_AV95).set_index("name")
+    wavelength_um = library.iloc[0].to_numpy(float)
+    fwhm_um = library.iloc[1].to_numpy(float)
+    aviris = BandTable(wavelength_um * 1000, fwhm_um * 1000, np.ones(wavelength_um.size, bool))
+    reference = library.loc[library_name].to_numpy(float, copy=True)
+    reference[reference < -1e30] = np.nan  # splib07's deleted-point value
+    lab = pd.read_csv(USGS_ASD_1NM)
+    ours = resample_to_bands(lab[column].to_numpy(float), lab["wavelength"].to_numpy(float), aviris)
+    both = np.isfinite(ours) & np.isfinite(reference)
+    assert both.sum() >= 200  # 350-2500 nm covers all but AVIRIS's outermost bands
+    difference = ours[both] - reference[both]
+    assert np.sqrt(np.mean(difference**2)) < 0.002
+    assert np.abs(difference).max() < 0.01
