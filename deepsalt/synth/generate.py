@@ -1,0 +1,177 @@
+"""``generate_region``: build the world and write every file of a demo region.
+
+The region is assembled in a staging folder and only then moved (local) or uploaded (any other
+fsspec URL) to ``<out_url>/<region>``, so a failed run leaves no half-written region behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import fsspec
+import numpy as np
+from rasterio.warp import transform_bounds
+
+from deepsalt import __version__
+from deepsalt.logs import get_logger
+from deepsalt.spectra import ENMAP_NODATA
+from deepsalt.synth.cog import write_cog
+from deepsalt.synth.config import SynthConfig
+from deepsalt.synth.covariates import COVARIATE_CRS, COVARIATE_UNITS, covariate_fields
+from deepsalt.synth.lab import lab_table, make_samples
+from deepsalt.synth.library import mir_library, surface_library
+from deepsalt.synth.manifest import MANIFEST_NAME, RegionFiles, RegionManifest, SceneEntry
+from deepsalt.synth.metadata import metadata_xml, scene_files
+from deepsalt.synth.scenes import plan_scenes, render_scene
+from deepsalt.synth.stac import collection, scene_item
+from deepsalt.synth.world import World, build_world
+
+log = get_logger(__name__)
+
+TRUTH = "truth/ece.tif"
+LAB = "lab/lab_samples.csv"
+STAC_COLLECTION = "stac/collection.json"
+STAC_ITEMS = "stac/items.ndjson"
+
+
+def region_url(out_url: str, region: str) -> str:
+    """``<out_url>/<region>`` with local paths made absolute (STAC hrefs must be absolute)."""
+    protocol = fsspec.core.split_protocol(out_url)[0]
+    if protocol in (None, "file"):
+        return str(Path(fsspec.core.strip_protocol(out_url)).resolve() / region)
+    return f"{out_url.rstrip('/')}/{region}"
+
+
+@contextmanager
+def _staging(final_url: str) -> Iterator[Path]:
+    """A local folder that becomes ``final_url`` when the block succeeds (and vanishes if not)."""
+    local = fsspec.core.split_protocol(final_url)[0] in (None, "file")
+    parent = Path(final_url).parent if local else None
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".synth-", dir=parent))
+    folder.chmod(0o755)  # mkdtemp makes it private; the region is for everyone who reads the parent
+    try:
+        yield folder
+        if local:
+            shutil.rmtree(final_url, ignore_errors=True)
+            folder.rename(final_url)
+        else:
+            fs, path = fsspec.core.url_to_fs(final_url)
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+            fs.put(f"{folder}/", path, recursive=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_covariates(config: SynthConfig, world: World, folder: Path) -> dict[str, str]:
+    fields, transform = covariate_fields(world, config.covariate_resolution_deg)
+    files = {}
+    for name, values in fields.items():
+        files[name] = f"covariates/{name}.tif"
+        write_cog(
+            folder / files[name],
+            values,
+            COVARIATE_CRS,
+            transform,
+            np.nan,
+            tags={"units": COVARIATE_UNITS[name]},
+        )
+    return files
+
+
+def _bbox_lonlat(world: World) -> tuple[float, float, float, float]:
+    h, w = world.shape
+    left, bottom = world.transform @ (0, h)
+    right, top = world.transform @ (w, 0)
+    return tuple(round(v, 6) for v in transform_bounds(world.crs, "EPSG:4326", left, bottom, right, top))
+
+
+def generate_region(config: SynthConfig, out_url: str) -> RegionManifest:
+    """Generate region ``config.region`` into ``<out_url>/<config.region>`` and return its manifest."""
+    started = time.perf_counter()
+    final_url = region_url(out_url, config.region)
+    lib = surface_library(config.world.soil_pool)
+    mir = mir_library(config.world.mir_pool)
+    world = build_world(config, len(lib.soils), lib.salt_names, len(lib.npv))
+    plans = plan_scenes(config)
+    samples = make_samples(config, world, mir, plans)
+    log.info(
+        "world built", extra={"region": config.region, "seconds": round(time.perf_counter() - started, 2)}
+    )
+
+    with _staging(final_url) as folder:
+        write_cog(
+            folder / TRUTH,
+            world.ece,
+            world.crs,
+            world.transform,
+            np.nan,
+            tags={"units": "dS/m", "long_name": "ECe"},
+        )
+        covariates = _write_covariates(config, world, folder)
+        (folder / LAB).parent.mkdir(parents=True, exist_ok=True)
+        lab_table(samples, mir.wavenumber).to_csv(folder / LAB, index=False)
+        entries, items = [], []
+        for plan in plans:
+            scene = render_scene(config, world, lib, plan)
+            transform = world.transform @ world.transform.translation(plan.col0, plan.row0)
+            names = scene_files(plan.id)
+            files = {role: f"scenes/{plan.id}/{name}" for role, name in names.items()}
+            write_cog(
+                folder / files["spectral"], scene.data, world.crs, transform, ENMAP_NODATA, overviews=False
+            )
+            for layer, mask in scene.quality.items():
+                write_cog(folder / files[f"quality_{layer.lower()}"], mask, world.crs, transform, None)
+            (folder / files["metadata"]).write_bytes(
+                metadata_xml(scene, world.crs, transform, lib.bands.n_bands)
+            )
+            hrefs = {role: f"{final_url}/{path}" for role, path in files.items()}
+            items.append(scene_item(scene, world.crs, transform, lib.bands, hrefs))
+            entries.append(
+                SceneEntry(
+                    id=plan.id,
+                    datetime=items[-1]["properties"]["datetime"],
+                    cloud_cover=scene.cover["cloud"],
+                    files=files,
+                )
+            )
+            log.info("scene written", extra={"scene": plan.id, "cloud_cover": round(scene.cover["cloud"], 1)})
+        (folder / STAC_COLLECTION).parent.mkdir(parents=True, exist_ok=True)
+        (folder / STAC_COLLECTION).write_text(json.dumps(collection(items, config.region), indent=1) + "\n")
+        (folder / STAC_ITEMS).write_text("".join(json.dumps(item) + "\n" for item in items))
+        manifest = RegionManifest(
+            name=config.region,
+            seed=config.seed,
+            crs=world.crs,
+            transform=tuple(world.transform)[:6],
+            shape=world.shape,
+            bbox_lonlat=_bbox_lonlat(world),
+            datetime_range=(entries[0].datetime, entries[-1].datetime),
+            scene_ids=[e.id for e in entries],
+            files=RegionFiles(
+                truth=TRUTH,
+                lab=LAB,
+                covariates=covariates,
+                scenes=entries,
+                stac_collection=STAC_COLLECTION,
+                stac_items=STAC_ITEMS,
+            ),
+            config=config.model_dump(mode="json"),
+            config_hash=config.config_hash(),
+            generator_version=__version__,
+            url=final_url,
+        )
+        (folder / MANIFEST_NAME).write_text(manifest.to_json())
+    log.info(
+        "region written",
+        extra={"region": config.region, "url": final_url, "seconds": round(time.perf_counter() - started, 2)},
+    )
+    return manifest
