@@ -10,6 +10,7 @@ from __future__ import annotations
 from deepsalt.cli import (
     info,  # noqa: F401  (registers commands on import)
     submit,  # noqa: F401
+    synth,  # noqa: F401
 )
 from deepsalt.cli.common import app
 
