@@ -23,6 +23,8 @@ OPUS_FILES = [
     ("629266_1TP_A-1_C1.0", 3578, 7497.969, 599.760),
     ("BF_lo_01_soil_cal.1", 1716, 3997.397, 499.675),
     ("test_spectra.0", 4819, 7498.292, 599.921),
+    ("235157XS01.0", 3578, 7498.043, 599.766),
+    ("icr056141.0", 1715, 3996.481, 499.815),
 ]
 
 
@@ -51,7 +53,7 @@ def test_opus_reflectance_only_file_becomes_absorbance():
 
 def test_opus_files_on_different_grids_go_onto_kssl_grid():
     spectra = read_lab_spectra([str(OPUS / name) for name, *_ in OPUS_FILES])
-    assert spectra.shape == (4, 1765)
+    assert spectra.shape == (len(OPUS_FILES), 1765)
     np.testing.assert_array_equal(spectra.wavenumber.values, KSSL_WAVENUMBERS)
     alpha = spectra.isel(sample=2)  # BF_lo: ALPHA, measured only up to 3997.4 cm⁻¹
     assert np.isnan(alpha.values[KSSL_WAVENUMBERS > 3997.4]).all()
