@@ -1,0 +1,402 @@
+"""Mapping throughput: the floors, end-to-end ``run_map``, the dask alternative, 1 vs 2 actors.
+
+All cases map the same tiles of the same grid (EPSG:5070 at 30 m, so every case reprojects the
+UTM scenes), and all run single-threaded per worker (torch and GDAL one thread each), so a floor
+measured in the driver compares with one actor:
+
+- **read floor (a)**: warp every scene that overlaps a tile (spectral cube, quality layers) onto
+  the tile with rasterio's WarpedVRT, decode int16 → float32 reflectance, warp the covariates.
+  Nothing else: no compositing, no model, no writes.
+- **model floor (b)**: ``StudentPredictor.predict`` on the clear pixels of those tiles, already in
+  memory (first scene with data per pixel, on the student's bands), in ``batch_pixels`` batches.
+- **end-to-end (c)**: ``deepsalt.mapping.run_map`` into a fresh Zarr store, including Ray Data
+  actor start-up, pyramid, STAC item and consolidation.
+- **the usual alternative**: rioxarray ``reproject_match`` of each scene onto the grid,
+  ``combine_first`` into a mosaic, covariates likewise, then ``xarray.map_blocks`` with the same
+  predictor under dask's threaded scheduler and ``to_zarr``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepsalt.logs import get_logger
+
+log = get_logger(__name__)
+
+GRID_CRS = "EPSG:5070"
+CHUNK, SHARD = 64, 128
+"""128-pixel tiles, so even the small benchmark region is cut into several tiles (work units)."""
+TILE_MAPPER = "TileMapper"
+"""Ray names the actor processes after this class (see benchmarks.memory)."""
+
+
+def central_bbox(bbox: Sequence[float], fraction: float) -> tuple[float, float, float, float]:
+    """The centred part of a lon/lat box whose sides are ``fraction`` of the original sides."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    west, south, east, north = bbox
+    cx, cy = (west + east) / 2, (south + north) / 2
+    hw, hh = (east - west) * fraction / 2, (north - south) * fraction / 2
+    return (cx - hw, cy - hh, cx + hw, cy + hh)
+
+
+@dataclass(frozen=True)
+class MapCase:
+    """One region to map: its config (output URL replaced per run), tile plan and scenes."""
+
+    name: str
+    config: Any  # deepsalt.mapping.MapConfig
+    tiles: tuple[Any, ...]
+    scenes: dict[str, Any]
+    grid: Any
+
+    @property
+    def pixels(self) -> int:
+        return sum(t.n_pixels for t in self.tiles)
+
+    def with_actors(self, n: int) -> MapCase:
+        ray = self.config.ray.model_copy(update={"num_actors": n, "num_cpus": 1.0})
+        return MapCase(
+            self.name, self.config.model_copy(update={"ray": ray}), self.tiles, self.scenes, self.grid
+        )
+
+
+def map_case(
+    name: str,
+    bbox: Sequence[float],
+    stac_url: str,
+    covariates_url: str,
+    model: dict[str, Any],
+    out: Path,
+) -> MapCase:
+    """Plan the tiles of ``bbox`` (no pixel is read); ``model`` is the map config's model section."""
+    from deepsalt.mapping import MapConfig
+    from deepsalt.mapping.run import plan
+
+    config = MapConfig.model_validate(
+        {
+            "region": {"bbox": list(bbox)},
+            "grid": {"crs": GRID_CRS, "chunk": CHUNK, "shard": SHARD},
+            "inputs": {"stac_url": stac_url, "covariates_url": covariates_url},
+            "model": {**model, "block": SHARD},
+            "output": {"url": str(out / f"{name}.zarr")},
+            "ray": {"num_actors": 1, "num_cpus": 1.0, "retries": 0},
+        }
+    )
+    tile_plan, scenes = plan(config)
+    return MapCase(name, config, tile_plan.tiles, scenes, tile_plan.grid)
+
+
+# ---------------------------------------------------------------- (a) read floor
+
+
+class ReadFloor:
+    """Read + decode + reproject of a case's tiles; optionally keeps the model's input pixels."""
+
+    def __init__(self, case: MapCase, target_wavelength: np.ndarray):
+        self.case = case
+        self.target = np.asarray(target_wavelength, dtype=float)
+
+    def __call__(self) -> None:
+        for tile in self.case.tiles:
+            self.read_tile(tile, keep=False)
+
+    def model_inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(reflectance (n, student bands), covariates (n, 8)) of every tile's clear pixels."""
+        parts = [self.read_tile(tile, keep=True) for tile in self.case.tiles]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def read_tile(self, tile: Any, keep: bool) -> tuple[np.ndarray, np.ndarray]:
+        import rasterio
+        from rasterio.vrt import WarpedVRT
+
+        from deepsalt.io.covariates import covariate_urls, covariates_on_grid
+        from deepsalt.io.paths import gdal_path
+        from deepsalt.mapping.composite import rank_scenes
+        from deepsalt.spectra import ENMAP_NODATA, BandTable, scale_reflectance
+
+        grid, shape = self.case.grid, (tile.height, tile.width)
+        transform = grid.window_transform(tile.y0, tile.x0)
+        warp = {"crs": grid.crs, "transform": transform, "height": shape[0], "width": shape[1]}
+        covariates = covariates_on_grid(
+            covariate_urls(self.case.config.inputs.covariates_url), grid.crs, transform, shape
+        )
+        filled = np.zeros(shape, dtype=bool)
+        pixels: list[np.ndarray] = []
+        positions: list[np.ndarray] = []
+        for scene in rank_scenes([self.case.scenes[s] for s in tile.scenes]):
+            with ExitStack() as stack:
+                for href in scene.quality_hrefs.values():
+                    src = stack.enter_context(rasterio.open(gdal_path(href)))
+                    stack.enter_context(WarpedVRT(src, nodata=255, **warp)).read()
+                src = stack.enter_context(rasterio.open(gdal_path(scene.spectral_href)))
+                raw = stack.enter_context(WarpedVRT(src, nodata=ENMAP_NODATA, **warp)).read()
+            table = scene.bands or BandTable.from_metadata_xml(scene.metadata_href)
+            reflectance = scale_reflectance(raw, ENMAP_NODATA, table.gain, table.offset)
+            if keep:
+                bands = np.abs(table.wavelength[None, :] - self.target[:, None]).argmin(axis=1)
+                new = np.isfinite(reflectance[bands]).all(axis=0) & ~filled
+                filled |= new
+                positions.append(np.flatnonzero(new))
+                pixels.append(reflectance[bands][:, new].T)
+        if not keep:
+            return np.zeros((0, self.target.size), np.float32), np.zeros((0, 8), np.float32)
+        flat_cov = covariates.reshape(covariates.shape[0], -1).T
+        cov = np.concatenate([flat_cov[p] for p in positions]) if positions else flat_cov[:0]
+        return (np.concatenate(pixels) if pixels else np.zeros((0, self.target.size), np.float32)), cov
+
+
+# ---------------------------------------------------------------- (b) model floor
+
+
+def model_floor(
+    predictor: Any, reflectance: np.ndarray, covariates: np.ndarray, batch: int
+) -> Callable[[], None]:
+    """The student's forward pass alone over pixels already in memory."""
+    ok = np.isfinite(covariates).all(axis=1)
+    reflectance, covariates = reflectance[ok], covariates[ok]
+
+    def run() -> None:
+        for i in range(0, len(reflectance), batch):
+            predictor.predict(reflectance[i : i + batch], covariates[i : i + batch])
+
+    return run
+
+
+# ---------------------------------------------------------------- (c) end-to-end
+
+
+def end_to_end(case: MapCase, scratch: Path) -> Callable[[], Any]:
+    """``run_map`` into a fresh store each call (deleted afterwards); fails on any failed tile."""
+    from deepsalt.mapping import run_map
+
+    def run() -> Any:
+        url = scratch / f"{case.name}-{uuid.uuid4().hex[:8]}.zarr"
+        output = case.config.output.model_copy(update={"url": str(url), "stac_item_url": str(url) + ".json"})
+        try:
+            summary = run_map(case.config.model_copy(update={"output": output}))
+        finally:
+            shutil.rmtree(url, ignore_errors=True)
+            Path(str(url) + ".json").unlink(missing_ok=True)
+        if not summary.ok or summary.tiles_done != len(case.tiles):
+            raise RuntimeError(f"benchmark map {case.name} failed: {summary.failures}")
+        return summary
+
+    return run
+
+
+# ---------------------------------------------------------------- the usual alternative
+
+
+def dask_alternative(case: MapCase, predictor: Any, scratch: Path) -> Callable[[], None]:
+    """The same predictor the way a user would apply it with rioxarray + dask + ``to_zarr``."""
+    import rioxarray
+    import xarray as xr
+    from rasterio.enums import Resampling
+
+    from deepsalt.io.covariates import covariate_urls
+    from deepsalt.io.paths import gdal_path
+    from deepsalt.mapping.composite import rank_scenes
+    from deepsalt.spectra import ENMAP_NODATA, BandTable
+
+    grid = case.grid
+    template = (
+        xr.DataArray(
+            np.zeros(grid.shape, np.float32),
+            coords={"y": grid.y_coords(), "x": grid.x_coords()},
+            dims=("y", "x"),
+        )
+        .rio.write_crs(grid.crs)
+        .rio.write_transform(grid.transform)
+    )
+    target = np.asarray(predictor.wavelength, dtype=float)
+    scenes = rank_scenes(list(case.scenes.values()))
+
+    def predict_block(ds: xr.Dataset) -> xr.Dataset:
+        refl = ds["reflectance"].transpose("y", "x", "band").to_numpy().reshape(-1, target.size)
+        cov = ds["covariates"].transpose("y", "x", "covariate").to_numpy().reshape(-1, 8)
+        out = predictor.predict(refl.astype(np.float32), cov.astype(np.float32))
+        shape = (ds.sizes["y"], ds.sizes["x"])
+        return xr.Dataset(
+            {k: (("y", "x"), v.reshape(shape)) for k, v in out.items()}, coords={"y": ds.y, "x": ds.x}
+        )
+
+    def run() -> None:
+        mosaic = None
+        for scene in scenes:
+            table = scene.bands or BandTable.from_metadata_xml(scene.metadata_href)
+            bands = np.abs(table.wavelength[None, :] - target[:, None]).argmin(axis=1)
+            cube = rioxarray.open_rasterio(
+                gdal_path(scene.spectral_href), chunks={"band": -1, "y": 512, "x": 512}
+            )
+            cube = cube.isel(band=bands).rio.reproject_match(template, resampling=Resampling.nearest)
+            gain = xr.DataArray(
+                table.gain[bands] if table.gain is not None else np.full(bands.size, 1e-4), dims="band"
+            )
+            offset = xr.DataArray(
+                table.offset[bands] if table.offset is not None else np.zeros(bands.size), dims="band"
+            )
+            scaled = (cube.where(cube != ENMAP_NODATA) * gain + offset).astype(np.float32)
+            mosaic = scaled if mosaic is None else mosaic.combine_first(scaled)
+        covariates = xr.concat(
+            [
+                rioxarray.open_rasterio(gdal_path(url), masked=True)
+                .squeeze("band", drop=True)
+                .rio.reproject_match(template, resampling=Resampling.bilinear)
+                for url in covariate_urls(case.config.inputs.covariates_url).values()
+            ],
+            dim="covariate",
+        )
+        ds = xr.Dataset(
+            {
+                "reflectance": mosaic.drop_vars("spatial_ref"),
+                "covariates": covariates.drop_vars("spatial_ref"),
+            }
+        ).chunk({"band": -1, "covariate": -1, "y": CHUNK, "x": CHUNK})
+        empty = xr.DataArray(
+            np.zeros(grid.shape, np.float32), coords={"y": template.y, "x": template.x}, dims=("y", "x")
+        ).chunk(CHUNK)
+        result = xr.map_blocks(
+            predict_block, ds, template=xr.Dataset({k: empty for k in ("ece", "ece_std", "domain_score")})
+        )
+        url = scratch / f"dask-{uuid.uuid4().hex[:8]}.zarr"
+        try:
+            result.rio.write_crs(grid.crs).to_zarr(url, mode="w", compute=True)
+        finally:
+            shutil.rmtree(url, ignore_errors=True)
+
+    return run
+
+
+# ---------------------------------------------------------------- the family, side by side
+
+
+@dataclass(frozen=True)
+class Settings:
+    warmup: int
+    repeats: int
+    small_fraction: float
+    """Side of the small region as a fraction of the large one (memory and fixed-cost runs)."""
+
+
+def watched(run: Callable[[], Any], peaks: list[dict[int, int]]) -> Callable[[], None]:
+    """``run`` with the mapping actors' peak memory recorded (one dict per call)."""
+    from benchmarks.memory import ActorMemory
+
+    def call() -> None:
+        with ActorMemory(TILE_MAPPER) as memory:
+            run()
+        peaks.append(dict(memory.peaks))
+
+    return call
+
+
+def benchmark(
+    bbox: Sequence[float],
+    stac_url: str,
+    covariates_url: str,
+    student_url: str,
+    scratch: Path,
+    predictor_spec: str | None,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Every mapping measurement, interleaved round-robin so they share the machine's load."""
+    from benchmarks.timing import fit_linear_cost, floor_ratio, interleaved
+    from deepsalt.mapping.worker import load_predictor
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    model = {"student_url": student_url} | ({"predictor": predictor_spec} if predictor_spec else {})
+    large = map_case("large", bbox, stac_url, covariates_url, model, scratch)
+    small = map_case(
+        "small", central_bbox(bbox, settings.small_fraction), stac_url, covariates_url, model, scratch
+    )
+    predictor = load_predictor(large.config.model.predictor, student_url)
+    read = ReadFloor(large, predictor.wavelength)
+    reflectance, covariates = read.model_inputs()
+    peaks: dict[str, list[dict[int, int]]] = {"small": [], "large": [], "large_2": []}
+    runs = {
+        "read_floor": read,
+        "model_floor": model_floor(predictor, reflectance, covariates, large.config.model.batch_pixels),
+        "map_1_actor": watched(end_to_end(large, scratch), peaks["large"]),
+        "map_1_actor_small": watched(end_to_end(small, scratch), peaks["small"]),
+        "map_2_actors": watched(end_to_end(large.with_actors(2), scratch), peaks["large_2"]),
+        "dask_alternative": dask_alternative(large, predictor, scratch),
+    }
+    work = {name: float(large.pixels) for name in runs} | {"map_1_actor_small": float(small.pixels)}
+    log.info("mapping benchmark", extra={"large_pixels": large.pixels, "small_pixels": small.pixels})
+    t = interleaved(runs, work, warmup=settings.warmup, repeats=settings.repeats)
+    a, b, c = t["read_floor"].per_unit, t["model_floor"].per_unit, t["map_1_actor"].per_unit
+    marginal = fit_linear_cost(
+        [small.pixels] * settings.repeats + [large.pixels] * settings.repeats,
+        [*t["map_1_actor_small"].seconds, *t["map_1_actor"].seconds],
+    )
+    memory = {
+        size: actor_peaks_mb(peaks[key][settings.warmup :])
+        for size, key in (("small", "small"), ("large", "large"))
+    }
+    return {
+        "regions": {case.name: describe_case(case) for case in (large, small)},
+        "model_pixels": len(reflectance),
+        "timings": {name: timing.as_dict() for name, timing in t.items()},
+        "floors": {
+            "read_px_s": 1 / a,
+            "model_px_s": 1 / b,
+            "end_to_end_px_s": 1 / c,
+            "ratio_total": floor_ratio(c, a, b),
+            "end_to_end_fixed_s": marginal.fixed,
+            "end_to_end_marginal_px_s": 1 / marginal.per_unit if marginal.per_unit > 0 else float("inf"),
+            "ratio_marginal": floor_ratio(marginal.per_unit, a, b),
+        },
+        "alternative": {
+            "deepsalt_2_actors_px_s": t["map_2_actors"].throughput,
+            "dask_px_s": t["dask_alternative"].throughput,
+            "ratio": t["map_2_actors"].throughput / t["dask_alternative"].throughput,
+        },
+        "scaling": {
+            "1_actor_px_s": t["map_1_actor"].throughput,
+            "2_actors_px_s": t["map_2_actors"].throughput,
+            "ratio": t["map_2_actors"].throughput / t["map_1_actor"].throughput,
+        },
+        "memory": memory | {"growth": memory["large"]["max_mb"] / memory["small"]["max_mb"] - 1},
+        "predictor": predictor_settings(predictor, large.config),
+    }
+
+
+def actor_peaks_mb(runs: list[dict[int, int]]) -> dict[str, Any]:
+    """Per-actor peaks (MB) over the measured runs, and the largest."""
+    values = [round(v / 1024**2, 1) for run in runs for v in run.values()]
+    if not values:
+        raise RuntimeError(f"no '{TILE_MAPPER}' actor process was seen; cannot report its memory")
+    return {"per_actor_mb": values, "max_mb": max(values)}
+
+
+def describe_case(case: MapCase) -> dict[str, Any]:
+    return {
+        "grid_shape": list(case.grid.shape),
+        "crs": GRID_CRS,
+        "tiles": len(case.tiles),
+        "tile_size": SHARD,
+        "pixels": case.pixels,
+        "scene_tile_reads": sum(len(t.scenes) for t in case.tiles),
+        "scenes_per_pixel": sum(len(t.scenes) * t.n_pixels for t in case.tiles) / case.pixels,
+    }
+
+
+def predictor_settings(predictor: Any, config: Any) -> dict[str, Any]:
+    """Batch and device settings in force (documented in RESULTS.md for the GPU path)."""
+    return {
+        "class": type(predictor).__module__ + "." + type(predictor).__qualname__,
+        "device": str(getattr(predictor, "device", "cpu")),
+        "batch_pixels": config.model.batch_pixels,
+        "block": config.model.block,
+        "n_bands": int(np.asarray(predictor.wavelength).size),
+    }

@@ -1,0 +1,249 @@
+"""The benchmark harness's own logic: medians, warm-up, interleaving, ratios, cost model, FLOPs, memory.
+
+These tests never time anything; they check the arithmetic the benchmark figures are built from.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from benchmarks import cost
+from benchmarks.mapping import actor_peaks_mb, central_bbox
+from benchmarks.memory import ActorMemory, high_water_mark
+from benchmarks.report import Target, table, targets_section
+from benchmarks.timing import Timing, fit_linear_cost, floor_ratio, interleaved, measure
+from benchmarks.training import overhead
+
+
+def test_timing_uses_the_median_of_the_measured_runs():
+    t = Timing(seconds=(4.0, 1.0, 2.0), work=100.0)
+    assert t.median == 2.0
+    assert t.throughput == 50.0
+    assert t.per_unit == 0.02
+    assert t.spread == pytest.approx(1.5)  # (4 - 1) / 2
+    assert t.as_dict()["median_s"] == 2.0
+
+
+def test_timing_refuses_no_runs_and_non_positive_times():
+    with pytest.raises(ValueError, match="at least one measured run"):
+        Timing(seconds=(), work=1.0)
+    with pytest.raises(ValueError, match="must be positive"):
+        Timing(seconds=(1.0, 0.0), work=1.0)
+
+
+def test_measure_runs_the_warmup_unmeasured_then_the_repeats():
+    calls = []
+    timing = measure(lambda: calls.append(1), work=10.0, warmup=2, repeats=3)
+    assert len(calls) == 5
+    assert len(timing.seconds) == 3
+    assert timing.work == 10.0
+
+
+def test_interleaved_runs_round_robin_after_a_warmup_round():
+    order: list[str] = []
+    runs = {name: (lambda n=name: order.append(n)) for name in ("a", "b", "c")}
+    timings = interleaved(runs, {"a": 1.0, "b": 2.0, "c": 3.0}, warmup=1, repeats=2)
+    assert order == ["a", "b", "c"] * 3
+    assert {k: len(v.seconds) for k, v in timings.items()} == {"a": 2, "b": 2, "c": 2}
+    assert timings["c"].work == 3.0
+
+
+@pytest.mark.parametrize("warmup, repeats", [(-1, 3), (1, 0)])
+def test_measure_and_interleaved_refuse_bad_counts(warmup, repeats):
+    with pytest.raises(ValueError, match="repeats ≥ 1"):
+        measure(lambda: None, 1.0, warmup=warmup, repeats=repeats)
+    with pytest.raises(ValueError, match="repeats ≥ 1"):
+        interleaved({"a": lambda: None}, {"a": 1.0}, warmup=warmup, repeats=repeats)
+
+
+def test_floor_ratio_compares_per_pixel_costs():
+    # 1.2 µs/px end to end against 0.6 (read) + 0.4 (model) µs/px
+    assert floor_ratio(1.2e-6, 0.6e-6, 0.4e-6) == pytest.approx(1.2)
+
+
+@given(
+    fixed=st.floats(0.0, 100.0),
+    slope=st.floats(1e-7, 1e-2),
+    sizes=st.lists(st.integers(1_000, 10_000_000), min_size=2, max_size=6, unique=True),
+)
+def test_linear_cost_recovers_fixed_and_marginal_costs(fixed, slope, sizes):
+    fit = fit_linear_cost(sizes, [fixed + slope * n for n in sizes])
+    assert fit.per_unit == pytest.approx(slope, rel=1e-6)
+    assert fit.fixed == pytest.approx(fixed, abs=1e-6 * (fixed + slope * max(sizes)))
+
+
+def test_linear_cost_needs_two_sizes():
+    with pytest.raises(ValueError, match="two different sizes"):
+        fit_linear_cost([5, 5], [1.0, 2.0])
+    with pytest.raises(ValueError, match="2 sizes but 1 times"):
+        fit_linear_cost([1, 2], [1.0])
+
+
+def test_overhead_is_the_extra_share_of_plain_time():
+    assert overhead(11.5, 10.0) == pytest.approx(0.15)
+    assert overhead(9.0, 10.0) == pytest.approx(-0.1)
+
+
+# ---------------------------------------------------------------- cost model
+
+MEASURED = cost.Measured(
+    decode_s_per_scene_pixel=2e-6, model_s_per_pixel_cpu=3e-6, flops_per_pixel=4e6, pipeline_overhead=1.25
+)
+WORKLOAD = cost.Workload(
+    pixels=3e9,
+    bands=200,
+    bytes_per_value=2,
+    scenes_per_pixel=1.5,
+    compression_ratio=2.0,
+    nodes=10,
+    startup_s=360,
+)
+
+
+def test_bytes_per_pixel_counts_bands_overlap_and_compression():
+    assert WORKLOAD.bytes_per_pixel == 300.0  # 200 × 2 × 1.5 / 2
+
+
+def test_gpu_node_rates_bottleneck_and_hours():
+    node = cost.NodeType("gpu", cores=16, gpus=1, bandwidth_bytes_s=3e8, gpu_flops=1e14, gpu_efficiency=0.1)
+    p = cost.project(node, WORKLOAD, MEASURED)
+    assert p.io_px_s == pytest.approx(1e6)  # 3e8 B/s / 300 B
+    assert p.decode_px_s == pytest.approx(16 / 3e-6)  # 2 µs × 1.5 scenes per pixel
+    assert p.model_px_s == pytest.approx(1e13 / 4e6)  # 2.5e6 px/s
+    assert p.bottleneck == "object-store bandwidth"
+    assert p.node_px_s == pytest.approx(1e6 / 1.25)
+    assert p.node_hours == pytest.approx(3e9 / 8e5 / 3600)
+    assert p.wall_hours == pytest.approx(p.node_hours / 10 + 0.1)
+
+
+def test_cpu_node_shares_its_cores_between_decode_and_model():
+    node = cost.NodeType("cpu", cores=30, gpus=0, bandwidth_bytes_s=1e10)
+    p = cost.project(node, WORKLOAD, MEASURED)
+    combined = 30 / (3e-6 + 3e-6)  # decode 2 µs × 1.5 + model 3 µs, per pixel
+    assert p.decode_px_s == p.model_px_s == pytest.approx(combined)
+    assert p.bottleneck == "CPU decode + forward"
+    assert p.node_px_s == pytest.approx(combined / 1.25)
+
+
+def test_an_overhead_below_one_never_speeds_the_projection_up():
+    node = cost.NodeType("cpu", cores=1, gpus=0, bandwidth_bytes_s=1e12)
+    fast = cost.Measured(1e-6, 1e-6, 1e6, pipeline_overhead=0.8)
+    assert cost.project(node, WORKLOAD, fast).node_px_s == pytest.approx(1 / 2.5e-6)
+
+
+class _TwoInputLinear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(10 + 2, 5)
+
+    def forward(self, a, b):
+        return self.linear(torch.cat([a, b], dim=1))
+
+
+def test_flops_per_pixel_of_a_linear_layer():
+    flops = cost.flops_per_pixel(_TwoInputLinear(), torch.rand(7, 10), torch.rand(7, 2))
+    assert flops == 2 * 12 * 5
+
+
+class _Encoder(nn.Module):
+    """One encoder layer in eval mode: torch would take its fused fast path."""
+
+    def __init__(self, seq: int, d: int, ff: int):
+        super().__init__()
+        self.seq = seq
+        self.layer = nn.TransformerEncoderLayer(d, 4, ff, 0.0, batch_first=True).eval()
+
+    def forward(self, x, _):
+        return self.layer(x.reshape(len(x), self.seq, -1))
+
+
+def test_flops_per_pixel_counts_encoder_layers_despite_the_fast_path():
+    seq, d, ff = 6, 16, 32
+    expected = 2 * seq * d * 3 * d + 2 * 2 * seq * seq * d + 2 * seq * d * d + 2 * 2 * seq * d * ff
+    assert torch.backends.mha.get_fastpath_enabled()
+    flops = cost.flops_per_pixel(_Encoder(seq, d, ff).eval(), torch.rand(4, seq * d), None)
+    assert flops == expected
+    assert torch.backends.mha.get_fastpath_enabled()  # restored
+
+
+# ---------------------------------------------------------------- regions, memory, report
+
+
+@given(
+    west=st.floats(-180, 170),
+    south=st.floats(-80, 70),
+    width=st.floats(0.01, 10),
+    height=st.floats(0.01, 10),
+    fraction=st.floats(0.05, 1.0),
+)
+def test_central_bbox_keeps_the_centre_and_scales_the_sides(west, south, width, height, fraction):
+    box = (west, south, west + width, south + height)
+    w, s, e, n = central_bbox(box, fraction)
+    assert (w + e) / 2 == pytest.approx(west + width / 2)
+    assert (s + n) / 2 == pytest.approx(south + height / 2)
+    assert e - w == pytest.approx(width * fraction)
+    assert n - s == pytest.approx(height * fraction)
+
+
+def test_central_bbox_refuses_fractions_outside_zero_one():
+    with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\], got 1.5"):
+        central_bbox((0, 0, 1, 1), 1.5)
+
+
+def test_actor_peaks_are_reported_per_actor_in_mb():
+    runs = [{11: 300 * 1024**2, 12: 250 * 1024**2}, {13: 310 * 1024**2}]
+    assert actor_peaks_mb(runs) == {"per_actor_mb": [300.0, 250.0, 310.0], "max_mb": 310.0}
+    with pytest.raises(RuntimeError, match="no 'TileMapper' actor process was seen"):
+        actor_peaks_mb([{}])
+
+
+def test_high_water_mark_is_at_least_the_current_resident_memory():
+    import psutil
+
+    me = psutil.Process()
+    rss = me.memory_info().rss
+    assert high_water_mark(me) >= rss > 0
+
+
+def test_actor_memory_finds_processes_by_their_title():
+    marker = "deepsalt-bench-memory-probe"
+    code = "import sys, time; blob = bytearray(64 * 1024**2); sys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code, marker], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        with ActorMemory(marker, interval_s=0.05) as memory:
+            memory.sample()
+    finally:
+        child.kill()
+        child.wait()
+    assert list(memory.peaks) == [child.pid]
+    assert memory.peaks[child.pid] > 64 * 1024**2
+
+
+def test_targets_are_met_in_the_stated_direction():
+    assert Target("ratio", 1.2, 1.25, at_most=True).met
+    assert not Target("ratio", 1.3, 1.25, at_most=True).met
+    assert Target("speed-up", 2.0, 2.0, at_most=False).met
+    assert not Target("speed-up", 1.69, 1.7, at_most=False).met
+
+
+def test_targets_section_marks_misses():
+    rows = [Target("a", 1.0, 1.25, True).as_dict(), Target("b", 1.5, 1.7, False).as_dict()]
+    text = targets_section(rows)
+    assert "| a | 1 | ≤ 1.25 | met |" in text
+    assert "| b | 1.5 | ≥ 1.7 | **missed** |" in text
+
+
+def test_table_formats_large_and_small_numbers():
+    text = table(("x", "y"), [("big", 1234567.0), ("small", 0.000123456), ("nan", math.nan)])
+    assert "| big | 1,234,567 |" in text
+    assert "| small | 0.000123 |" in text
+    assert "| nan | n/a |" in text
