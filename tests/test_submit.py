@@ -8,6 +8,8 @@ and a sleeping job that gets stopped.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,12 +92,53 @@ def test_image_mode_runs_the_scripts_inside_the_image(tmp_path: Path) -> None:
         package_job("map", "local.yaml", [], "deepsalt:0.1.0", tmp_path)
 
 
-def test_invalid_local_config_fails_before_anything_is_submitted(tmp_path: Path) -> None:
-    config = _map_config(tmp_path / "map.yaml", grid={"crs": "EPSG:4326"})
+@pytest.mark.parametrize(
+    ("stage", "settings", "message"),
+    [
+        (
+            "map",
+            {"grid": {"crs": "EPSG:4326"}},
+            "field 'grid': Value error, grid.crs 'EPSG:4326' is geographic",
+        ),
+        (
+            "train",
+            {"regions": ["/r"], "model": {"tokens": 3}},
+            "field '<root>': Value error, model.tokens (3) must divide",
+        ),
+    ],
+)
+def test_invalid_local_config_fails_before_anything_is_submitted(
+    tmp_path: Path, stage: str, settings: dict, message: str
+) -> None:
+    config = tmp_path / f"{stage}.yaml"
+    if stage == "map":
+        _map_config(config, **settings)
+    else:
+        config.write_text(yaml.safe_dump(settings))
     # port 1: nothing listens, so reaching the server at all would be a different error
-    result = runner.invoke(app, ["submit", "map", "--address", "http://127.0.0.1:1", "--config", str(config)])
+    result = runner.invoke(app, ["submit", stage, "--address", "http://127.0.0.1:1", "--config", str(config)])
     assert result.exit_code == 2
-    assert _flat(f"{config}: field 'grid'") in _flat(result.output) and "geographic" in result.output
+    assert _flat(f"{config}: {message}") in _flat(result.output)
+
+
+@pytest.mark.slow
+def test_entrypoint_exits_non_zero_and_names_what_failed(tmp_path: Path) -> None:
+    """The script the job runs, on its own: a missing region is exit 1 with the URL in the log."""
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        yaml.safe_dump({"regions": [str(tmp_path / "no-region")], "output": str(tmp_path / "runs")})
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "ray_jobs" / "train_pipeline.py"), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert [e["event"] for e in events] == ["job started", "job failed"]
+    assert events[1]["reason"].startswith(f"{tmp_path / 'no-region'}/region.json: ")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_unreachable_job_server_is_a_clear_error(tmp_path: Path) -> None:
@@ -107,6 +150,7 @@ def test_unreachable_job_server_is_a_clear_error(tmp_path: Path) -> None:
 # --- against the job server ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_failed_job_is_reported_and_exits_non_zero(job_server: str) -> None:
     result = runner.invoke(
         app, ["submit", "map", "--address", job_server, "--config", "memory://absent/map.yaml"]
@@ -129,6 +173,7 @@ def test_failed_job_is_reported_and_exits_non_zero(job_server: str) -> None:
     assert [e["event"] for e in events] == ["invalid config"]
 
 
+@pytest.mark.slow
 def test_stop_a_running_job(job_server: str) -> None:
     from ray.job_submission import JobSubmissionClient
 
@@ -148,6 +193,7 @@ def test_stop_a_running_job(job_server: str) -> None:
     assert "had already ended: STOPPED" in again.output
 
 
+@pytest.mark.slow
 def test_unknown_job_id_is_a_clear_error(job_server: str) -> None:
     for command in (["logs"], ["logs", "--follow"], ["stop"]):
         result = runner.invoke(app, ["jobs", *command, "no-such-job", "--address", job_server])

@@ -16,6 +16,7 @@ Kubernetes Secret, a local head from its own environment.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import shlex
 import shutil
 import sys
@@ -138,7 +139,11 @@ def follow(client: JobSubmissionClient, job_id: str) -> str:
             sys.stdout.write(lines)
             sys.stdout.flush()
 
-    asyncio.run(tail())
+    try:
+        asyncio.run(tail())
+    except KeyboardInterrupt:
+        console.print(f"stopped following; job {job_id} goes on (deepsalt jobs stop {job_id} ends it)")
+        raise typer.Exit(130) from None
     # the log stream can close a moment before the job server records the final status
     while (status := str(client.get_job_status(job_id).value)) not in TERMINAL:
         time.sleep(0.5)
@@ -160,7 +165,7 @@ def _submit(
     stage: str, address: str, config: str, overrides: list[str], image: str | None, wait: bool
 ) -> None:
     module, _, name = STAGES[stage][1].partition(":")
-    model = getattr(__import__(module, fromlist=[name]), name)
+    model = getattr(importlib.import_module(module), name)
     if is_local(config):  # fail here, not minutes later on the cluster
         load_config(model, config.removeprefix("file://"), overrides)
     client = connect(address)
