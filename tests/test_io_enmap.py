@@ -269,6 +269,13 @@ def test_folder_without_spectral_image(tmp_path: Path):
         open_enmap(str(folder))
 
 
+def test_corrupt_zip(tmp_path: Path):
+    bad = tmp_path / "product.zip"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(InputDataError, match=r"product\.zip: not a readable zip archive"):
+        open_enmap(str(bad))
+
+
 def test_missing_path(tmp_path: Path):
     with pytest.raises(InputDataError, match=r"nowhere: not found"):
         open_enmap(str(tmp_path / "nowhere"))

@@ -1,8 +1,9 @@
 """Open EnMAP L2A reflectance lazily, in the units and layout the rest of DeepSalt expects.
 
-Opening reads headers, the band table and two tiny windows (a last-block probe that catches
-truncated files, and a decimated look at one band that rejects scenes with no valid pixel); the
-pixels themselves stay on disk as dask chunks until a caller computes a window.
+Opening reads headers, the band table and a couple of blocks (the block stored last in the file,
+which catches truncation, and the centre block of one band, which rejects scenes without a valid
+pixel); the pixels themselves stay on disk as dask chunks until a caller computes a window, so the
+band table, CRS, transform and bounds of many scenes are cheap to get.
 """
 
 from __future__ import annotations
