@@ -20,6 +20,7 @@ from affine import Affine
 from rasterio.warp import transform_bounds
 
 from deepsalt.io.covariates import COVARIATE_NAMES
+from deepsalt.mapping.config import MapConfig
 from deepsalt.spectra import water_vapour_mask
 
 SCENE_CRS = "EPSG:32613"
@@ -30,11 +31,31 @@ FWHM = np.full(WAVELENGTH.size, 12.0)
 BRIGHTER_B = 0.05
 WATER = (slice(80, 95), slice(80, 95))  # scene-A pixels that are water (same ground in B)
 CLOUD = (slice(0, 30), slice(0, 30))  # cloudy pixels of scene A
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """Placement (offset in scene-A pixels), size, cloud cover, date and brightness of a scene."""
+
+    dc: int
+    dr: int
+    cloud_cover: float
+    when: str
+    brightness: float = 0.0
+    size: int = SIZE
+
+
 SCENES = {
-    # id: (column offset, row offset in scene-A pixels, cloud cover %, datetime, brightness offset)
-    "SCENE_A": (0, 0, 10.0, "2024-06-01T10:00:00Z", 0.0),
-    "SCENE_B": (-20, 15, 30.0, "2024-07-01T10:00:00Z", BRIGHTER_B),
+    "SCENE_A": SceneSpec(0, 0, 10.0, "2024-06-01T10:00:00Z"),
+    "SCENE_B": SceneSpec(-20, 15, 30.0, "2024-07-01T10:00:00Z", BRIGHTER_B),
 }
+# Scenes for the bad-input tests, east of scene A and far enough apart to fall in separate tiles.
+BAD_SCENES = {
+    "SCENE_CORRUPT": SceneSpec(200, 10, 5.0, "2024-06-02T10:00:00Z", size=40),
+    "SCENE_BANDS": SceneSpec(320, 10, 5.0, "2024-06-03T10:00:00Z", size=40),
+    "SCENE_CRS": SceneSpec(440, 10, 5.0, "2024-06-04T10:00:00Z", size=40),
+}
+ENGINEERING_CRS = 'LOCAL_CS["site grid",UNIT["metre",1]]'
 ORIGIN = (500_000.0, 4_200_000.0)
 SAND = 40.0
 
@@ -89,33 +110,34 @@ class World:
         return self.root / "scenes" / scene_id / f"{scene_id}-{kind}.TIF"
 
 
-def scene_transform(scene_id: str) -> Affine:
-    dc, dr = SCENES[scene_id][:2]
-    return Affine(30.0, 0.0, ORIGIN[0] + 30.0 * dc, 0.0, -30.0, ORIGIN[1] - 30.0 * dr)
+def scene_transform(spec: SceneSpec) -> Affine:
+    return Affine(30.0, 0.0, ORIGIN[0] + 30.0 * spec.dc, 0.0, -30.0, ORIGIN[1] - 30.0 * spec.dr)
 
 
-def write_scene(root: Path, scene_id: str, n_bands: int | None = None) -> dict[str, Any]:
-    """Write a scene in DLR layout and return its STAC item."""
-    _, _, cloud_cover, when, offset = SCENES[scene_id]
+def write_scene(
+    root: Path, scene_id: str, spec: SceneSpec, n_bands: int | None = None, crs: str = SCENE_CRS
+) -> dict[str, Any]:
+    """Write a scene in DLR layout and return its STAC item (which always lists 24 bands)."""
     folder = root / "scenes" / scene_id
     folder.mkdir(parents=True, exist_ok=True)
-    transform = scene_transform(scene_id)
-    cols, rows = np.meshgrid(np.arange(SIZE) + 0.5, np.arange(SIZE) + 0.5)
+    transform = scene_transform(spec)
+    cols, rows = np.meshgrid(np.arange(spec.size) + 0.5, np.arange(spec.size) + 0.5)
     x, y = transform * (cols, rows)
-    values = np.round((ground_reflectance(x, y) + offset) * 10000).astype(np.int16)
-    if n_bands is not None:
-        values = values[:n_bands]
-    _write(folder / f"{scene_id}-SPECTRAL_IMAGE.TIF", values, SCENE_CRS, transform, -32768)
-    cloud = np.zeros((1, SIZE, SIZE), np.uint8)
+    values = np.round((ground_reflectance(x, y) + spec.brightness) * 10000).astype(np.int16)
+    _write(folder / f"{scene_id}-SPECTRAL_IMAGE.TIF", values[:n_bands], crs, transform, -32768)
+    cloud = np.zeros((1, spec.size, spec.size), np.uint8)
     if scene_id == "SCENE_A":
         cloud[(0, *CLOUD)] = 1
-    _write(folder / f"{scene_id}-QL_QUALITY_CLOUD.TIF", cloud, SCENE_CRS, transform, None)
-    classes = np.ones((1, SIZE, SIZE), np.uint8)
-    dc, dr = SCENES[scene_id][:2]
-    classes[0, WATER[0].start - dr : WATER[0].stop - dr, WATER[1].start - dc : WATER[1].stop - dc] = 2
-    _write(folder / f"{scene_id}-QL_QUALITY_CLASSES.TIF", classes, SCENE_CRS, transform, None)
+    _write(folder / f"{scene_id}-QL_QUALITY_CLOUD.TIF", cloud, crs, transform, None)
+    classes = np.ones((1, spec.size, spec.size), np.uint8)
+    classes[
+        0,
+        WATER[0].start - spec.dr : WATER[0].stop - spec.dr,
+        WATER[1].start - spec.dc : WATER[1].stop - spec.dc,
+    ] = 2
+    _write(folder / f"{scene_id}-QL_QUALITY_CLASSES.TIF", classes, crs, transform, None)
     left, top = transform * (0, 0)
-    right, bottom = transform * (SIZE, SIZE)
+    right, bottom = transform * (spec.size, spec.size)
     bbox = transform_bounds(SCENE_CRS, "EPSG:4326", left, bottom, right, top)
     w, s, e, n = bbox
     return {
@@ -125,7 +147,7 @@ def write_scene(root: Path, scene_id: str, n_bands: int | None = None) -> dict[s
         "collection": "ENMAP_HSI_L2A",
         "bbox": list(bbox),
         "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
-        "properties": {"datetime": when, "eo:cloud_cover": cloud_cover, "proj:epsg": 32613},
+        "properties": {"datetime": spec.when, "eo:cloud_cover": spec.cloud_cover, "proj:epsg": 32613},
         "links": [],
         "assets": {
             "SPECTRAL_IMAGE": {
@@ -143,6 +165,18 @@ def write_scene(root: Path, scene_id: str, n_bands: int | None = None) -> dict[s
     }
 
 
+def write_bad_scenes(root: Path) -> list[dict[str, Any]]:
+    """A truncated spectral file, a file with 20 bands where the item lists 24, an unplaceable CRS."""
+    items = [
+        write_scene(root, "SCENE_CORRUPT", BAD_SCENES["SCENE_CORRUPT"]),
+        write_scene(root, "SCENE_BANDS", BAD_SCENES["SCENE_BANDS"], n_bands=20),
+        write_scene(root, "SCENE_CRS", BAD_SCENES["SCENE_CRS"], crs=ENGINEERING_CRS),
+    ]
+    corrupt = root / "scenes" / "SCENE_CORRUPT" / "SCENE_CORRUPT-SPECTRAL_IMAGE.TIF"
+    corrupt.write_bytes(corrupt.read_bytes()[: corrupt.stat().st_size * 6 // 10])
+    return items
+
+
 COLLECTION = {
     "type": "Collection",
     "stac_version": "1.0.0",
@@ -155,10 +189,10 @@ COLLECTION = {
 
 
 def write_covariates(folder: Path, scene_bounds: tuple[float, float, float, float]) -> None:
-    """Constant covariates on a lon/lat grid that stops short of the scenes' eastern 10 %."""
+    """Constant covariates on a lon/lat grid that stops short of the scenes' eastern 20 %."""
     folder.mkdir(parents=True, exist_ok=True)
     w, s, e, n = scene_bounds
-    east = e - 0.1 * (e - w)
+    east = e - 0.2 * (e - w)
     res = 0.002
     width, height = int(np.ceil((east - w + 0.02) / res)), int(np.ceil((n - s + 0.04) / res))
     transform = Affine(res, 0.0, w - 0.02, 0.0, -res, n + 0.02)
@@ -173,9 +207,11 @@ def write_covariates(folder: Path, scene_bounds: tuple[float, float, float, floa
         )
 
 
-def build_world(root: Path, delay: float = 0.0) -> World:
+def build_world(root: Path, delay: float = 0.0, bad_scenes: bool = False) -> World:
     root.mkdir(parents=True, exist_ok=True)
-    items = [write_scene(root, sid) for sid in SCENES]
+    items = [write_scene(root, sid, spec) for sid, spec in SCENES.items()]
+    if bad_scenes:
+        items += write_bad_scenes(root)
     lon = [b for it in items for b in it["bbox"][0::2]]
     lat = [b for it in items for b in it["bbox"][1::2]]
     union = (min(lon), min(lat), max(lon), max(lat))
@@ -185,6 +221,24 @@ def build_world(root: Path, delay: float = 0.0) -> World:
     left, bottom, right, top = transform_bounds("EPSG:4326", GRID_CRS, *union)
     bounds = (left, bottom, right + 2500.0, top)  # a strip east of all scenes: tiles with no imagery
     return World(root, items, COLLECTION, root / "covariates", student, bounds)
+
+
+def map_config(world: World, stac_url: str, out_url: str, **sections: dict[str, Any]) -> MapConfig:
+    """The test map: 64-px shards (one per tile), 32-px chunks, 64-px blocks."""
+    data: dict[str, Any] = {
+        "region": {"bounds": list(world.region_bounds), "datetime": "2024-01-01/2024-12-31"},
+        "grid": {"crs": GRID_CRS, "chunk": 32, "shard": 64},
+        "inputs": {"stac_url": stac_url, "covariates_url": str(world.covariates)},
+        "model": {"student_url": str(world.student), "predictor": PREDICTOR, "block": 64},
+        "output": {"url": out_url, "pyramid_min_size": 32},
+        "ray": {"retries": 1},
+    }
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return MapConfig.model_validate(data)
+
+
+PREDICTOR = "tests.test_mapping_world:LinearPredictor"
 
 
 class LinearPredictor:

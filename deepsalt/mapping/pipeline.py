@@ -26,8 +26,12 @@ def ensure_ray(address: str | None) -> None:
     """Join ``address`` (or start a local Ray) unless this process is already connected."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False)
 
 
 def map_tiles(

@@ -1,7 +1,8 @@
 """Reading a scene's rasters onto a tile of the output grid (rasterio WarpedVRT, nearest neighbour).
 
-Every failure is turned into an :class:`InputDataError` naming the file and what is wrong, so a
-bad scene fails its tile with a readable reason.
+Files are opened on first read: with the compositing rule most pixels come from the first scene,
+so later scenes' files are often never touched. Every failure becomes an :class:`InputDataError`
+naming the file and what is wrong, so a bad scene fails its tile with a readable reason.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from pyproj import CRS
+from rasterio._err import CPLE_BaseError  # GDAL errors rasterio does not wrap
 from rasterio.enums import Resampling
 from rasterio.errors import CRSError, RasterioError
 from rasterio.vrt import WarpedVRT
@@ -25,17 +27,33 @@ class WarpedRaster:
     """One raster file warped onto a tile's grid; read blocks of it by window."""
 
     def __init__(
-        self, stack: ExitStack, url: str, crs: CRS, transform: Affine, shape: tuple[int, int], nodata: float
+        self,
+        stack: ExitStack,
+        url: str,
+        crs: CRS,
+        transform: Affine,
+        shape: tuple[int, int],
+        nodata: float,
+        n_bands: int | None = None,
     ):
         self.url = url
+        self._stack = stack
+        self._target = (crs, transform, shape, nodata)
+        self._n_bands = n_bands
+        self._vrt: WarpedVRT | None = None
+
+    def _open(self) -> WarpedVRT:
+        crs, transform, shape, nodata = self._target
         try:
-            src = stack.enter_context(rasterio.open(gdal_path(url)))
-        except RasterioError as exc:
-            raise InputDataError(url, f"cannot be opened as a raster: {exc}") from exc
+            src = self._stack.enter_context(rasterio.open(gdal_path(self.url)))
+        except (RasterioError, CPLE_BaseError) as exc:
+            raise InputDataError(self.url, f"cannot be opened as a raster: {exc}") from exc
+        if self._n_bands is not None and src.count != self._n_bands:
+            raise InputDataError(self.url, f"has {src.count} bands but its band table lists {self._n_bands}")
         if src.crs is None:
-            raise InputDataError(url, "has no CRS, so it cannot be placed on the output grid")
+            raise InputDataError(self.url, "has no CRS, so it cannot be placed on the output grid")
         try:
-            self.vrt = stack.enter_context(
+            return self._stack.enter_context(
                 WarpedVRT(
                     src,
                     crs=crs,
@@ -46,15 +64,18 @@ class WarpedRaster:
                     nodata=nodata,
                 )
             )
-        except (CRSError, RasterioError) as exc:
+        except (CRSError, RasterioError, CPLE_BaseError) as exc:
             raise InputDataError(
-                url, f"its CRS {src.crs.to_string()!r} cannot be reprojected to the grid CRS: {exc}"
+                self.url,
+                f"its CRS {src.crs.to_string()[:80]!r} cannot be transformed to the grid CRS "
+                f"{crs.to_string()} ({type(exc).__name__})",
             ) from exc
-        self.count = src.count
 
     def read(self, window: Window, indexes: list[int] | None = None) -> np.ndarray:
         """(bands, h, w) array of the window; pixels outside the file hold the nodata value."""
+        if self._vrt is None:
+            self._vrt = self._open()
         try:
-            return self.vrt.read(indexes, window=window)
-        except RasterioError as exc:
+            return self._vrt.read(indexes, window=window)
+        except (RasterioError, CPLE_BaseError) as exc:
             raise InputDataError(self.url, f"cannot be read (corrupt or truncated?): {exc}") from exc

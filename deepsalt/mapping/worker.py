@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -39,6 +41,8 @@ from deepsalt.spectra import ENMAP_NODATA, BandTable
 log = get_logger(__name__)
 
 OUTPUTS = ("ece", "ece_std", "domain_score")
+# Which process mapped a tile, kept in its record (to trace a bad node or a killed actor).
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
 STATUS_FIELDS = ("tile", "status", "pixels", "predicted", "attempts", "error")
 
 
@@ -76,14 +80,10 @@ def band_table(scene: Any) -> BandTable:
 
 
 def open_scene(stack: ExitStack, scene: Any, grid: Grid, tile: Tile, n_bands: int) -> SceneReader:
-    """Warp a scene's spectral image and quality layers onto the tile; check the band count."""
+    """The scene's spectral image (with its band count checked) and quality layers, on the tile's grid."""
     transform = grid.window_transform(tile.y0, tile.x0)
     shape = (tile.height, tile.width)
-    spectral = WarpedRaster(stack, scene.spectral_href, grid.crs, transform, shape, ENMAP_NODATA)
-    if spectral.count != n_bands:
-        raise InputDataError(
-            scene.spectral_href, f"has {spectral.count} bands but its band table lists {n_bands}"
-        )
+    spectral = WarpedRaster(stack, scene.spectral_href, grid.crs, transform, shape, ENMAP_NODATA, n_bands)
     quality = {
         layer_name(key): WarpedRaster(stack, href, grid.crs, transform, shape, 255)
         for key, href in scene.quality_hrefs.items()
@@ -113,7 +113,9 @@ class TileMapper:
             try:
                 arrays, predicted = self.map_tile(tile)
                 store.write_tile(self.job.store_url, tile, arrays)
-                store.write_record(self.job.store_url, tile, "done", predicted=predicted, attempts=attempts)
+                store.write_record(
+                    self.job.store_url, tile, "done", predicted=predicted, attempts=attempts, worker=WORKER
+                )
                 return self._row(tile, "done", predicted, attempts, "")
             except InputDataError as exc:  # the same file fails the same way: no retry
                 error = str(exc)
@@ -124,7 +126,7 @@ class TileMapper:
                     "tile attempt failed", extra={"tile": tile.id, "attempt": attempts, "error": error}
                 )
         log.error("tile failed", extra={"tile": tile.id, "attempts": attempts, "error": error})
-        store.write_record(self.job.store_url, tile, "failed", error=error, attempts=attempts)
+        store.write_record(self.job.store_url, tile, "failed", error=error, attempts=attempts, worker=WORKER)
         return self._row(tile, "failed", 0, attempts, error)
 
     @staticmethod
