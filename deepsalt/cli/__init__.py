@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from deepsalt.cli import (
     info,  # noqa: F401  (registers commands on import)
+    map,  # noqa: F401
     submit,  # noqa: F401
     synth,  # noqa: F401
 )
