@@ -270,12 +270,12 @@ def test_credentials_come_from_the_secret_by_reference() -> None:
 
 
 def _groups(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    return k8s_rules._cluster_spec(doc)["workerGroupSpecs"]
+    return k8s_rules.cluster_spec(doc)["workerGroupSpecs"]
 
 
 def test_every_group_autoscales_from_zero() -> None:
     for _, doc in ALL_DOCS:
-        cluster = k8s_rules._cluster_spec(doc)
+        cluster = k8s_rules.cluster_spec(doc)
         assert cluster["enableInTreeAutoscaling"] is True
         assert all(g["minReplicas"] == 0 for g in _groups(doc))
 
@@ -335,7 +335,7 @@ def _pin(name: str) -> str:
 def test_ray_version_matches_the_image() -> None:
     """The image installs the package's pinned ray; KubeRay must be told the same version."""
     for _, doc in ALL_DOCS:
-        assert k8s_rules._cluster_spec(doc)["rayVersion"] == _pin("ray")
+        assert k8s_rules.cluster_spec(doc)["rayVersion"] == _pin("ray")
 
 
 def test_entrypoints_name_scripts_that_the_image_ships() -> None:

@@ -58,7 +58,8 @@ def _validator(kind: str) -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(schema, registry=registry)
 
 
-def _cluster_spec(doc: Doc) -> Doc:
+def cluster_spec(doc: Doc) -> Doc:
+    """The RayClusterSpec of a RayCluster, or the one a RayJob creates."""
     spec = doc.get("spec", {})
     return spec.get("rayClusterSpec", {}) if doc.get("kind") == "RayJob" else spec
 
@@ -85,7 +86,7 @@ def operator_problems(doc: Doc) -> list[str]:
             problems.append(f"{_name(doc)}: RayJob name is not a DNS-1035 label")
         if spec.get("ttlSecondsAfterFinished", 0) > 0 and not spec.get("shutdownAfterJobFinishes"):
             problems.append(f"{_name(doc)}: ttlSecondsAfterFinished needs shutdownAfterJobFinishes: true")
-    cluster = _cluster_spec(doc)
+    cluster = cluster_spec(doc)
     for i, group in enumerate(cluster.get("workerGroupSpecs", [])):
         where = f"{_name(doc)}: workerGroupSpecs[{i}]"
         missing = [k for k in ("groupName", "minReplicas", "maxReplicas", "template") if k not in group]
@@ -104,7 +105,7 @@ def operator_problems(doc: Doc) -> list[str]:
 
 
 def _cluster_templates(doc: Doc) -> Iterator[tuple[str, Doc]]:
-    cluster = _cluster_spec(doc)
+    cluster = cluster_spec(doc)
     yield f"{_name(doc)}: head", cluster.get("headGroupSpec", {}).get("template", {})
     for group in cluster.get("workerGroupSpecs", []):
         yield f"{_name(doc)}: group {group.get('groupName')}", group.get("template", {})
@@ -200,10 +201,10 @@ def security_problems(doc: Doc) -> list[str]:
         if template.get("spec", {}).get("hostNetwork") or template.get("spec", {}).get("hostPID"):
             problems.append(f"{where}: uses the host's network or PID namespace")
         problems += _gpu_problems(where, template)
-    autoscaler = _cluster_spec(doc).get("autoscalerOptions", {})
-    if _cluster_spec(doc).get("enableInTreeAutoscaling"):
+    autoscaler = cluster_spec(doc).get("autoscalerOptions", {})
+    if cluster_spec(doc).get("enableInTreeAutoscaling"):
         problems += _container_security(f"{_name(doc)}: autoscaler", {}, {"name": "autoscaler", **autoscaler})
-    head = _cluster_spec(doc).get("headGroupSpec", {})
+    head = cluster_spec(doc).get("headGroupSpec", {})
     service_type = (
         head.get("headService", {}).get("spec", {}).get("type") or head.get("serviceType") or "ClusterIP"
     )
