@@ -1,8 +1,11 @@
 """Transformers for the teacher (lab latent) and the student (satellite latent + covariates).
 
 Self-attention needs a sequence. With ``tokens > 1`` the latent is cut into ``tokens`` equal
-chunks, each projected by its own linear map to ``d_model``, and each covariate becomes its own
-token (feature tokenizer); a learned positional embedding tells the positions apart. With
+chunks, each projected by its own linear map to ``d_model``, and the covariates form one more
+token (one token per covariate would nearly double the sequence, and the per-pixel cost, of the
+student that maps millions of pixels); a learned positional embedding tells the positions apart.
+Without a latent (covariates-only variant) each covariate is its own token, so attention still
+acts on a sequence. With
 ``tokens == 1`` the whole input (latent ⊕ covariates) is one token, so attention over a length-1
 sequence is a fixed linear map: the authors' degenerate case, kept as an ablation.
 
@@ -30,35 +33,35 @@ class Tokenizer(nn.Module):
         if latent_dim == 0 and n_covariates == 0:
             raise ValueError("a transformer needs a latent, covariates, or both")
         self.latent_dim, self.n_covariates, self.tokens = latent_dim, n_covariates, tokens
-        self.single = tokens == 1
-        if self.single:
+        self.mode = "single" if tokens == 1 else ("chunks" if latent_dim else "per_covariate")
+        if self.mode == "single":
             self.proj = nn.Linear(latent_dim + n_covariates, d_model)
             n_seq = 1
+        elif self.mode == "chunks":
+            chunk = latent_dim // tokens
+            # One weight matrix per latent token: (tokens, chunk, d_model); covariates: one token.
+            self.lat_weight = nn.Parameter(torch.randn(tokens, chunk, d_model) * chunk**-0.5)
+            self.cov_proj = nn.Linear(n_covariates, d_model) if n_covariates else None
+            n_seq = tokens + (1 if n_covariates else 0)
         else:
-            chunk = latent_dim // tokens if latent_dim else 0
-            n_lat = tokens if latent_dim else 0
-            # One weight matrix per token: (seq, in, d_model). Covariates are tokens of width 1.
-            self.lat_weight = (
-                nn.Parameter(torch.randn(n_lat, chunk, d_model) * chunk**-0.5) if n_lat else None
-            )
-            self.cov_weight = nn.Parameter(torch.randn(n_covariates, d_model)) if n_covariates else None
-            n_seq = n_lat + n_covariates
-            self.bias = nn.Parameter(torch.zeros(n_seq, d_model))
+            self.cov_weight = nn.Parameter(torch.randn(n_covariates, d_model))
+            n_seq = n_covariates
+        self.bias = nn.Parameter(torch.zeros(n_seq, d_model))
         self.position = nn.Parameter(torch.randn(n_seq, d_model) * 0.02)
         self.n_seq = n_seq
-        self.n_latent_tokens = 1 if self.single else (tokens if latent_dim else 0)
 
     def forward(self, latent: torch.Tensor | None, covariates: torch.Tensor | None) -> torch.Tensor:
-        parts = [t for t in (latent, covariates) if t is not None]
-        if self.single:
-            return (self.proj(torch.cat(parts, dim=-1)) + self.position).unsqueeze(1)
-        seq = []
-        if self.lat_weight is not None:
+        if self.mode == "single":
+            parts = [t for t in (latent, covariates) if t is not None]
+            tokens = self.proj(torch.cat(parts, dim=-1)).unsqueeze(1)
+        elif self.mode == "chunks":
             chunks = latent.reshape(len(latent), self.tokens, -1)
-            seq.append(torch.einsum("btc,tcd->btd", chunks, self.lat_weight))
-        if self.cov_weight is not None:
-            seq.append(covariates.unsqueeze(-1) * self.cov_weight)
-        return torch.cat(seq, dim=1) + self.bias + self.position
+            tokens = torch.einsum("btc,tcd->btd", chunks, self.lat_weight)
+            if self.cov_proj is not None:
+                tokens = torch.cat([tokens, self.cov_proj(covariates).unsqueeze(1)], dim=1)
+        else:
+            tokens = covariates.unsqueeze(-1) * self.cov_weight
+        return tokens + self.bias + self.position
 
 
 @dataclass

@@ -24,13 +24,19 @@ def sau_architecture(config: TrainConfig, n_lab: int, n_sat: int) -> dict[str, A
         "n_sat": n_sat,
         "latent_dim": config.model.latent_dim,
         "lab_hidden": list(config.sau.lab_hidden),
+        "lab_binning": config.sau.lab_binning,
         "sat_hidden": list(config.sau.sat_hidden),
     }
 
 
 def build_sau(arch: dict[str, Any]) -> SpectralAdaptationUnit:
     return SpectralAdaptationUnit(
-        arch["n_lab"], arch["n_sat"], arch["latent_dim"], tuple(arch["lab_hidden"]), tuple(arch["sat_hidden"])
+        arch["n_lab"],
+        arch["n_sat"],
+        arch["latent_dim"],
+        tuple(arch["lab_hidden"]),
+        tuple(arch["sat_hidden"]),
+        lab_binning=arch["lab_binning"],
     )
 
 
@@ -56,12 +62,11 @@ def build_transformer(arch: dict[str, Any]) -> GaussianTransformer:
 
 def encoder_from_sau(sau_arch: dict[str, Any], domain: str) -> SpectralEncoder:
     """An encoder shaped like the SAU's ``lab`` or ``sat`` one, without dropout (it runs frozen)."""
-    n, hidden = (
-        (sau_arch["n_lab"], sau_arch["lab_hidden"])
-        if domain == "lab"
-        else (sau_arch["n_sat"], sau_arch["sat_hidden"])
-    )
-    return SpectralEncoder(n, sau_arch["latent_dim"], tuple(hidden), dropout=0.0)
+    if domain == "lab":
+        n, hidden, binning = sau_arch["n_lab"], sau_arch["lab_hidden"], sau_arch["lab_binning"]
+    else:
+        n, hidden, binning = sau_arch["n_sat"], sau_arch["sat_hidden"], 1
+    return SpectralEncoder(n, sau_arch["latent_dim"], tuple(hidden), dropout=0.0, binning=binning)
 
 
 def standardizer(stats: dict[str, list[float]]) -> Standardizer:

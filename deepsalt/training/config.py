@@ -39,10 +39,11 @@ class DataSettings(_Section):
 
 class ModelSettings(_Section):
     latent_dim: PositiveInt = 64
-    d_model: PositiveInt = 64
+    d_model: PositiveInt = 32
+    """Token width; small because the student runs on millions of pixels (cost ∝ tokens · d_model²)."""
     tokens: PositiveInt = 8
     """Latent chunks fed to attention as a sequence; 1 = the degenerate one-token variant."""
-    ff_dim: PositiveInt = 128
+    ff_dim: PositiveInt = 64
     dropout: float = Field(0.1, ge=0, lt=1)
     target_transform: Literal["log1p", "none"] = "log1p"
 
@@ -58,23 +59,33 @@ class LoopSettings(_Section):
 
 
 class SAUSettings(LoopSettings):
-    epochs: PositiveInt = 150
+    """An SAU epoch is one pass over the unlabelled pixel pool; every step also draws a batch of pairs."""
+
+    epochs: PositiveInt = 30
+    patience: PositiveInt = 8
     reconstruction_weight: PositiveFloat = 1.0
     align_weight: float = Field(1.0, ge=0)
-    nce_weight: float = Field(0.5, ge=0)
-    """In-batch negatives (InfoNCE); 0 disables them."""
+    nce_weight: float = Field(0.0, ge=0)
+    """In-batch negatives (InfoNCE); off by default: with a few hundred pairs it memorises the pairs
+    (train cosine → 1, held-out cosine ≈ 0 on the demo region) instead of aligning the domains."""
+    target_weight: float = Field(0.5, ge=0)
+    """Shared linear salinity read-out on both latents (keeps salt in the latent; see models.sau)."""
     temperature: PositiveFloat = 0.1
-    lab_hidden: tuple[PositiveInt, ...] = (256, 128)
+    lab_hidden: tuple[PositiveInt, ...] = (128, 128)
+    lab_binning: PositiveInt = 8
+    """Adjacent lab spectral points averaged before the lab encoder (see models.autoencoder)."""
     sat_hidden: tuple[PositiveInt, ...] = (128, 128)
 
 
 class TeacherSettings(LoopSettings):
+    batch_size: PositiveInt = 32
     layers: PositiveInt = 3
     heads: PositiveInt = 8
     nll_weight: float = Field(0.5, ge=0)
 
 
 class StudentSettings(LoopSettings):
+    batch_size: PositiveInt = 32
     layers: PositiveInt = 4
     heads: PositiveInt = 8
     alpha: float = Field(0.07, ge=0)

@@ -214,9 +214,11 @@ def _train_and_save(job: dict[str, Any], config: TrainConfig, ctx: WorkerContext
 
 
 class _SAUStage:
+    """Epochs run over the pixel pool (sat reconstruction); each step adds a random batch of pairs."""
+
     def __init__(self, config: TrainConfig, data: TrainingData, parents: dict[str, str]):
         self.config, self.data = config, data
-        paired = np.flatnonzero(data.paired & np.isfinite(data.lab).all(axis=1))
+        paired = np.flatnonzero(data.paired & np.isfinite(data.lab).all(axis=1) & np.isfinite(data.ece))
         if len(paired) < MIN_SAMPLES:
             raise InputDataError(
                 "<training data>",
@@ -225,19 +227,24 @@ class _SAUStage:
         train, val = split_indices(len(data), config.data.val_fraction, config.seed)
         tr, va = np.intersect1d(paired, train), np.intersect1d(paired, val)
         pool = data.pool[np.isfinite(data.pool).all(axis=1)]
+        if len(pool) == 0:
+            pool = data.sat[tr]
         self.lab_stats = builders.feature_stats(data.lab[tr])
         self.sat_stats = builders.feature_stats(np.concatenate([data.sat[tr], pool]))
         lab_norm, sat_norm = builders.standardizer(self.lab_stats), builders.standardizer(self.sat_stats)
-        lab, sat = lab_norm(_tensor(data.lab)), sat_norm(_tensor(data.sat))
-        self.pool = sat_norm(_tensor(pool))
-        self.train_set = TensorDataset(lab[tr], sat[tr])
-        self.val_set = (lab[va], sat[va])
+        scaler = TargetScaler.fit(data.ece[tr], config.model.target_transform)
+        lab, sat = lab_norm(_tensor(data.lab)), sat_norm(_tensor(np.nan_to_num(data.sat)))
+        y = torch.as_tensor(scaler.encode(np.nan_to_num(data.ece)))
+        self.pairs = (lab[tr], sat[tr], y[tr])
+        self.train_set = TensorDataset(sat_norm(_tensor(pool)))
+        self.val_set = (lab[va], sat[va], y[va])
         s = config.sau
-        aligned = config.use_sau
+        on = config.use_sau
         self.weights = SAULossWeights(
             s.reconstruction_weight,
-            s.align_weight if aligned else 0.0,
-            s.nce_weight if aligned else 0.0,
+            s.align_weight if on else 0.0,
+            s.nce_weight if on else 0.0,
+            s.target_weight if on else 0.0,
             s.temperature,
         )
         self.arch = builders.sau_architecture(config, data.lab.shape[1], data.sat.shape[1])
@@ -246,21 +253,18 @@ class _SAUStage:
         return builders.build_sau(self.arch)
 
     def loss(self, model, batch, generator):
-        lab, sat = batch
-        pool = None
-        if len(self.pool):
-            idx = torch.randint(
-                len(self.pool), (self.config.sau.batch_size,), generator=generator, device=generator.device
-            )
-            pool = self.pool.to(lab.device)[idx]
-        return sau_loss(model(lab, sat, pool), lab, sat, pool, self.weights)
+        (pool,) = batch
+        n = min(len(self.pairs[0]), self.config.sau.batch_size)
+        idx = torch.randperm(len(self.pairs[0]), generator=generator, device=generator.device)[:n].cpu()
+        lab, sat, y = (t[idx].to(pool.device) for t in self.pairs)
+        return sau_loss(model(lab, sat, pool), y, self.weights)
 
     def val_loss(self, model, val):
-        lab, sat = val
-        return float(sau_loss(model(lab, sat), lab, sat, None, self.weights)["loss"])
+        lab, sat, y = val
+        return float(sau_loss(model(lab, sat), y, self.weights)["loss"])
 
     def finalise(self, model, result: FitResult) -> dict[str, Any]:
-        lab, sat = self.val_set
+        lab, sat, _ = self.val_set
         out = model(lab, sat)
         cosine = torch.nn.functional.cosine_similarity(out.z_lab, out.z_sat).mean()
         return {
