@@ -12,6 +12,7 @@ from deepsalt.cli import (
     map,  # noqa: F401
     submit,  # noqa: F401
     synth,  # noqa: F401
+    train,  # noqa: F401
 )
 from deepsalt.cli.common import app
 
