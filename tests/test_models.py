@@ -1,0 +1,184 @@
+"""The method's pure-torch parts: the KL response term, layer weights, real attention, target space."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepsalt.models import GaussianTransformer, SpectralAdaptationUnit, TargetScaler, interval, sau_loss
+from deepsalt.models.losses import (
+    DistillationWeights,
+    distillation_loss,
+    feature_alignment,
+    gaussian_kl,
+    layer_weights,
+)
+from deepsalt.models.sau import SAULossWeights
+from deepsalt.models.transformer import TransformerOutput
+
+finite = st.floats(-5, 5, allow_nan=False)
+positive = st.floats(0.05, 5, allow_nan=False)
+
+
+@given(finite, positive, finite, positive)
+def test_gaussian_kl_matches_torch_distributions(m1, s1, m2, s2):
+    ours = gaussian_kl(torch.tensor(m1), torch.tensor(s1), torch.tensor(m2), torch.tensor(s2))
+    ref = torch.distributions.kl_divergence(
+        torch.distributions.Normal(m1, s1), torch.distributions.Normal(m2, s2)
+    )
+    assert float(ours) == pytest.approx(float(ref), rel=1e-4, abs=1e-5)
+    assert float(ours) >= -1e-6
+
+
+def _output(mean, std, n_layers=4, value=0.0):
+    features = [torch.full((len(mean), 8), value) + torch.arange(8.0) for _ in range(n_layers)]
+    return TransformerOutput(torch.tensor(mean), torch.tensor(std), features)
+
+
+def test_response_term_is_zero_only_when_the_distributions_agree():
+    target = torch.tensor([0.0, 1.0])
+    teacher = _output([0.5, 1.5], [0.3, 0.4], n_layers=3)
+    same = distillation_loss(
+        _output([0.5, 1.5], [0.3, 0.4]),
+        teacher.mean,
+        teacher.std,
+        teacher.features,
+        target,
+        DistillationWeights(),
+    )
+    assert float(same["response"]) == pytest.approx(0.0, abs=1e-7)
+    other_mean = distillation_loss(
+        _output([0.0, 1.0], [0.3, 0.4]),
+        teacher.mean,
+        teacher.std,
+        teacher.features,
+        target,
+        DistillationWeights(),
+    )
+    other_std = distillation_loss(
+        _output([0.5, 1.5], [0.9, 0.1]),
+        teacher.mean,
+        teacher.std,
+        teacher.features,
+        target,
+        DistillationWeights(),
+    )
+    assert float(other_mean["response"]) > 0.1
+    assert float(other_std["response"]) > 0.1
+
+
+def test_total_loss_uses_the_default_weights():
+    target = torch.tensor([0.0, 1.0])
+    teacher = _output([0.5, 1.5], [0.3, 0.4], n_layers=3, value=1.0)
+    terms = distillation_loss(
+        _output([0.0, 2.0], [0.5, 0.5]),
+        teacher.mean,
+        teacher.std,
+        teacher.features,
+        target,
+        DistillationWeights(),
+    )
+    expected = 0.07 * terms["task"] + 0.90 * terms["feature"] + 0.10 * terms["response"]
+    assert float(terms["loss"]) == pytest.approx(float(expected))
+
+
+def test_fourth_student_layer_is_aligned_to_the_last_teacher_layer_with_decayed_weight():
+    assert layer_weights(4, 3) == [(0, 1.35), (1, 1.05), (2, 0.65), (2, pytest.approx(0.65 * 0.65 / 1.05))]
+    assert layer_weights(3, 3) == [(0, 1.35), (1, 1.05), (2, 0.65)]
+
+
+def test_feature_alignment_weights_each_layer():
+    teacher = [torch.zeros(4, 8) + torch.arange(8.0)] * 3
+    student = [t.clone() for t in teacher] + [teacher[-1].clone()]
+    assert float(feature_alignment(student, teacher)) == pytest.approx(0.0, abs=1e-6)
+    student[1] = -student[1]  # mismatch only at layer 2 (weight 1.05)
+    single = torch.nn.functional.mse_loss(
+        torch.nn.functional.layer_norm(student[1], (8,)), torch.nn.functional.layer_norm(teacher[1], (8,))
+    )
+    assert float(feature_alignment(student, teacher)) == pytest.approx(1.05 * float(single), rel=1e-5)
+
+
+def test_attention_mixes_tokens_when_the_latent_is_a_sequence():
+    torch.manual_seed(0)
+    model = GaussianTransformer(
+        64, 8, n_layers=2, n_heads=8, d_model=32, tokens=8, ff_dim=64, dropout=0.0
+    ).eval()
+    latent, cov = torch.randn(4, 64), torch.randn(4, 8)
+    with torch.no_grad():
+        weights = model.attention_weights(latent, cov)
+    assert weights.shape == (4, 9, 9)  # 8 latent tokens + 1 covariate token
+    off_diagonal = weights.sum(-1) - weights.diagonal(dim1=-2, dim2=-1)
+    assert float(off_diagonal.min()) > 0.2  # every token attends substantially to the others
+    # Changing only the last latent chunk changes the first token's state after one layer.
+    h = model.tokenizer(latent, cov)
+    latent2 = latent.clone()
+    latent2[:, -8:] += 1.0
+    h2 = model.tokenizer(latent2, cov)
+    assert torch.allclose(h[:, 0], h2[:, 0])  # tokenisation is local ...
+    first, second = model.layers[0](h), model.layers[0](h2)
+    assert float((first[:, 0] - second[:, 0]).abs().max()) > 1e-3  # ... attention is not
+
+
+def test_one_token_variant_is_a_length_one_sequence():
+    model = GaussianTransformer(64, 8, n_layers=4, n_heads=8, d_model=32, tokens=1, ff_dim=64).eval()
+    weights = model.attention_weights(torch.randn(3, 64), torch.randn(3, 8))
+    assert weights.shape == (3, 1, 1)
+    assert torch.allclose(weights, torch.ones_like(weights))
+
+
+def test_covariates_only_model_has_a_token_per_covariate():
+    model = GaussianTransformer(0, 8, n_layers=2, n_heads=8, d_model=32, tokens=8, ff_dim=64).eval()
+    out = model(None, torch.randn(5, 8))
+    assert model.tokenizer.n_seq == 8
+    assert out.mean.shape == (5,) and bool((out.std > 0).all())
+
+
+def test_tokens_must_divide_the_latent():
+    with pytest.raises(ValueError, match="not divisible"):
+        GaussianTransformer(64, 8, tokens=7)
+
+
+def test_sau_without_alignment_trains_the_autoencoders_independently():
+    torch.manual_seed(0)
+    sau = SpectralAdaptationUnit(
+        80, 20, latent_dim=16, lab_hidden=(32,), sat_hidden=(32,), lab_binning=4
+    ).eval()
+    lab, sat, y = torch.randn(6, 80), torch.randn(6, 20), torch.randn(6)
+    terms = sau_loss(sau(lab, sat), y, SAULossWeights(align=0.0, nce=0.0, target=0.0))
+    terms["loss"].backward()
+    # The satellite encoder's gradient does not depend on the lab spectra without alignment.
+    grad = sau.sat.encoder.net[0].weight.grad.clone()
+    sau.zero_grad()
+    sau_loss(sau(lab * 3 + 1, sat), y, SAULossWeights(align=0.0, nce=0.0, target=0.0))["loss"].backward()
+    assert torch.allclose(grad, sau.sat.encoder.net[0].weight.grad)
+    sau.zero_grad()
+    sau_loss(sau(lab * 3 + 1, sat), y, SAULossWeights())["loss"].backward()
+    assert not torch.allclose(grad, sau.sat.encoder.net[0].weight.grad)
+
+
+def test_identical_latents_have_zero_alignment_loss():
+    sau = SpectralAdaptationUnit(40, 40, latent_dim=8, lab_hidden=(16,), sat_hidden=(16,), lab_binning=1)
+    sau.sat.load_state_dict(sau.lab.state_dict())
+    sau.eval()
+    x = torch.randn(5, 40)
+    assert float(sau_loss(sau(x, x), torch.zeros(5), SAULossWeights())["align"]) == pytest.approx(
+        0.0, abs=1e-6
+    )
+
+
+@settings(max_examples=50)
+@given(st.lists(st.floats(0, 60), min_size=3, max_size=30), st.floats(-2, 2), st.floats(0.01, 2))
+def test_target_space_round_trip_and_exact_intervals(ece, m, s):
+    scaler = TargetScaler.fit(np.array(ece), "log1p")
+    back, _ = scaler.decode(scaler.encode(np.array(ece)), np.ones(len(ece)))
+    np.testing.assert_allclose(back, ece, rtol=1e-4, atol=1e-4)
+    point, spread = scaler.decode(np.array([m]), np.array([s]))
+    lo, hi = interval(point, spread, 0.95)
+    # Exact log-normal quantiles of the model-space Gaussian, mapped to dS/m.
+    mu, sd = m * scaler.std + scaler.mean, s * scaler.std
+    np.testing.assert_allclose(lo, np.expm1(mu - 1.959964 * sd), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(hi, np.expm1(mu + 1.959964 * sd), rtol=1e-3, atol=1e-4)
+    assert lo[0] <= point[0] <= hi[0]
