@@ -152,15 +152,22 @@ def test_unreachable_job_server_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_failed_job_is_reported_and_exits_non_zero(job_server: str) -> None:
-    result = runner.invoke(
-        app, ["submit", "map", "--address", job_server, "--config", "memory://absent/map.yaml"]
+    """Submit without waiting, then follow: the job's log streams back, FAILED exits 1.
+
+    (``submit`` without ``--no-wait`` follows with the same code; test_submit_e2e.py runs it.)
+    """
+    submitted = runner.invoke(
+        app, ["submit", "map", "--no-wait", "--address", job_server, "--config", "memory://absent/map.yaml"]
     )
-    assert result.exit_code == 1, result.output
-    # the job's own log line, streamed back while following
-    assert "memory://absent/map.yaml: field '<file>': config file not found" in result.output
-    assert "FAILED" in result.output
-    assert "exit code 2" in result.output
-    job_id = result.output.split("submitted map job ")[1].split()[0]
+    assert submitted.exit_code == 0, submitted.output
+    job_id = submitted.stdout.strip()
+    assert f"submitted map job {job_id}" in submitted.output
+
+    followed = runner.invoke(app, ["jobs", "logs", job_id, "--follow", "--address", job_server])
+    assert followed.exit_code == 1
+    assert "memory://absent/map.yaml: field '<file>': config file not found" in followed.stdout
+    assert f"job {job_id} FAILED" in followed.output
+    assert "exit code 2" in followed.output
 
     listed = runner.invoke(app, ["jobs", "list", "--address", job_server])
     assert listed.exit_code == 0

@@ -75,7 +75,7 @@ def test_submit_map_runs_on_the_cluster_and_writes_the_map(
         yaml.safe_dump(
             {
                 "region": {"bounds": bounds},
-                "grid": {"crs": manifest.crs, "resolution": a, "chunk": 64, "shard": 128},
+                "grid": {"crs": manifest.crs, "resolution": a, "chunk": 64, "shard": 128, "tile_shards": 2},
                 "inputs": {"stac_url": stac_url, "covariates_url": str(region / "covariates")},
                 "model": {"student_url": student_url, "block": 128},
                 "output": {"url": store_url, "pyramid_min_size": 64},
