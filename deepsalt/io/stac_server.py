@@ -1,0 +1,69 @@
+"""A local STAC API over a collection and its items, for the demo and for tests.
+
+Mapping finds its scenes through a STAC API; the demo region ships a static catalogue
+(``collection.json`` + ``items.ndjson``), so the demo serves it with rustac's in-memory STAC API
+on 127.0.0.1 and maps through the same search path a user's real catalogue goes through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from deepsalt.errors import DeepSaltError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rustac() -> str:
+    beside_python = Path(sys.executable).parent / "rustac"
+    found = str(beside_python) if beside_python.exists() else shutil.which("rustac")
+    if not found:
+        raise DeepSaltError(
+            "rustac is not installed: `pip install rustac` provides the local STAC API server"
+        )
+    return found
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    """Poll ``url`` until it answers; fail early with the server's output if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else ""
+            raise DeepSaltError(f"{proc.args[0]} exited with code {proc.returncode}: {output.strip()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise DeepSaltError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def serve_stac(*hrefs: str | Path, timeout: float = 30.0) -> Iterator[str]:
+    """Serve the given collection/item files as a STAC API on 127.0.0.1; yield its root URL."""
+    port = free_port()
+    root = f"http://127.0.0.1:{port}"
+    cmd = [_rustac(), "serve", *map(str, hrefs), "--addr", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until_up(f"{root}/collections", proc, timeout)
+        yield root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
