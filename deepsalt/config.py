@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import fsspec
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
 
 from deepsalt.errors import ConfigError
 
@@ -62,17 +62,26 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return data
 
 
-def validate(model: type[T], data: dict[str, Any], source: str) -> T:
-    """Validate ``data`` against ``model``; the first error names the source and the dotted field."""
+def validate(model: type[T], data: dict[str, Any], source: str, section: str = "") -> T:
+    """Validate ``data`` against ``model``; the first error names the source and the dotted field.
+
+    ``section`` prefixes field names when ``data`` is one section of a larger file. The source is
+    passed on as validation context, so models that validate nested stage configs report the file.
+    """
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"source": source})
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "<root>"
+        field = ".".join(str(p) for p in (section, *err["loc"]) if p != "") or "<root>"
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown field (misspelt?)"
         raise ConfigError(source, field, message) from exc
+
+
+def source_of(info: ValidationInfo) -> str:
+    """The config file being validated (from :func:`validate`'s context), for nested validation."""
+    return (info.context or {}).get("source", "<config>")
 
 
 def load_config(model: type[T], url: str | None, overrides: Iterable[str] = ()) -> T:

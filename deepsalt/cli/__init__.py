@@ -8,6 +8,8 @@ stays fast.
 from __future__ import annotations
 
 from deepsalt.cli import (
+    demo,  # noqa: F401
+    evaluate,  # noqa: F401
     info,  # noqa: F401  (registers commands on import)
     map,  # noqa: F401
     submit,  # noqa: F401

@@ -1,0 +1,53 @@
+"""Config loading: YAML + dotted overrides, strict validation naming file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deepsalt.config import StageConfig, apply_overrides, load_config
+from deepsalt.errors import ConfigError
+
+
+class Inner(StageConfig):
+    rate: float = 0.5
+
+
+class Example(StageConfig):
+    name: str = "x"
+    inner: Inner = Inner()
+
+
+def test_yaml_then_overrides(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: salt\ninner:\n  rate: 0.25\n")
+    config = load_config(Example, str(path), ["inner.rate=0.75"])
+    assert config == Example(name="salt", inner=Inner(rate=0.75))
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(Example, str(tmp_path / "nope.yaml"))
+
+
+def test_nested_unknown_field_is_named(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inner:\n  rat: 0.25\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(Example, str(path))
+    assert err.value.source == str(path)
+    assert err.value.field == "inner.rat"
+
+
+def test_config_hash_is_stable_and_sensitive():
+    assert Example().config_hash() == Example().config_hash()
+    assert Example().config_hash() != Example(name="y").config_hash()
+
+
+@given(st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True), st.integers(), min_size=1))
+def test_overrides_set_nested_values(values):
+    data = apply_overrides({}, [f"a.b.{k}={v}" for k, v in values.items()])
+    assert data == {"a": {"b": values}}
