@@ -152,6 +152,16 @@ def write_record(url: str, tile: Tile, status: str, **fields: Any) -> None:
     fs.pipe_file(f"{path}/{RECORDS}/{tile.id}.json", json.dumps(record).encode())
 
 
+def read_record(url: str, tile: Tile) -> dict[str, Any] | None:
+    """The tile's completion record, or None when absent or half-written."""
+    fs, path = fsspec.core.url_to_fs(url)
+    try:
+        record = json.loads(fs.cat_file(f"{path}/{RECORDS}/{tile.id}.json"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def read_records(url: str) -> dict[str, dict[str, Any]]:
     """Completion records by tile id; unreadable (half-written) records count as absent."""
     fs, path = fsspec.core.url_to_fs(url)

@@ -106,7 +106,14 @@ class TileMapper:
         return {name: np.array([row[name] for row in rows]) for name in STATUS_FIELDS}
 
     def run_tile(self, tile: Tile) -> dict[str, Any]:
-        """Map a tile with retries; record the outcome in the store; never raise."""
+        """Map a tile with retries; record the outcome in the store; never raise.
+
+        Ray retries a task whose actor died, even when the tile was finished and recorded before
+        the result reached the driver; such a tile is reported from its record, not redone.
+        """
+        record = store.read_record(self.job.store_url, tile)
+        if record is not None and record["status"] == "done":
+            return self._row(tile, "done", int(record["predicted"]), int(record["attempts"]), "")
         error = ""
         attempts = 0
         for attempts in range(1, self.job.retries + 2):
