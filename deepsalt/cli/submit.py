@@ -108,8 +108,9 @@ def package_job(
         runtime_env["image_uri"] = image
         script_path = f"{IMAGE_RAY_JOBS}/{script}"
     else:
+        source = find_ray_jobs()
         for name in SCRIPTS:
-            shutil.copy2(find_ray_jobs() / name, workdir / name)
+            shutil.copy2(source / name, workdir / name)
         if is_local(config):
             shutil.copy2(Path(config.removeprefix("file://")), workdir / "config.yaml")
             config = "config.yaml"
@@ -171,11 +172,18 @@ def _submit(
     client = connect(address)
     with tempfile.TemporaryDirectory(prefix="deepsalt-job-") as workdir:
         entrypoint, runtime_env = package_job(stage, config, overrides, image, Path(workdir))
-        job_id = client.submit_job(
-            entrypoint=entrypoint,
-            runtime_env=runtime_env,
-            metadata={"deepsalt_stage": stage, "deepsalt_config": config, "deepsalt_version": __version__},
-        )
+        try:
+            job_id = client.submit_job(
+                entrypoint=entrypoint,
+                runtime_env=runtime_env,
+                metadata={
+                    "deepsalt_stage": stage,
+                    "deepsalt_config": config,
+                    "deepsalt_version": __version__,
+                },
+            )
+        except RuntimeError as exc:  # the SDK's error for any non-200 answer
+            raise DeepSaltError(f"{address}: the job server refused the job: {exc}") from exc
     console.print(f"submitted {stage} job [bold]{job_id}[/] to {address}")
     if not wait:
         print(job_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +25,32 @@ HEAD_ENV = {
 
 
 @contextlib.contextmanager
-def ray_head(temp_dir: Path, num_cpus: int = 2) -> Iterator[str]:
-    """Yield the job server URL (``http://127.0.0.1:<port>``) of a fresh head node."""
+def ray_head(temp_dir: Path, num_cpus: int = 2, attempts: int = 3) -> Iterator[str]:
+    """Yield the job server URL (``http://127.0.0.1:<port>``) of a fresh head node.
+
+    On a machine this loaded the head's raylet can give up waiting for its dashboard agent and
+    exit during start-up (Ray's fixed wait for the agent's port file); a fresh start then
+    usually succeeds, so start-up is tried ``attempts`` times before the error is raised.
+    """
+    for attempt in range(1, attempts + 1):
+        folder = temp_dir / f"attempt-{attempt}"
+        folder.mkdir()
+        proc, url = _start(folder, num_cpus)
+        try:
+            wait_for_http(f"{url}/api/jobs/", proc, timeout=120)
+            _wait_for_job_agent(url, proc, timeout=60)
+            break
+        except (RuntimeError, TimeoutError, ConnectionError):
+            _stop(proc)
+            if attempt == attempts:
+                raise
+    try:
+        yield url
+    finally:
+        _stop(proc)
+
+
+def _start(temp_dir: Path, num_cpus: int) -> tuple[subprocess.Popen, str]:
     dashboard = free_port()
     ports = {
         "--port": free_port(),
@@ -51,17 +76,33 @@ def ray_head(temp_dir: Path, num_cpus: int = 2) -> Iterator[str]:
     ]
     # jobs run `python ...`: this virtualenv's interpreter, where deepsalt is installed
     env = {**os.environ, **HEAD_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    log = (temp_dir / "ray-start.log").open("w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{dashboard}"
+    env.pop("RAY_ADDRESS", None)  # a head starts its own cluster and joins none
+    with (temp_dir / "ray-start.log").open("w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    return proc, f"http://127.0.0.1:{dashboard}"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        wait_for_http(f"{url}/api/jobs/", proc, timeout=120)
-        yield url
-    finally:
-        proc.terminate()
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _wait_for_job_agent(url: str, proc: subprocess.Popen, timeout: float) -> None:
+    """The dashboard answers before the head's job agent registers ("No available agent to
+    submit job, please try again later"); a first job that is accepted shows that it has."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(url)
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            client.submit_job(entrypoint="python -c pass", metadata={"purpose": "readiness probe"})
+            return
+        except RuntimeError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
