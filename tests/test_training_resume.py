@@ -1,0 +1,87 @@
+"""A training run killed mid-way and rerun continues from its last epoch, ending where an
+uninterrupted run ends.
+
+The killed run is a real subprocess (this module run as a script) that gets SIGKILL once its
+resume state shows a few finished epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepsalt.training.checkpoint import RESUME, load_checkpoint, load_resume
+from deepsalt.training.config import TrainConfig
+from deepsalt.training.stages import train_sau, train_teacher
+from tests.test_training import make_data, tiny_config
+
+EPOCHS = 16
+KILL_AFTER_EPOCH = 2
+
+
+def teacher_config(output: str) -> TrainConfig:
+    return tiny_config(output, f"teacher.epochs={EPOCHS}", "teacher.patience=1000")
+
+
+def _wait_for_epoch(url: str, epoch: int, proc: subprocess.Popen, deadline_s: float = 240) -> int:
+    """Poll the resume state until it records ``epoch``; returns the epoch seen."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            pytest.fail(f"training subprocess ended before it could be killed:\n{proc.stderr.read()}")
+        if (Path(url) / RESUME).exists():
+            try:
+                state = load_resume(url)
+            except (EOFError, RuntimeError):  # caught mid-write
+                state = None
+            if state is not None and state["epoch"] >= epoch:
+                return state["epoch"]
+        time.sleep(0.1)
+    pytest.fail("the training subprocess never reached the kill point")
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_last_epoch(tmp_path, caplog):
+    data = make_data()
+    sau = train_sau(data, tiny_config(str(tmp_path / "a")), str(tmp_path / "sau"))
+    killed = str(tmp_path / "killed" / "teacher")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.test_training_resume", str(tmp_path / "killed"), sau],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seen = _wait_for_epoch(killed, KILL_AFTER_EPOCH, proc)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert seen < EPOCHS - 1, "the run finished before it was killed"
+    assert not (Path(killed) / "meta.json").exists()
+    interrupted_at = load_resume(killed)["epoch"]
+
+    with caplog.at_level(logging.INFO, logger="deepsalt"):
+        train_teacher(data, teacher_config(str(tmp_path / "killed")), sau, killed)
+    resumed = [r for r in caplog.records if r.getMessage() == "resuming"]
+    assert [r.from_epoch for r in resumed] == [interrupted_at + 1]
+    assert not (Path(killed) / RESUME).exists()  # cleaned up once the stage is done
+
+    straight = train_teacher(
+        data, teacher_config(str(tmp_path / "straight")), sau, str(tmp_path / "straight" / "teacher")
+    )
+    resumed_state, resumed_meta = load_checkpoint(killed, "teacher")
+    straight_state, straight_meta = load_checkpoint(straight, "teacher")
+    assert resumed_meta.metrics["epochs_run"] == straight_meta.metrics["epochs_run"] == EPOCHS
+    for key in straight_state:
+        torch.testing.assert_close(resumed_state[key], straight_state[key], rtol=1e-4, atol=1e-5)
+
+
+if __name__ == "__main__":  # the process the test kills
+    output, sau_url = sys.argv[1], sys.argv[2]
+    train_teacher(make_data(), teacher_config(output), sau_url, f"{output}/teacher")
