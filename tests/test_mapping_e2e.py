@@ -98,7 +98,7 @@ def test_map_against_truth_on_pixels_not_used_in_training(mapped: dict[str, Any]
         x, y = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True).transform(
             lab.lon.values, lab.lat.values
         )
-        rows, cols = src.index(x, y)
+        rows, cols = rasterio.transform.rowcol(src.transform, x, y)
     used = np.zeros(truth.shape, bool)
     for r, c in zip(rows, cols, strict=True):
         used[
