@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.timing import LinearCost, Timing, fit_linear_cost, floor_ratio, interleaved
 from deepsalt.logs import get_logger
 
 log = get_logger(__name__)
@@ -39,14 +40,33 @@ TILE_MAPPER = "TileMapper"
 """Ray names the actor processes after this class (see benchmarks.memory)."""
 
 
-def central_bbox(bbox: Sequence[float], fraction: float) -> tuple[float, float, float, float]:
-    """The centred part of a lon/lat box whose sides are ``fraction`` of the original sides."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    west, south, east, north = bbox
-    cx, cy = (west + east) / 2, (south + north) / 2
-    hw, hh = (east - west) * fraction / 2, (north - south) * fraction / 2
-    return (cx - hw, cy - hh, cx + hw, cy + hh)
+RESOLUTION = 30.0
+LARGE_TILES, SMALL_TILES = (2, 2), (1, 2)
+"""Regions as (rows, cols) of whole tiles: the small one still gives each of 2 actors a tile."""
+
+
+def centred_tile_bounds(
+    centre: tuple[float, float], tiles: tuple[int, int], tile: int = SHARD, resolution: float = RESOLUTION
+) -> tuple[float, float, float, float]:
+    """Grid-CRS bounds of ``tiles`` (rows, cols) whole tiles around ``centre``, on pixel edges.
+
+    Whole tiles make every block of both regions the same size, so per-actor memory compares
+    like with like; the centre is snapped to the pixel grid so snapping adds no partial tile.
+    """
+    rows, cols = tiles
+    if rows < 1 or cols < 1:
+        raise ValueError(f"need at least one tile each way, got {tiles}")
+    cx, cy = (round(c / resolution) * resolution for c in centre)
+    half_w, half_h = cols * tile * resolution / 2, rows * tile * resolution / 2
+    return (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+
+
+def region_centre(bbox_lonlat: Sequence[float]) -> tuple[float, float]:
+    """Centre of a lon/lat box in the grid CRS."""
+    from pyproj import Transformer
+
+    lon, lat = (bbox_lonlat[0] + bbox_lonlat[2]) / 2, (bbox_lonlat[1] + bbox_lonlat[3]) / 2
+    return Transformer.from_crs("EPSG:4326", GRID_CRS, always_xy=True).transform(lon, lat)
 
 
 @dataclass(frozen=True)
@@ -72,20 +92,20 @@ class MapCase:
 
 def map_case(
     name: str,
-    bbox: Sequence[float],
+    bounds: Sequence[float],
     stac_url: str,
     covariates_url: str,
     model: dict[str, Any],
     out: Path,
 ) -> MapCase:
-    """Plan the tiles of ``bbox`` (no pixel is read); ``model`` is the map config's model section."""
+    """Plan the tiles of ``bounds`` (grid CRS; no pixel is read); ``model`` is the map config's model section."""
     from deepsalt.mapping import MapConfig
     from deepsalt.mapping.run import plan
 
     config = MapConfig.model_validate(
         {
-            "region": {"bbox": list(bbox)},
-            "grid": {"crs": GRID_CRS, "chunk": CHUNK, "shard": SHARD},
+            "region": {"bounds": list(bounds)},
+            "grid": {"crs": GRID_CRS, "resolution": RESOLUTION, "chunk": CHUNK, "shard": SHARD},
             "inputs": {"stac_url": stac_url, "covariates_url": covariates_url},
             "model": {**model, "block": SHARD},
             "output": {"url": str(out / f"{name}.zarr")},
@@ -284,8 +304,6 @@ def dask_alternative(case: MapCase, predictor: Any, scratch: Path) -> Callable[[
 class Settings:
     warmup: int
     repeats: int
-    small_fraction: float
-    """Side of the small region as a fraction of the large one (memory and fixed-cost runs)."""
 
 
 def watched(run: Callable[[], Any], peaks: list[dict[int, int]]) -> Callable[[], None]:
@@ -310,39 +328,43 @@ def benchmark(
     settings: Settings,
 ) -> dict[str, Any]:
     """Every mapping measurement, interleaved round-robin so they share the machine's load."""
-    from benchmarks.timing import fit_linear_cost, floor_ratio, interleaved
     from deepsalt.mapping.worker import load_predictor
 
     scratch.mkdir(parents=True, exist_ok=True)
     model = {"student_url": student_url} | ({"predictor": predictor_spec} if predictor_spec else {})
-    large = map_case("large", bbox, stac_url, covariates_url, model, scratch)
+    centre = region_centre(bbox)
+    large = map_case(
+        "large", centred_tile_bounds(centre, LARGE_TILES), stac_url, covariates_url, model, scratch
+    )
     small = map_case(
-        "small", central_bbox(bbox, settings.small_fraction), stac_url, covariates_url, model, scratch
+        "small", centred_tile_bounds(centre, SMALL_TILES), stac_url, covariates_url, model, scratch
     )
     predictor = load_predictor(large.config.model.predictor, student_url)
     read = ReadFloor(large, predictor.wavelength)
     reflectance, covariates = read.model_inputs()
-    peaks: dict[str, list[dict[int, int]]] = {"small": [], "large": [], "large_2": []}
+    peaks: dict[str, list[dict[int, int]]] = {"small": [], "large": []}
     runs = {
         "read_floor": read,
         "model_floor": model_floor(predictor, reflectance, covariates, large.config.model.batch_pixels),
+        "dask_alternative": dask_alternative(large, predictor, scratch),
         "map_1_actor": watched(end_to_end(large, scratch), peaks["large"]),
         "map_1_actor_small": watched(end_to_end(small, scratch), peaks["small"]),
-        "map_2_actors": watched(end_to_end(large.with_actors(2), scratch), peaks["large_2"]),
-        "dask_alternative": dask_alternative(large, predictor, scratch),
+        "map_2_actors": end_to_end(large.with_actors(2), scratch),
+        "map_2_actors_small": end_to_end(small.with_actors(2), scratch),
     }
-    work = {name: float(large.pixels) for name in runs} | {"map_1_actor_small": float(small.pixels)}
+    work = {name: float(small.pixels if name.endswith("_small") else large.pixels) for name in runs}
     log.info("mapping benchmark", extra={"large_pixels": large.pixels, "small_pixels": small.pixels})
-    t = interleaved(runs, work, warmup=settings.warmup, repeats=settings.repeats)
+    # Warm-up: the in-process workloads (imports, first calls, page cache) and Ray Data's first
+    # pipeline; every map run starts its own actors, so a warm-up per map case would add nothing.
+    for _ in range(settings.warmup):
+        for name in ("read_floor", "model_floor", "dask_alternative", "map_1_actor_small"):
+            runs[name]()
+    for runs_so_far in peaks.values():
+        runs_so_far.clear()
+    t = interleaved(runs, work, warmup=0, repeats=settings.repeats)
     a, b, c = t["read_floor"].per_unit, t["model_floor"].per_unit, t["map_1_actor"].per_unit
-    marginal = fit_linear_cost(
-        [small.pixels] * settings.repeats + [large.pixels] * settings.repeats,
-        [*t["map_1_actor_small"].seconds, *t["map_1_actor"].seconds],
-    )
-    memory = {
-        size: actor_peaks_mb(peaks[key][settings.warmup :])
-        for size, key in (("small", "small"), ("large", "large"))
-    }
+    one, two = marginal_cost(t, "map_1_actor"), marginal_cost(t, "map_2_actors")
+    memory = {size: actor_peaks_mb(peaks[size]) for size in ("small", "large")}
     return {
         "regions": {case.name: describe_case(case) for case in (large, small)},
         "model_pixels": len(reflectance),
@@ -352,9 +374,9 @@ def benchmark(
             "model_px_s": 1 / b,
             "end_to_end_px_s": 1 / c,
             "ratio_total": floor_ratio(c, a, b),
-            "end_to_end_fixed_s": marginal.fixed,
-            "end_to_end_marginal_px_s": 1 / marginal.per_unit if marginal.per_unit > 0 else float("inf"),
-            "ratio_marginal": floor_ratio(marginal.per_unit, a, b),
+            "end_to_end_fixed_s": one.fixed,
+            "end_to_end_marginal_px_s": 1 / one.per_unit,
+            "ratio_marginal": floor_ratio(one.per_unit, a, b),
         },
         "alternative": {
             "deepsalt_2_actors_px_s": t["map_2_actors"].throughput,
@@ -365,10 +387,23 @@ def benchmark(
             "1_actor_px_s": t["map_1_actor"].throughput,
             "2_actors_px_s": t["map_2_actors"].throughput,
             "ratio": t["map_2_actors"].throughput / t["map_1_actor"].throughput,
+            "1_actor_marginal_px_s": 1 / one.per_unit,
+            "2_actors_marginal_px_s": 1 / two.per_unit,
+            "2_actors_fixed_s": two.fixed,
+            "ratio_marginal": one.per_unit / two.per_unit,
         },
         "memory": memory | {"growth": memory["large"]["max_mb"] / memory["small"]["max_mb"] - 1},
         "predictor": predictor_settings(predictor, large.config),
     }
+
+
+def marginal_cost(timings: dict[str, Timing], name: str) -> LinearCost:
+    """Fixed and per-pixel cost of a map run from its small- and large-region runs."""
+    small, large = timings[f"{name}_small"], timings[name]
+    return fit_linear_cost(
+        [small.work] * len(small.seconds) + [large.work] * len(large.seconds),
+        [*small.seconds, *large.seconds],
+    )
 
 
 def actor_peaks_mb(runs: list[dict[int, int]]) -> dict[str, Any]:

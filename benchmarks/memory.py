@@ -1,7 +1,7 @@
 """Peak resident memory of Ray actor processes, watched from the driver while a run goes on.
 
 Ray names an actor's worker process after its class (``ray::MapWorker(MapBatches(TileMapper))``),
-so the sampler finds the mapping actors by that title. On Linux it reads each process's
+so the sampler finds the mapping actors by that title among this process's descendants. On Linux it reads each process's
 ``VmHWM`` (the kernel's own high-water mark of resident memory), so a short peak between two
 samples is not missed; elsewhere it falls back to the sampled RSS.
 """
@@ -28,16 +28,25 @@ def high_water_mark(process: psutil.Process) -> int:
 
 
 class ActorMemory:
-    """Context manager: ``peaks`` maps pid → peak resident bytes of processes titled ``marker``."""
+    """Context manager: ``peaks`` maps pid → peak resident bytes of processes titled ``marker``.
+
+    Only descendants of this process count (a local Ray's raylet and its workers are), so actors
+    of other Ray instances on a shared machine are never mistaken for ours. Processes already
+    titled ``marker`` on entry (an earlier run's actors still shutting down) are left out, so
+    each watched run reports only its own actors.
+    """
 
     def __init__(self, marker: str, interval_s: float = 0.2):
         self.marker = marker
+        self._root = psutil.Process()
         self.interval_s = interval_s
         self.peaks: dict[int, int] = {}
+        self._earlier: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def __enter__(self) -> ActorMemory:
+        self._earlier = {p.pid for p in self._matching()}
         self._thread.start()
         return self
 
@@ -55,9 +64,20 @@ class ActorMemory:
                 return
 
     def sample(self) -> None:
-        for process in psutil.process_iter(["cmdline"]):
-            try:
-                if self.marker in " ".join(process.info["cmdline"] or ()):
-                    self.peaks[process.pid] = max(self.peaks.get(process.pid, 0), high_water_mark(process))
-            except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+        for process in self._matching():
+            if process.pid in self._earlier:
                 continue
+            try:
+                self.peaks[process.pid] = max(self.peaks.get(process.pid, 0), high_water_mark(process))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+
+    def _matching(self) -> list[psutil.Process]:
+        found = []
+        for process in self._root.children(recursive=True):
+            try:
+                if self.marker in " ".join(process.cmdline()):
+                    found.append(process)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return found

@@ -89,14 +89,12 @@ def start_ray(num_cpus: int, temp_dir: Path) -> None:
 
 @contextlib.contextmanager
 def stac_api(region_url: str) -> Iterator[str]:
-    """A STAC API serving the region's collection and items; yields its root URL."""
+    """A STAC API (rustac) serving the region's collection and items; yields its root URL."""
+    from deepsalt.io.stac_server import serve_stac
     from deepsalt.synth import load_region
-    from tests.support.services import BIN, free_port, running
 
     manifest = load_region(region_url)
-    exe = shutil.which("rustac", path=str(BIN)) or "rustac"
-    files = [manifest.href(manifest.files.stac_collection), manifest.href(manifest.files.stac_items)]
-    port = free_port()
-    root = f"http://127.0.0.1:{port}"
-    with running([exe, "serve", *files, "--addr", f"127.0.0.1:{port}"], f"{root}/collections"):
+    with serve_stac(
+        manifest.href(manifest.files.stac_collection), manifest.href(manifest.files.stac_items)
+    ) as root:
         yield root

@@ -6,21 +6,26 @@ These tests never time anything; they check the arithmetic the benchmark figures
 from __future__ import annotations
 
 import math
+import os
+import signal
 import subprocess
 import sys
 
+import psutil
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from pyproj import CRS
 from torch import nn
 
 from benchmarks import cost
-from benchmarks.mapping import actor_peaks_mb, central_bbox
+from benchmarks.mapping import actor_peaks_mb, centred_tile_bounds
 from benchmarks.memory import ActorMemory, high_water_mark
 from benchmarks.report import Target, table, targets_section
 from benchmarks.timing import Timing, fit_linear_cost, floor_ratio, interleaved, measure
 from benchmarks.training import overhead
+from deepsalt.mapping.grid import Grid
 
 
 def test_timing_uses_the_median_of_the_measured_runs():
@@ -177,25 +182,24 @@ def test_flops_per_pixel_counts_encoder_layers_despite_the_fast_path():
 # ---------------------------------------------------------------- regions, memory, report
 
 
+@settings(deadline=None)  # the first example pays pyproj's start-up on a loaded machine
 @given(
-    west=st.floats(-180, 170),
-    south=st.floats(-80, 70),
-    width=st.floats(0.01, 10),
-    height=st.floats(0.01, 10),
-    fraction=st.floats(0.05, 1.0),
+    x=st.floats(-2.5e6, 2.5e6),
+    y=st.floats(2.0e5, 3.5e6),
+    rows=st.integers(1, 4),
+    cols=st.integers(1, 4),
 )
-def test_central_bbox_keeps_the_centre_and_scales_the_sides(west, south, width, height, fraction):
-    box = (west, south, west + width, south + height)
-    w, s, e, n = central_bbox(box, fraction)
-    assert (w + e) / 2 == pytest.approx(west + width / 2)
-    assert (s + n) / 2 == pytest.approx(south + height / 2)
-    assert e - w == pytest.approx(width * fraction)
-    assert n - s == pytest.approx(height * fraction)
+def test_centred_tile_bounds_make_a_grid_of_whole_tiles(x, y, rows, cols):
+    bounds = centred_tile_bounds((x, y), (rows, cols), tile=128, resolution=30.0)
+    grid = Grid.from_bounds(CRS.from_epsg(5070), bounds, 30.0)
+    assert grid.shape == (rows * 128, cols * 128)
+    assert abs((bounds[0] + bounds[2]) / 2 - x) <= 15.0
+    assert abs((bounds[1] + bounds[3]) / 2 - y) <= 15.0
 
 
-def test_central_bbox_refuses_fractions_outside_zero_one():
-    with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\], got 1.5"):
-        central_bbox((0, 0, 1, 1), 1.5)
+def test_centred_tile_bounds_refuses_no_tiles():
+    with pytest.raises(ValueError, match=r"at least one tile each way, got \(0, 2\)"):
+        centred_tile_bounds((0.0, 0.0), (0, 2))
 
 
 def test_actor_peaks_are_reported_per_actor_in_mb():
@@ -206,8 +210,6 @@ def test_actor_peaks_are_reported_per_actor_in_mb():
 
 
 def test_high_water_mark_is_at_least_the_current_resident_memory():
-    import psutil
-
     me = psutil.Process()
     rss = me.memory_info().rss
     assert high_water_mark(me) >= rss > 0
@@ -215,17 +217,46 @@ def test_high_water_mark_is_at_least_the_current_resident_memory():
 
 def test_actor_memory_finds_processes_by_their_title():
     marker = "deepsalt-bench-memory-probe"
-    code = "import sys, time; blob = bytearray(64 * 1024**2); sys.stdout.write('ready\\n'); sys.stdout.flush(); time.sleep(30)"
-    child = subprocess.Popen([sys.executable, "-c", code, marker], stdout=subprocess.PIPE, text=True)
+    code = "import sys, time; blob = bytearray(64 * 1024**2); print('ready', flush=True); time.sleep(30)"
+    with ActorMemory(marker, interval_s=0.05) as memory:
+        child = subprocess.Popen([sys.executable, "-c", code, marker], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout.readline() == "ready\n"
+            memory.sample()
+        finally:
+            child.kill()
+            child.wait()
+    assert list(memory.peaks) == [child.pid]
+    assert memory.peaks[child.pid] > 64 * 1024**2
+
+
+def test_actor_memory_leaves_out_processes_that_were_running_before():
+    marker = "deepsalt-bench-memory-earlier"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
     try:
-        assert child.stdout.readline() == "ready\n"
+        probe = ActorMemory(marker)
+        probe.sample()
+        assert child.pid in probe.peaks  # it is found ...
         with ActorMemory(marker, interval_s=0.05) as memory:
             memory.sample()
     finally:
         child.kill()
         child.wait()
-    assert list(memory.peaks) == [child.pid]
-    assert memory.peaks[child.pid] > 64 * 1024**2
+    assert memory.peaks == {}  # ... but not by a watch that began after it
+
+
+def test_actor_memory_ignores_processes_outside_its_own_tree():
+    marker = "deepsalt-bench-memory-stranger"
+    # The shell exits at once, so the sleeper is re-parented away from this process.
+    shell = f"{sys.executable} -c 'import time; time.sleep(30)' {marker} >/dev/null 2>&1 & echo $!"
+    with ActorMemory(marker, interval_s=0.05) as memory:
+        pid = int(subprocess.run(["sh", "-c", shell], capture_output=True, text=True, check=True).stdout)
+        try:
+            assert marker in " ".join(psutil.Process(pid).cmdline())
+            memory.sample()
+        finally:
+            os.kill(pid, signal.SIGKILL)
+    assert memory.peaks == {}
 
 
 def test_targets_are_met_in_the_stated_direction():
