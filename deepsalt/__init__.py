@@ -11,4 +11,13 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = ["DeepSaltRegressor", "__version__"]
+
+
+def __getattr__(name: str):
+    """``deepsalt.DeepSaltRegressor`` without importing torch and scikit-learn on ``import deepsalt``."""
+    if name == "DeepSaltRegressor":
+        from deepsalt.estimator import DeepSaltRegressor
+
+        return DeepSaltRegressor
+    raise AttributeError(f"module 'deepsalt' has no attribute {name!r}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+from deepsalt.models.target import interval
 
 SALINITY_EDGES = (0.0, 2.0, 4.0, 8.0, 16.0, np.inf)
 SALINITY_LABELS = ("0–2", "2–4", "4–8", "8–16", ">16")
@@ -58,14 +59,21 @@ def grouped_metrics(observed, predicted, groups, order=None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group", "n", "mae", "rmse", "r2"])
 
 
-def interval_coverage(observed, mean, std, levels=COVERAGE_LEVELS) -> dict[float, float]:
-    """Share of samples inside the central Gaussian interval ``mean ± z(level) · std``."""
+def interval_coverage(
+    observed, mean, std, levels=COVERAGE_LEVELS, transform: str = "none"
+) -> dict[float, float]:
+    """Share of samples inside the central predictive interval at each level.
+
+    ``transform="none"``: the Gaussian ``mean ± z·std``; ``"log1p"``: the DeepSalt heads' Gaussian
+    in log1p(ECe) space mapped back to dS/m (:func:`deepsalt.models.target.interval`), so the
+    interval is as skewed as the model's predictive distribution.
+    """
     y, m = _paired(observed, mean)
     _, s = _paired(observed, std)
     if np.any(s < 0):
         raise ValueError("predicted spread must be non-negative")
     out = {}
     for level in levels:
-        z = norm.ppf(0.5 + level / 2)
-        out[level] = float(np.mean(np.abs(y - m) <= z * s)) if y.size else np.nan
+        lower, upper = interval(m, s, level, transform)
+        out[level] = float(np.mean((y >= lower) & (y <= upper))) if y.size else np.nan
     return out
