@@ -29,7 +29,7 @@ def demo(
     table = Table(title="DeepSalt demo", show_header=False, box=None)
     table.add_row("map", summary.map_url)
     table.add_row("quicklooks", summary.quicklook_dir)
-    table.add_row("evaluation report", summary.report_url)
+    table.add_row("evaluation report", summary.report_url or "skipped (--quick); run without --quick")
     table.add_row(
         "map vs truth",
         f"MAE {scores['mae']:.2f} dS/m, R² {scores['r2']:.2f}, 95 % interval coverage "
