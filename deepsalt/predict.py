@@ -6,7 +6,8 @@ time (CUDA when available). Outputs per pixel:
 - ``ece`` (dS/m): median of the predictive distribution (see ``deepsalt.models.target``);
 - ``ece_std`` (dS/m): its delta-method spread, ``(1 + ece) · s`` for the log1p target space;
   exact intervals come from :func:`deepsalt.models.target.interval`;
-- ``domain_score``: Mahalanobis distance of the pixel's aligned latent from the training
+- ``domain_score``: Mahalanobis distance of the pixel's aligned latent (before its projection onto
+  the unit-scale sphere) from the training
   latents (Ledoit–Wolf shrunk covariance), divided by the 95th percentile of the held-out
   samples' distances: ≤ 1 is inside the training distribution, ≫ 1 is extrapolation.
 

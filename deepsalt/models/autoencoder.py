@@ -51,8 +51,12 @@ class SpectralEncoder(nn.Module):
             return x
         return x[:, : self.n_binned * self.binning].reshape(len(x), self.n_binned, self.binning).mean(-1)
 
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        """The latent before its projection onto the sphere (keeps how far out an input lies)."""
+        return self.net(self.bin(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.net(self.bin(x)), dim=-1) * math.sqrt(self.latent_dim)
+        return F.normalize(self.raw(x), dim=-1) * math.sqrt(self.latent_dim)
 
 
 class SpectralAutoencoder(nn.Module):

@@ -84,8 +84,12 @@ class StudentNet(nn.Module):
         return self.encoder(self.sat_norm(reflectance)) if self.encoder is not None else None
 
     def domain_features(self, reflectance: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
-        """What the domain score measures: the aligned latent (standardised covariates without one)."""
-        return self.latent(reflectance) if self.encoder is not None else self.cov_norm(covariates)
+        """What the domain score measures: the aligned encoder's latent *before* the projection onto
+        the sphere (the projection maps a pixel three times too bright onto a familiar direction);
+        the standardised covariates for the covariates-only variant."""
+        if self.encoder is None:
+            return self.cov_norm(covariates)
+        return self.encoder.raw(self.sat_norm(reflectance))
 
     def forward(self, reflectance: torch.Tensor, covariates: torch.Tensor) -> TransformerOutput:
         cov = self.cov_norm(covariates) if self.cov_norm is not None else None

@@ -29,7 +29,7 @@ class _Section(BaseModel):
 
 
 class DataSettings(_Section):
-    pool_size: PositiveInt = 20000
+    pool_size: PositiveInt = 5000
     """Unlabelled clear pixels drawn for autoencoder pretraining (bounds memory)."""
     pair_radius_km: PositiveFloat = 0.045
     """Largest lab-sample ↔ pixel-centre distance accepted as a geo-pair (1.5 EnMAP pixels)."""
