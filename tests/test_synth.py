@@ -82,7 +82,15 @@ def test_scenes_open_as_enmap_l2a_products(region: RegionManifest) -> None:
 
 def test_water_is_flagged_and_has_no_truth(tmp_path: Path) -> None:
     manifest = generate_region(
-        small(seed=3, n_scenes=1, scene_shape=(256, 256), water_fraction=0.05), str(tmp_path)
+        small(
+            seed=3,
+            n_scenes=1,
+            region_shape=(160, 160),
+            scene_shape=(160, 160),
+            n_samples=40,
+            water_fraction=0.05,
+        ),
+        str(tmp_path),
     )
     spectral = manifest.scene_urls(manifest.scene_ids[0])["spectral"]
     quality = open_enmap_quality(spectral)
@@ -129,7 +137,7 @@ def test_truth_is_zero_inflated_and_heavy_tailed(region: RegionManifest) -> None
     ece = truth[np.isfinite(truth)]
     assert np.median(ece) < 1.0
     assert (ece < 2).mean() > 0.6
-    assert (ece > 16).mean() > 0.003
+    assert (ece > 16).mean() > 0.001
     assert ece.min() > 0
 
 
@@ -168,7 +176,7 @@ def test_same_seed_same_bytes_through_the_cli(region: RegionManifest, tmp_path: 
 
 
 def test_another_seed_is_another_world(region: RegionManifest, tmp_path: Path) -> None:
-    other = generate_region(small(seed=8), str(tmp_path))
+    other = generate_region(small(seed=8, n_scenes=1, n_samples=40), str(tmp_path))
     with rasterio.open(region.truth_url) as a, rasterio.open(other.truth_url) as b:
         first, second = a.read(1), b.read(1)
     both = np.isfinite(first) & np.isfinite(second)

@@ -15,7 +15,7 @@ from sklearn.cross_decomposition import PLSRegression
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict
 
-from deepsalt.io.covariates import sample_covariates
+from deepsalt.io.covariates import COVARIATE_NAMES, sample_covariates
 from deepsalt.io.enmap import open_enmap, open_enmap_quality
 from deepsalt.io.lab import read_lab_spectra
 from deepsalt.synth import RegionManifest, SynthConfig, generate_region
@@ -75,26 +75,41 @@ def small_region(tmp_path_factory: pytest.TempPathFactory) -> RegionManifest:
     return generate_region(SynthConfig(size="small", seed=11), str(tmp_path_factory.mktemp("physics")))
 
 
-def test_saline_pixels_show_more_salt_mineral_absorption(small_region: RegionManifest) -> None:
-    with rasterio.open(small_region.truth_url) as ds:
+def _clear_gypsum_depth(region: RegionManifest) -> tuple[np.ndarray, np.ndarray]:
+    """Gypsum band depth of every clear land pixel of every scene, and the truth under it."""
+    with rasterio.open(region.truth_url) as ds:
         truth = ds.read(1)
     depths, salinity = [], []
-    for scene in small_region.files.scenes:
-        url = small_region.href(scene.files["spectral"])
+    for scene in region.files.scenes:
+        url = region.href(scene.files["spectral"])
         cube = open_enmap(url)
         quality = open_enmap_quality(url)
         clear = ~(
             quality.cloud | quality.haze | quality.cloud_shadow | quality.water | quality.background
         ).values
-        row0, col0 = (~rasterio.Affine(*small_region.transform)) @ (cube.x.values[0], cube.y.values[0])
+        col0, row0 = (~rasterio.Affine(*region.transform)) @ (cube.x.values[0], cube.y.values[0])
         window = truth[int(row0) : int(row0) + cube.sizes["y"], int(col0) : int(col0) + cube.sizes["x"]]
         depth = gypsum_band_depth(np.moveaxis(cube.values, 0, -1), cube.wavelength.values)
         depths.append(depth[clear])
         salinity.append(window[clear])
-    depth, ece = np.concatenate(depths), np.concatenate(salinity)
-    rho = spearmanr(ece, depth)[0]
-    assert rho > 0.05
-    assert np.mean(depth[ece > 16]) > np.mean(depth[ece < 1])
+    return np.concatenate(depths), np.concatenate(salinity)
+
+
+def test_saline_pixels_show_more_salt_mineral_absorption(
+    small_region: RegionManifest, tmp_path: Path
+) -> None:
+    """Counterfactual: the same world, sensor noise and all, without salt crusts.
+
+    Across the region the 1750 nm depth is confounded (saline ground is wetter and less vegetated,
+    and water and cellulose shape that range too), so the salt's effect is read pixel by pixel.
+    """
+    saltless = generate_region(SynthConfig(size="small", seed=11, salt_crust_max=0.0), str(tmp_path))
+    with_salt, ece = _clear_gypsum_depth(small_region)
+    without_salt, same_ece = _clear_gypsum_depth(saltless)
+    np.testing.assert_array_equal(ece, same_ece)
+    gain = with_salt - without_salt
+    assert spearmanr(ece, gain)[0] > 0.15
+    assert np.mean(gain[ece > 16]) > 5 * max(np.mean(gain[ece < 1]), 1e-5) > 0
 
 
 def test_truth_follows_its_drivers_through_the_covariates(small_region: RegionManifest) -> None:
@@ -104,18 +119,19 @@ def test_truth_follows_its_drivers_through_the_covariates(small_region: RegionMa
         rows, cols = rng.integers(0, truth.shape[0], 3000), rng.integers(0, truth.shape[1], 3000)
         x, y = ds.transform @ (cols + 0.5, rows + 0.5)
     lon, lat = Transformer.from_crs(small_region.crs, "EPSG:4326", always_xy=True).transform(x, y)
-    covariates = sample_covariates(small_region.covariate_urls(), lon, lat)
+    covariates = dict(
+        zip(COVARIATE_NAMES, sample_covariates(small_region.covariate_urls(), lon, lat).T, strict=True)
+    )
     ece = truth[rows, cols]
-    ok = np.isfinite(ece)
-    sand, clay, _, tmax, _, _, _, pmean = covariates[ok].T
-    drivers = np.column_stack([clay, tmax, pmean])
-    drivers = (drivers - drivers.mean(0)) / drivers.std(0)
-    design = np.column_stack([np.ones(ok.sum()), drivers])
-    coef = np.linalg.lstsq(design, np.log(ece[ok]), rcond=None)[0]
-    assert coef[1] > 0, "fine texture raises salinity"
-    assert coef[2] > 0, "heat raises salinity"
-    assert coef[3] < 0, "rain lowers salinity"
-    assert spearmanr(sand, ece[ok])[0] < 0
+    land = np.isfinite(ece)
+
+    def rho(name: str) -> float:
+        return spearmanr(covariates[name][land], ece[land])[0]
+
+    assert rho("clay") > 0.1, "fine texture raises salinity"
+    assert rho("sand") < -0.1
+    assert rho("tmax") > 0.1, "heat raises salinity"
+    assert rho("pmean") < -0.1, "rain lowers salinity"
 
 
 def test_unseen_region_is_hotter_drier_and_saltier(small_region: RegionManifest, tmp_path: Path) -> None:
@@ -183,4 +199,4 @@ def test_lab_spectra_predict_salinity_and_pixels_barely(tmp_path: Path) -> None:
     lab_r2 = _plsr_r2(lab.values[paired], ece[paired])
     sat_r2 = _plsr_r2(pixels[paired][:, usable], ece[paired])
     assert lab_r2 >= 0.8
-    assert 0.15 <= sat_r2 <= 0.45
+    assert 0.15 <= sat_r2 <= 0.5

@@ -1,7 +1,7 @@
 """Cloud-optimised GeoTIFF writing, fast and byte-for-byte deterministic.
 
 GDAL's COG driver writes no timestamps, and its multithreaded compression writes tiles in a
-fixed order, so the same array gives the same bytes. The 224-band reflectance cube is written
+fixed order, so the same array gives the same bytes. The hyperspectral reflectance cube is written
 without overviews (they would cost more than the image itself and no reader needs them); the
 small single-band layers get them.
 """

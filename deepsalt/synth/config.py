@@ -75,7 +75,7 @@ WORLD_PRESETS: dict[str, dict[str, Any]] = {
         "centre_lonlat": (-120.35, 36.45),
         "start_date": "2024-06-03",
         "tmean_c": 17.0,
-        "t_gradient_c": 1.5,
+        "t_gradient_c": 2.5,
         "t_half_range_c": 10.0,
         "pmean_mm": 22.0,
         "p_gradient": 0.35,
@@ -102,7 +102,7 @@ WORLD_PRESETS: dict[str, dict[str, Any]] = {
         "centre_lonlat": (-104.30, 32.80),
         "start_date": "2024-08-19",
         "tmean_c": 19.5,
-        "t_gradient_c": 1.0,
+        "t_gradient_c": 2.0,
         "t_half_range_c": 12.0,
         "pmean_mm": 14.0,
         "p_gradient": 0.25,
@@ -147,7 +147,7 @@ class SynthConfig(StageConfig):
     salt_crust_max: float = Field(0.35, ge=0, le=1, description="pixel salt mass fraction as ECe → ∞")
     lab_salt_absorbance: float = Field(0.02, ge=0, description="MIR absorbance per dS/m of salinity")
     lab_noise: float = Field(0.003, ge=0, description="white absorbance noise of the lab spectra")
-    sample_heterogeneity: float = Field(0.6, ge=0, description="log-sd of point vs 30 m pixel ECe")
+    sample_heterogeneity: float = Field(0.5, ge=0, description="log-sd of point vs 30 m pixel ECe")
     lab_ece_error: float = Field(0.08, ge=0, description="log-sd of the lab ECe measurement")
     world: WorldConfig
 

@@ -11,11 +11,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import fsspec
 import numpy as np
+from affine import Affine
 from rasterio.warp import transform_bounds
 
 from deepsalt import __version__
@@ -28,7 +30,7 @@ from deepsalt.synth.lab import lab_table, make_samples
 from deepsalt.synth.library import mir_library, surface_library
 from deepsalt.synth.manifest import MANIFEST_NAME, RegionFiles, RegionManifest, SceneEntry
 from deepsalt.synth.metadata import metadata_xml, scene_files
-from deepsalt.synth.scenes import plan_scenes, render_scene
+from deepsalt.synth.scenes import SceneRaster, plan_scenes, render_scene
 from deepsalt.synth.stac import collection, scene_item
 from deepsalt.synth.world import World, build_world
 
@@ -87,6 +89,17 @@ def _write_covariates(config: SynthConfig, world: World, folder: Path) -> dict[s
     return files
 
 
+def _write_scene(
+    folder: Path, files: dict[str, str], scene: SceneRaster, crs: str, transform: Affine, n_bands: int
+) -> None:
+    """The DLR product files of one scene: spectral COG, quality masks, METADATA.XML."""
+    write_cog(folder / files["spectral"], scene.data, crs, transform, ENMAP_NODATA, overviews=False)
+    for layer, mask in scene.quality.items():
+        write_cog(folder / files[f"quality_{layer.lower()}"], mask, crs, transform, None)
+    (folder / files["metadata"]).write_bytes(metadata_xml(scene, crs, transform, n_bands))
+    log.info("scene written", extra={"scene": scene.plan.id, "cloud_cover": round(scene.cover["cloud"], 1)})
+
+
 def _bbox_lonlat(world: World) -> tuple[float, float, float, float]:
     h, w = world.shape
     left, bottom = world.transform @ (0, h)
@@ -120,30 +133,30 @@ def generate_region(config: SynthConfig, out_url: str) -> RegionManifest:
         (folder / LAB).parent.mkdir(parents=True, exist_ok=True)
         lab_table(samples, mir.wavenumber).to_csv(folder / LAB, index=False)
         entries, items = [], []
-        for plan in plans:
-            scene = render_scene(config, world, lib, plan)
-            transform = world.transform @ world.transform.translation(plan.col0, plan.row0)
-            names = scene_files(plan.id)
-            files = {role: f"scenes/{plan.id}/{name}" for role, name in names.items()}
-            write_cog(
-                folder / files["spectral"], scene.data, world.crs, transform, ENMAP_NODATA, overviews=False
-            )
-            for layer, mask in scene.quality.items():
-                write_cog(folder / files[f"quality_{layer.lower()}"], mask, world.crs, transform, None)
-            (folder / files["metadata"]).write_bytes(
-                metadata_xml(scene, world.crs, transform, lib.bands.n_bands)
-            )
-            hrefs = {role: f"{final_url}/{path}" for role, path in files.items()}
-            items.append(scene_item(scene, world.crs, transform, lib.bands, hrefs))
-            entries.append(
-                SceneEntry(
-                    id=plan.id,
-                    datetime=items[-1]["properties"]["datetime"],
-                    cloud_cover=scene.cover["cloud"],
-                    files=files,
+        # Scene k is compressed and written (GDAL and numpy release the GIL) while k+1 renders.
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            pending: Future | None = None
+            for plan in plans:
+                scene = render_scene(config, world, lib, plan)
+                transform = world.transform @ world.transform.translation(plan.col0, plan.row0)
+                files = {role: f"scenes/{plan.id}/{name}" for role, name in scene_files(plan.id).items()}
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(
+                    _write_scene, folder, files, scene, world.crs, transform, lib.bands.n_bands
                 )
-            )
-            log.info("scene written", extra={"scene": plan.id, "cloud_cover": round(scene.cover["cloud"], 1)})
+                hrefs = {role: f"{final_url}/{path}" for role, path in files.items()}
+                items.append(scene_item(scene, world.crs, transform, lib.bands, hrefs))
+                entries.append(
+                    SceneEntry(
+                        id=plan.id,
+                        datetime=items[-1]["properties"]["datetime"],
+                        cloud_cover=scene.cover["cloud"],
+                        files=files,
+                    )
+                )
+            if pending is not None:
+                pending.result()
         (folder / STAC_COLLECTION).parent.mkdir(parents=True, exist_ok=True)
         (folder / STAC_COLLECTION).write_text(json.dumps(collection(items, config.region), indent=1) + "\n")
         (folder / STAC_ITEMS).write_text("".join(json.dumps(item) + "\n" for item in items))

@@ -111,7 +111,7 @@ def mir_spectra(
     sulfate_share = rng.beta(
         12 * config.world.sulfate_share + 0.5, 12 * (1 - config.world.sulfate_share) + 0.5, n
     )
-    salt = ece_site / (1 + ece_site / 80.0)  # absorbance saturates slowly in very saline samples
+    salt = ece_site / (1 + ece_site / 200.0)  # absorbance saturates slowly in very saline samples
     carbonate = rng.gamma(1.5, 4.0, n)  # parent material, independent of salinity
     wn = mir.wavenumber
     features = config.lab_salt_absorbance * (

@@ -95,21 +95,32 @@ def surface_reflectance(
     Soil grains of two soils and salt crystals mix intimately (in albedo); moisture darkens the
     ground; canopy, litter and ground mix areally.
     """
-    m = soil_mix[:, None]
     f = salt[:, None]
-    albedo = lib.soils_albedo[soil_a] * (m * (1 - f))
-    albedo += lib.soils_albedo[soil_b] * ((1 - m) * (1 - f))
-    albedo += (salt_composition * salt[:, None]) @ lib.salts_albedo
+    albedo = np.take(lib.soils_albedo, soil_a, axis=0)
+    albedo *= soil_mix[:, None] * (1 - f)
+    other = np.take(lib.soils_albedo, soil_b, axis=0)
+    other *= (1 - soil_mix[:, None]) * (1 - f)
+    albedo += other
+    albedo += (salt_composition * f) @ lib.salts_albedo
     ground = from_albedo(albedo)
-    ground *= np.exp(-moisture[:, None] * moisture_coefficient(lib.bands.wavelength)[None, :])
+    np.multiply(moisture[:, None], -moisture_coefficient(lib.bands.wavelength)[None, :], out=other)
+    ground *= np.exp(other, out=other)
+    ground *= (1 - green - npv)[:, None]
+    # Canopy and litter cover: one product of per-pixel cover weights and the cover spectra.
     names = lib.green_names
     native = np.mean([lib.green[names.index(n)] for n in GREEN_NATIVE], axis=0)
-    halophyte = lib.green[names.index(GREEN_HALOPHYTE)]
-    g, d = green[:, None], npv[:, None]
-    ground *= 1 - g - d
-    ground += (g * saltbush_share[:, None]) * (halophyte - native)[None, :]
-    ground += g * native[None, :]
-    crop = np.flatnonzero(cropped)  # crops replace the native canopy (their saltbush share is 0)
-    ground[crop] += green[crop, None] * (lib.green[names.index(GREEN_CROP)] - native)[None, :]
-    ground += d * lib.npv[npv_kind]
+    spectra = np.vstack(
+        [
+            native,
+            lib.green[names.index(GREEN_HALOPHYTE)] - native,
+            lib.green[names.index(GREEN_CROP)] - native,  # crops replace the native canopy
+            lib.npv,
+        ]
+    ).astype(np.float32)
+    weights = np.zeros((green.size, spectra.shape[0]), np.float32)
+    weights[:, 0] = green
+    weights[:, 1] = green * saltbush_share
+    weights[:, 2] = green * cropped
+    weights[np.arange(green.size), 3 + npv_kind] = npv
+    ground += weights @ spectra
     return ground

@@ -214,16 +214,20 @@ def render_scene(config: SynthConfig, world: World, lib: SurfaceLibrary, plan: S
         wet = np.flatnonzero(flat["water"][block])
         refl[wet] = water_spectrum[None, :] * (0.8 + 0.4 * state["soil_mix"][block][wet, None])
         refl *= flat["illumination"][block, None]
-        refl += flat["aerosol"][block, None] * aerosol_shape[None, :]
-        refl *= 1 + flat["vapour"][block, None] * vapour_shape[None, :]
+        work = np.multiply(flat["aerosol"][block, None], aerosol_shape[None, :])
+        refl += work
+        np.multiply(flat["vapour"][block, None], vapour_shape[None, :], out=work)
+        work += 1
+        refl *= work
         opacity_block = flat["opacity"][block]
         cloudy = np.flatnonzero(opacity_block > 0)
         t = opacity_block[cloudy, None]
         refl[cloudy] = refl[cloudy] * (1 - t) + t * cloud_spectrum[None, :]
-        noise = rng.standard_normal(refl.shape, dtype=np.float32)
-        noise *= noise_sd[None, :]
-        noise *= np.sqrt(np.maximum(refl, 0.005))
-        refl += noise
+        # Shot-noise-like: the noise grows with the square root of the signal.
+        np.sqrt(np.maximum(refl, 0.005, out=work), out=work)
+        work *= noise_sd[None, :]
+        work *= rng.standard_normal(refl.shape, dtype=np.float32)
+        refl += work
         refl *= REFLECTANCE_SCALE
         stored = np.clip(np.rint(refl, out=refl), -2000, 20000, out=refl).astype(np.int16)
         stored[~flat["valid"][block]] = ENMAP_NODATA

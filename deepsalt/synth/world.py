@@ -131,14 +131,21 @@ def _fields_pattern(config: SynthConfig, lowness: np.ndarray, aridity: np.ndarra
     return irrigated, fallow
 
 
-def _ece(config: SynthConfig, aridity, clay, lowness, irrigated, fallow) -> np.ndarray:
+def _ece(
+    config: SynthConfig,
+    aridity: np.ndarray,
+    clay: np.ndarray,
+    lowness: np.ndarray,
+    irrigated: np.ndarray,
+    fallow: np.ndarray,
+) -> np.ndarray:
     """Zero-inflated, heavy-tailed ECe (dS/m) from a latent salinity potential."""
     rng = component_rng(config, "salinity")
     shape = clay.shape
     km = 1000.0 / PIXEL_M
     latent = (
         -0.55
-        + 0.55 * aridity
+        + 0.8 * aridity
         + 0.045 * (clay - 25.0)
         + 0.55 * lowness
         + 0.4 * irrigated
@@ -146,7 +153,7 @@ def _ece(config: SynthConfig, aridity, clay, lowness, irrigated, fallow) -> np.n
         + 0.75 * gaussian_field(rng, shape, 0.6 * km)
         + 0.35 * gaussian_field(rng, shape, 3.0)
     )
-    # Below the threshold the soil is leached: a spike of low, non-saline values.
+    # Where the potential is below zero the soil is leached: a spike of low, non-saline values.
     base = 0.25 + 0.2 * ndtr(gaussian_field(rng, shape, 10.0))
     ece = base + np.maximum(np.exp(latent) - 1.0, 0.0)
     return np.minimum(ece, ECE_MAX).astype(np.float32)
@@ -167,8 +174,12 @@ def build_world(config: SynthConfig, n_soils: int, salt_names: tuple[str, ...], 
     climate = _climate(config, elevation)
     clay, sand = _texture(config, lowness)
     aridity = _aridity(climate)
-    water = elevation <= np.quantile(elevation, config.water_fraction) if config.water_fraction else None
-    water = np.zeros(shape, bool) if water is None else water
+    # Lakes fill the lowest ground.
+    water = (
+        elevation < np.quantile(elevation, config.water_fraction)
+        if config.water_fraction
+        else np.zeros(shape, bool)
+    )
     irrigated, fallow = _fields_pattern(config, lowness, aridity)
     irrigated &= ~water
     fallow &= ~water
