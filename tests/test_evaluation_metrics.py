@@ -162,3 +162,14 @@ def test_blocks_need_a_projected_crs_and_enough_blocks():
         block_ids(lat, lon, "EPSG:4326", 2.0)
     with pytest.raises(ValueError, match="1 spatial blocks cannot make 3 folds"):
         block_folds(np.array(["0_0"] * 20), 3)
+
+
+def test_log1p_coverage_uses_the_skewed_interval_of_the_model():
+    """DeepSalt's spread is Gaussian in log1p space: a symmetric dS/m interval would miss high values."""
+    rng = np.random.default_rng(1)
+    m, s = np.full(20000, np.log1p(4.0)), np.full(20000, 0.5)
+    y = np.expm1(rng.normal(m, s))
+    ece, ece_std = np.expm1(m), (1 + np.expm1(m)) * s  # what StudentPredictor returns
+    cover = interval_coverage(y, ece, ece_std, transform="log1p")
+    assert cover[0.95] == pytest.approx(0.95, abs=0.01)
+    assert cover[0.68] == pytest.approx(0.68, abs=0.01)

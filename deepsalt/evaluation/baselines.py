@@ -23,7 +23,9 @@ BASELINE_LABELS = {
 
 
 def _log_target(model) -> TransformedTargetRegressor:
-    return TransformedTargetRegressor(regressor=model, func=np.log1p, inverse_func=np.expm1)
+    return TransformedTargetRegressor(
+        regressor=model, func=np.log1p, inverse_func=np.expm1, check_inverse=False
+    )
 
 
 def fit_baseline(
