@@ -218,7 +218,7 @@ def test_invalid_config_names_the_field(override, field, message):
 
 
 def test_quick_preset_fills_only_unset_fields():
-    config = load_config(TrainConfig, None, ["preset=quick", "student.epochs=7"])
+    config = load_config(TrainConfig, "configs/train.yaml", ["preset=quick", "student.epochs=7"])
     assert config.student.epochs == 7 and config.teacher.epochs == 40 and config.data.pool_size == 2000
 
 

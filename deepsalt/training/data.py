@@ -230,7 +230,7 @@ class _SceneSampler:
 
         to_scene = Transformer.from_crs("EPSG:4326", self.crs, always_xy=True)
         x, y = to_scene.transform(lon, lat)
-        col, row = ~self.transform * (np.asarray(x), np.asarray(y))
+        col, row = ~self.transform @ (np.asarray(x), np.asarray(y))
         reach = int(np.ceil(radius_km * 1000 / abs(self.transform.a)))
         offsets = np.arange(-reach, reach + 1)
         rows = (np.floor(row)[:, None, None] + offsets[None, :, None]).astype(int)
@@ -245,7 +245,7 @@ class _SceneSampler:
         cand, spectra = cand[complete], spectra[complete]
         if len(cand) == 0:
             return np.array([], int), spectra
-        cx, cy = self.transform * (cand[:, 1] + 0.5, cand[:, 0] + 0.5)
+        cx, cy = self.transform @ (cand[:, 1] + 0.5, cand[:, 0] + 0.5)
         c_lon, c_lat = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True).transform(cx, cy)
         pairs = pair_points(lat, lon, np.asarray(c_lat), np.asarray(c_lon), radius_km)
         return pairs["lab_index"].to_numpy(), spectra[pairs["sat_index"].to_numpy()]

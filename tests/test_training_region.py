@@ -1,0 +1,93 @@
+"""Training data from a real (generated) demo region, and ``deepsalt train`` end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyproj import Transformer
+from typer.testing import CliRunner
+
+from deepsalt.cli import app
+from deepsalt.config import load_config
+from deepsalt.io import open_enmap, open_enmap_quality
+from deepsalt.spectra import water_vapour_mask
+from deepsalt.synth import generate_region, load_region
+from deepsalt.synth.config import SynthConfig
+from deepsalt.training.checkpoint import read_meta
+from deepsalt.training.data import load_region_samples
+
+POOL = 900
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory) -> str:
+    return generate_region(
+        load_config(SynthConfig, None, ["size=small"]), str(tmp_path_factory.mktemp("regions"))
+    ).url
+
+
+@pytest.fixture(scope="module")
+def samples(region):
+    return load_region_samples(region, pool_size=POOL)
+
+
+@pytest.mark.slow
+def test_region_samples_have_lab_sat_and_covariates(samples):
+    n = len(samples)
+    assert samples.lab.shape == (n, 1765) and n == 150
+    assert samples.wavenumber[0] == pytest.approx(4001.7, abs=0.1)
+    assert water_vapour_mask(samples.wavelength).all()  # only usable bands
+    assert samples.paired.mean() > 0.8
+    paired = samples.sat[samples.paired]
+    assert (paired >= 0).all() and (paired <= 1).all()
+    assert np.isfinite(samples.covariates).all() and samples.covariates.shape == (n, 8)
+    assert 0.9 * POOL <= len(samples.pool) <= POOL and np.isfinite(samples.pool).all()
+
+
+@pytest.mark.slow
+def test_each_sample_takes_the_pixel_it_lies_in_from_the_clearest_scene(region, samples):
+    manifest = load_region(region)
+    scene = min(manifest.files.scenes, key=lambda s: s.cloud_cover)
+    url = manifest.href(scene.files["spectral"])
+    reflectance = open_enmap(url)
+    usable = np.isin(reflectance["wavelength"].to_numpy(), samples.wavelength)
+    quality = open_enmap_quality(url)
+    clear = ~np.logical_or.reduce([quality[v].to_numpy() for v in quality.data_vars])
+    x, y = Transformer.from_crs("EPSG:4326", reflectance.rio.crs, always_xy=True).transform(
+        samples.lon, samples.lat
+    )
+    col, row = ~reflectance.rio.transform() @ (np.asarray(x), np.asarray(y))
+    row, col = np.floor(row).astype(int), np.floor(col).astype(int)
+    h, w = clear.shape
+    inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
+    idx = np.flatnonzero(inside)
+    idx = idx[clear[row[idx], col[idx]]]
+    pixels = reflectance.to_numpy()[:, row[idx], col[idx]].T[:, usable]
+    idx, pixels = idx[np.isfinite(pixels).all(axis=1)], pixels[np.isfinite(pixels).all(axis=1)]
+    same = np.all(np.isclose(samples.sat[idx], pixels), axis=1)
+    assert len(idx) > 20 and same.mean() > 0.9  # shared pixels go to one sample only (mutual NN)
+
+
+@pytest.mark.slow
+def test_cli_trains_the_whole_chain_on_a_region(region, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app,
+        [
+            "train", "all", "--config", "configs/train.yaml",
+            "--set", f"regions=[{region}]", "--set", f"output={out}", "--set", "preset=quick",
+            "--set", "data.pool_size=600", "--set", "sau.epochs=3", "--set", "teacher.epochs=5", "--set", "student.epochs=5",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    urls = [line for line in result.stdout.splitlines() if line.startswith(str(out))]
+    assert urls == [f"{out}/sau", f"{out}/teacher", f"{out}/student"]
+    assert read_meta(urls[-1], "student").parents["teacher"] == read_meta(urls[1]).checkpoint_id
+
+
+def test_cli_config_error_exits_2_naming_the_field(tmp_path):
+    result = CliRunner().invoke(
+        app, ["train", "all", "--set", "student.alpah=1", "--set", f"output={tmp_path}"]
+    )
+    assert result.exit_code == 2
+    assert "student.alpah" in result.output
