@@ -1,7 +1,7 @@
 """Multiscale pyramid for viewers: levels of 2x downsampling written as groups ``pyramid/<k>``.
 
-Level k is computed from level k-1 with dask, chunk by chunk, so memory stays bounded for a
-continent. Floats are NaN-aware means; quality flags keep a bit only where all four source
+Level k is computed from the full-resolution map with dask, chunk by chunk, so memory stays bounded for a
+continent. Floats are NaN-aware means; quality flags keep a bit only where all covered
 pixels have it (a coarse pixel is "nodata" only when it has no data at all).
 """
 
@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+import fsspec
 import xarray as xr
 
 from deepsalt.mapping.grid import Grid
+from deepsalt.mapping.quality import Quality
 from deepsalt.mapping.store import VARIABLES, georeference, layout, set_encoding
 
 FLOAT_VARS = tuple(v.name for v in VARIABLES if v.dtype.startswith("float"))
@@ -39,23 +40,30 @@ def level_grids(grid: Grid, min_size: int) -> list[Grid]:
     return levels
 
 
-def downsample(ds: xr.Dataset, grid: Grid) -> xr.Dataset:
-    """Halve ``ds`` onto ``grid`` (the next level's grid)."""
+def downsample(ds: xr.Dataset, grid: Grid, factor: int) -> xr.Dataset:
+    """Coarsen the full-resolution map ``ds`` by ``factor`` onto ``grid``.
+
+    Every level is computed from level 0 (not from the level above), so a coarse ECe is the mean
+    of the valid full-resolution pixels it covers, whatever their number per intermediate block.
+    """
     ds = ds.drop_vars(["x", "y", "spatial_ref"], errors="ignore")
-    blocks = ds.coarsen(y=2, x=2, boundary="pad")
+    blocks = ds.coarsen(y=factor, x=factor, boundary="pad")
     out = xr.Dataset({name: blocks.mean()[name].astype("float32") for name in FLOAT_VARS})
-    flags = (
-        ds["quality"]
-        .pad(y=(0, ds.sizes["y"] % 2), x=(0, ds.sizes["x"] % 2), constant_values=np.uint8(0xFF))
-        .data
-    )
-    out["quality"] = (
-        ("y", "x"),
-        flags[0::2, 0::2] & flags[1::2, 0::2] & flags[0::2, 1::2] & flags[1::2, 1::2],
-    )
+    flags = ds["quality"]
+    bits = [int(flag) for flag in Quality]
+    # a bit survives when every pixel of the block has it: the block minimum of that bit plane
+    planes = [((flags // bit) % 2).coarsen(y=factor, x=factor, boundary="pad").min() * bit for bit in bits]
+    out["quality"] = sum(planes[1:], planes[0]).fillna(int(Quality.NODATA)).astype("uint8")
     for name in out.data_vars:
         out[name].attrs = dict(ds[name].attrs)
     return georeference(out, grid)
+
+
+def remove_group(url: str, group: str) -> None:
+    """Delete a group's objects with fsspec (zarr's own overwrite stalls against some S3 servers)."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if fs.exists(f"{path}/{group}"):
+        fs.rm(f"{path}/{group}", recursive=True)
 
 
 def build_pyramid(url: str, grid: Grid, chunk: int, shard: int, min_size: int) -> list[tuple[int, int]]:
@@ -63,11 +71,11 @@ def build_pyramid(url: str, grid: Grid, chunk: int, shard: int, min_size: int) -
     shapes = []
     source = xr.open_zarr(url, consolidated=False, decode_coords="all")
     for level, level_grid in enumerate(level_grids(grid, min_size), start=1):
-        ds = downsample(source, level_grid)
+        ds = downsample(source, level_grid, 2**level)
         _, (shard_y, shard_x) = layout(level_grid.shape, chunk, shard)
         ds = set_encoding(ds.chunk({"y": shard_y, "x": shard_x}), chunk, shard)
-        ds.to_zarr(url, group=level_path(level), mode="w", zarr_format=3, consolidated=False)
-        source = xr.open_zarr(url, group=level_path(level), consolidated=False, decode_coords="all")
+        remove_group(url, level_path(level))  # a rerun rebuilds the level from the updated map
+        ds.to_zarr(url, group=level_path(level), mode="w-", zarr_format=3, consolidated=False)
         shapes.append(level_grid.shape)
     return shapes
 
