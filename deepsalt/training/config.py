@@ -18,7 +18,7 @@ STAGES = ("sau", "teacher", "student")
 
 QUICK = {
     "data": {"pool_size": 2000},
-    "sau": {"epochs": 25, "patience": 8},
+    "sau": {"epochs": 12, "patience": 4},
     "teacher": {"epochs": 40, "patience": 10},
     "student": {"epochs": 40, "patience": 10},
 }
@@ -29,7 +29,7 @@ class _Section(BaseModel):
 
 
 class DataSettings(_Section):
-    pool_size: PositiveInt = 5000
+    pool_size: PositiveInt = 4000
     """Unlabelled clear pixels drawn for autoencoder pretraining (bounds memory)."""
     pair_radius_km: PositiveFloat = 0.045
     """Largest lab-sample ↔ pixel-centre distance accepted as a geo-pair (1.5 EnMAP pixels)."""
@@ -61,8 +61,8 @@ class LoopSettings(_Section):
 class SAUSettings(LoopSettings):
     """An SAU epoch is one pass over the unlabelled pixel pool; every step also draws a batch of pairs."""
 
-    epochs: PositiveInt = 30
-    patience: PositiveInt = 8
+    epochs: PositiveInt = 20
+    patience: PositiveInt = 6
     reconstruction_weight: PositiveFloat = 1.0
     align_weight: float = Field(1.0, ge=0)
     nce_weight: float = Field(0.0, ge=0)
