@@ -33,6 +33,8 @@ def predicted_vs_observed(predictions: pd.DataFrame, model: str) -> bytes:
         ax.scatter(part["observed"], part["predicted"], s=9, alpha=0.6)
         ax.plot([0, top], [0, top], color="k", lw=1)
         ax.set(xlim=(0, top), ylim=(0, top), xlabel="observed ECe (dS/m)", ylabel="predicted ECe (dS/m)")
+        ax.set_xscale("symlog", linthresh=1.0)  # ECe is heavy-tailed: linear below 1 dS/m, log above
+        ax.set_yscale("symlog", linthresh=1.0)
         ax.set_title(f"{model}: {split} (n={len(part)})")
     return _png(fig)
 

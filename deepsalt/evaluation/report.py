@@ -39,7 +39,8 @@ def _ablation(table: pd.DataFrame) -> pd.DataFrame:
             continue
         tag = "blocks" if split == SEEN else "unseen"
         for col in cols:
-            out[f"{col} ({tag})"] = wide[(col, split)].reindex(order).to_numpy()
+            values = wide[(col, split)].reindex(order)
+            out[f"{col} ({tag})"] = values.astype(int).to_numpy() if col == "n" else values.to_numpy()
     return out
 
 
