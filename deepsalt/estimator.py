@@ -16,6 +16,13 @@ have (n ≈ 100–500) a deep network alone often loses to it. So the estimator 
 
 The predicted spread is the blend of both parts' spreads, rescaled so that the inner-CV
 standardised residuals have unit variance (``return_std=True``).
+
+Measured (``tests/test_estimator.py``, yamsys MIR, 284 scans of 94 soils, 3 outer folds grouped by
+soil): RMSE 1.64 vs 1.68 g/kg for total C and 2.23 vs 2.51 % for clay against a PLSR tuned by
+grouped inner CV. Most of the gain comes from choosing the spectral pre-treatment by inner CV;
+on data this small the network earns little weight in the blend. scikit-learn's
+``parametrize_with_checks`` passes in full (its array-API check skips itself unless
+``SCIPY_ARRAY_API=1``).
 """
 
 from __future__ import annotations
