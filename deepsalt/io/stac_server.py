@@ -52,18 +52,25 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def serve_stac(*hrefs: str | Path, timeout: float = 30.0) -> Iterator[str]:
-    """Serve the given collection/item files as a STAC API on 127.0.0.1; yield its root URL."""
-    port = free_port()
-    root = f"http://127.0.0.1:{port}"
-    cmd = [_rustac(), "serve", *map(str, hrefs), "--addr", f"127.0.0.1:{port}"]
+def running_server(cmd: list[str], ready_url: str, timeout: float = 30.0) -> Iterator[subprocess.Popen]:
+    """Run a server process until the block ends; enter once ``ready_url`` answers."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_until_up(f"{root}/collections", proc, timeout)
-        yield root
+        wait_until_up(ready_url, proc, timeout)
+        yield proc
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextlib.contextmanager
+def serve_stac(*hrefs: str | Path, timeout: float = 30.0) -> Iterator[str]:
+    """Serve the given collection/item files as a STAC API on 127.0.0.1; yield its root URL."""
+    port = free_port()
+    root = f"http://127.0.0.1:{port}"
+    cmd = [_rustac(), "serve", *map(str, hrefs), "--addr", f"127.0.0.1:{port}"]
+    with running_server(cmd, f"{root}/collections", timeout):
+        yield root

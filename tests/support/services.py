@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from deepsalt.io.stac_server import free_port, serve_stac
+from deepsalt.io.stac_server import free_port, running_server, serve_stac
 from deepsalt.io.stac_server import wait_until_up as wait_for_http
 
 BIN = Path(sys.executable).parent
@@ -24,16 +23,8 @@ def moto_s3_server() -> Iterator[str]:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     cmd = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for_http(f"{endpoint}/moto-api/", proc, timeout=30)
+    with running_server(cmd, f"{endpoint}/moto-api/"):
         yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def write_stac_inputs(
