@@ -32,7 +32,7 @@ from tests.test_mapping_world import (
     map_config,
 )
 
-pytestmark = pytest.mark.usefixtures("ray_cluster")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 
 
 @pytest.fixture(scope="module")
