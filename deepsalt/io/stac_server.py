@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -37,12 +38,11 @@ def _rustac() -> str:
 
 
 def wait_until_up(url: str, proc: subprocess.Popen, timeout: float) -> None:
-    """Poll ``url`` until it answers; fail early with the server's output if the process exits."""
+    """Poll ``url`` until it answers; fail early if the process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            output = proc.stdout.read() if proc.stdout else ""
-            raise DeepSaltError(f"{proc.args[0]} exited with code {proc.returncode}: {output.strip()}")
+            raise DeepSaltError(f"{proc.args[0]} exited with code {proc.returncode} before {url} answered")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
@@ -53,17 +53,26 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float) -> None:
 
 @contextlib.contextmanager
 def running_server(cmd: list[str], ready_url: str, timeout: float = 30.0) -> Iterator[subprocess.Popen]:
-    """Run a server process until the block ends; enter once ``ready_url`` answers."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_until_up(ready_url, proc, timeout)
-        yield proc
-    finally:
-        proc.terminate()
+    """Run a server process until the block ends; enter once ``ready_url`` answers.
+
+    The server's output goes to a temporary file, never to an unread pipe: a server that logs
+    every request blocks once a pipe's buffer is full. The output is shown if start-up fails.
+    """
+    with tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen(cmd, stdout=output, stderr=subprocess.STDOUT, text=True)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            try:
+                wait_until_up(ready_url, proc, timeout)
+            except DeepSaltError as exc:
+                output.seek(0)
+                raise DeepSaltError(f"{exc}; its output: {output.read()[-2000:].strip()}") from None
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @contextlib.contextmanager
