@@ -51,3 +51,26 @@ def test_config_hash_is_stable_and_sensitive():
 def test_overrides_set_nested_values(values):
     data = apply_overrides({}, [f"a.b.{k}={v}" for k, v in values.items()])
     assert data == {"a": {"b": values}}
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize(
+    "name, model",
+    [
+        ("synth", "deepsalt.synth.config:SynthConfig"),
+        ("train", "deepsalt.training.config:TrainConfig"),
+        ("evaluate", "deepsalt.evaluation.config:EvaluateConfig"),
+        ("map", "deepsalt.mapping.config:MapConfig"),
+        ("demo", "deepsalt.demo:DemoConfig"),
+    ],
+)
+def test_every_shipped_config_validates_and_points_inside_the_checkout(name, model):
+    import importlib
+
+    module, cls = model.split(":")
+    text = (SHIPPED / f"{name}.yaml").read_text()
+    config = load_config(getattr(importlib.import_module(module), cls), str(SHIPPED / f"{name}.yaml"))
+    assert config.config_hash()
+    assert "/work/" not in text and "/tmp/" not in text  # no machine-specific paths
