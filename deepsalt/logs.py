@@ -47,13 +47,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Write to whatever ``sys.stderr`` is at the time of each record.
+
+    A handler that kept the stream it was created with would write into a closed file once a
+    caller (a test runner, a notebook) swaps ``sys.stderr``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(level: str = "INFO") -> None:
     """Configure the ``deepsalt`` logger tree once per process."""
     logger = logging.getLogger("deepsalt")
     if any(getattr(h, "_deepsalt", False) for h in logger.handlers):
         logger.setLevel(level)
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter())
     handler._deepsalt = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
