@@ -146,3 +146,21 @@ def test_stac_item_points_at_the_store_with_projection(tmp_path: Path):
     assert item.properties["start_datetime"].startswith("2024-05-01")
     west, south, east, north = item.bbox
     assert west < east and south < north and -130 < west < -60
+
+
+def test_product_hash_ignores_the_stac_address_but_not_the_pixels():
+    from deepsalt.mapping.config import MapConfig
+
+    def config(stac_url: str, resolution: float = 30.0) -> MapConfig:
+        return MapConfig.model_validate(
+            {
+                "region": {"bounds": [0, 0, 3000, 3000]},
+                "grid": {"crs": "EPSG:5070", "resolution": resolution},
+                "inputs": {"stac_url": stac_url, "covariates_url": "covariates"},
+                "model": {"student_url": "student"},
+                "output": {"url": "map.zarr"},
+            }
+        )
+
+    assert config("http://127.0.0.1:1").product_hash() == config("http://127.0.0.1:2").product_hash()
+    assert config("http://127.0.0.1:1").product_hash() != config("http://127.0.0.1:1", 60.0).product_hash()

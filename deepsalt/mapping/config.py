@@ -111,10 +111,13 @@ class MapConfig(StageConfig):
     ray: RayConfig = RayConfig()
 
     def product_hash(self) -> str:
-        """Hash of the settings that decide the pixels; a resumed run must match it."""
-        return _ProductKey(
-            region=self.region, grid=self.grid, inputs=self.inputs, model=self.model
-        ).config_hash()
+        """Hash of the settings that decide the pixels; a resumed run must match it.
+
+        The STAC API's address is left out: the same catalogue served from another address (a
+        mirror, or the demo's local server on a fresh port) decides the same pixels.
+        """
+        inputs = self.inputs.model_copy(update={"stac_url": ""})
+        return _ProductKey(region=self.region, grid=self.grid, inputs=inputs, model=self.model).config_hash()
 
 
 class _ProductKey(StageConfig):
