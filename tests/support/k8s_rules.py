@@ -1,7 +1,7 @@
 """Offline checks for the KubeRay manifests under ``k8s/``: what the API server, the KubeRay
 operator and our own security policy would reject, found before anything reaches a cluster.
 
-- ``schema_problems``: the RayJob/RayCluster CRD schemas from ``../shared/schemas/kuberay``
+- ``schema_problems``: the RayJob/RayCluster CRD schemas (tests/fixtures/kuberay, a copy of ``../shared/schemas/kuberay``)
   (``additionalProperties: false`` everywhere they list properties, so a misspelt field fails).
   Their top-level ``metadata`` is an open object, so it is checked against Kubernetes' strict
   ``ObjectMeta`` from kubernetes-validate instead.
@@ -29,7 +29,9 @@ import jsonschema
 import kubernetes_validate
 from referencing import Registry, Resource
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "schemas" / "kuberay"
+SCHEMA_DIR = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "kuberay"
+)  # copied from ../shared/schemas/kuberay
 KUBERNETES_VERSION = "1.33.0"
 GPU = "nvidia.com/gpu"
 MAX_RAYJOB_NAME = 47
