@@ -82,9 +82,9 @@ class StudentPredictor:
                 idx = rows[start : start + self.batch_size]
                 sat = torch.from_numpy(reflectance[idx]).to(self.device)
                 cov = torch.from_numpy(covariates[idx]).to(self.device)
-                out = self.net(sat, cov)
+                out, domain = self.net.forward_with_domain(sat, cov)
                 mean[idx] = out.mean.float().cpu().numpy()
                 std[idx] = out.std.float().cpu().numpy()
-                score[idx] = self.net.domain(self.net.domain_features(sat, cov)).float().cpu().numpy()
+                score[idx] = domain.float().cpu().numpy()
         ece, ece_std = self.scaler.decode(mean, std)
         return {"ece": ece, "ece_std": ece_std, "domain_score": score}

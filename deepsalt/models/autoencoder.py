@@ -55,8 +55,12 @@ class SpectralEncoder(nn.Module):
         """The latent before its projection onto the sphere (keeps how far out an input lies)."""
         return self.net(self.bin(x))
 
+    def project(self, raw: torch.Tensor) -> torch.Tensor:
+        """The raw latent onto the sphere of radius sqrt(latent_dim): the aligned latent."""
+        return F.normalize(raw, dim=-1) * math.sqrt(self.latent_dim)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.raw(x), dim=-1) * math.sqrt(self.latent_dim)
+        return self.project(self.raw(x))
 
 
 class SpectralAutoencoder(nn.Module):

@@ -94,3 +94,13 @@ class StudentNet(nn.Module):
     def forward(self, reflectance: torch.Tensor, covariates: torch.Tensor) -> TransformerOutput:
         cov = self.cov_norm(covariates) if self.cov_norm is not None else None
         return self.transformer(self.latent(reflectance), cov)
+
+    def forward_with_domain(
+        self, reflectance: torch.Tensor, covariates: torch.Tensor
+    ) -> tuple[TransformerOutput, torch.Tensor]:
+        """The prediction and the domain score, running the encoder once (the mapping hot path)."""
+        cov = self.cov_norm(covariates) if self.cov_norm is not None else None
+        if self.encoder is None:
+            return self.transformer(None, cov), self.domain(cov)
+        raw = self.encoder.raw(self.sat_norm(reflectance))
+        return self.transformer(self.encoder.project(raw), cov), self.domain(raw)
