@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.services import moto_s3_server, stac_api_server
+from tests.support.services import moto_s3_server, ray_temp_dir, stac_api_server
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -35,26 +35,26 @@ FAKE_GPUS = 2
 
 
 @pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def ray_cluster() -> Iterator[dict[str, Any]]:
     """A real local Ray instance shared by the session; yields its resources."""
     import ray
 
-    temp_dir = tmp_path_factory.mktemp("ray")
-    ray.init(
-        address="local",
-        num_cpus=2,
-        num_gpus=FAKE_GPUS,
-        include_dashboard=False,
-        object_store_memory=256 * 1024**2,
-        _temp_dir=str(temp_dir),
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        ignore_reinit_error=True,
-    )
-    try:
-        yield ray.cluster_resources()
-    finally:
-        ray.shutdown()
+    with ray_temp_dir() as temp_dir:
+        ray.init(
+            address="local",
+            num_cpus=2,
+            num_gpus=FAKE_GPUS,
+            include_dashboard=False,
+            object_store_memory=256 * 1024**2,
+            _temp_dir=str(temp_dir),
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            ignore_reinit_error=True,
+        )
+        try:
+            yield ray.cluster_resources()
+        finally:
+            ray.shutdown()
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ def _flat(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def job_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with ray_head(tmp_path_factory.mktemp("ray-head")) as url:
+def job_server() -> Iterator[str]:
+    with ray_head() as url:
         yield url
 
 

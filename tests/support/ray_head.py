@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.services import BIN, free_port, wait_for_http
+from deepsalt.errors import DeepSaltError
+from tests.support.services import BIN, free_port, ray_temp_dir, wait_for_http
 
 HEAD_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
@@ -25,29 +26,32 @@ HEAD_ENV = {
 
 
 @contextlib.contextmanager
-def ray_head(temp_dir: Path, num_cpus: int = 2, attempts: int = 3) -> Iterator[str]:
+def ray_head(num_cpus: int = 2, attempts: int = 3) -> Iterator[str]:
     """Yield the job server URL (``http://127.0.0.1:<port>``) of a fresh head node.
 
     On a machine this loaded the head's raylet can give up waiting for its dashboard agent and
     exit during start-up (Ray's fixed wait for the agent's port file); a fresh start then
-    usually succeeds, so start-up is tried ``attempts`` times before the error is raised.
+    usually succeeds, so start-up is tried ``attempts`` times. The last failure is raised with
+    the tail of ``ray start``'s own log, which says why.
     """
-    for attempt in range(1, attempts + 1):
-        folder = temp_dir / f"attempt-{attempt}"
-        folder.mkdir()
-        proc, url = _start(folder, num_cpus)
+    with ray_temp_dir() as temp_dir:
+        for attempt in range(1, attempts + 1):
+            folder = temp_dir / f"a{attempt}"
+            folder.mkdir()
+            proc, url = _start(folder, num_cpus)
+            try:
+                wait_for_http(f"{url}/api/jobs/", proc, timeout=120)
+                _wait_for_job_agent(url, proc, timeout=60)
+                break
+            except (DeepSaltError, RuntimeError, TimeoutError, ConnectionError) as exc:
+                _stop(proc)
+                if attempt == attempts:
+                    log = (folder / "ray-start.log").read_text(errors="replace")[-3000:]
+                    raise DeepSaltError(f"the Ray head did not start: {exc}\n{log}") from None
         try:
-            wait_for_http(f"{url}/api/jobs/", proc, timeout=120)
-            _wait_for_job_agent(url, proc, timeout=60)
-            break
-        except (RuntimeError, TimeoutError, ConnectionError):
+            yield url
+        finally:
             _stop(proc)
-            if attempt == attempts:
-                raise
-    try:
-        yield url
-    finally:
-        _stop(proc)
 
 
 def _start(temp_dir: Path, num_cpus: int) -> tuple[subprocess.Popen, str]:

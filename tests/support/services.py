@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,22 @@ from deepsalt.io.stac_server import wait_until_up as wait_for_http
 
 BIN = Path(sys.executable).parent
 
-__all__ = ["BIN", "free_port", "moto_s3_server", "stac_api_server", "wait_for_http"]
+__all__ = ["BIN", "free_port", "moto_s3_server", "ray_temp_dir", "stac_api_server", "wait_for_http"]
+
+
+@contextlib.contextmanager
+def ray_temp_dir() -> Iterator[Path]:
+    """A short private folder for a Ray instance's sessions, removed afterwards.
+
+    Ray puts unix sockets under its temp dir and refuses paths over 107 bytes; pytest's temp
+    paths (``/tmp/pytest-of-<user>/pytest-<n>/<test>/session_<date>_<pid>/sockets/...``) can
+    pass that limit, so Ray gets a folder directly under the system temp dir.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="ds-ray-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
