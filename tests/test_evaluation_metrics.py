@@ -34,6 +34,8 @@ def test_regression_metrics_match_hand_computation():
     assert m["mae"] == pytest.approx((0.5 + 0 + 1 + 2) / 4)
     assert m["rmse"] == pytest.approx(np.sqrt((0.25 + 0 + 1 + 4) / 4))
     assert m["r2"] == pytest.approx(1 - 5.25 / np.sum((y - y.mean()) ** 2))
+    ly, lp = np.log1p(y), np.log1p(p)
+    assert m["r2_log"] == pytest.approx(1 - np.sum((ly - lp) ** 2) / np.sum((ly - ly.mean()) ** 2))
 
 
 def test_grouped_metrics_are_per_sample_not_per_batch():
@@ -173,3 +175,34 @@ def test_log1p_coverage_uses_the_skewed_interval_of_the_model():
     cover = interval_coverage(y, ece, ece_std, transform="log1p")
     assert cover[0.95] == pytest.approx(0.95, abs=0.01)
     assert cover[0.68] == pytest.approx(0.68, abs=0.01)
+
+
+def test_pixel_values_reads_the_pixel_containing_each_point(tmp_path):
+    """Points are WGS84, rasters are projected: the value is that of the containing pixel, NaN
+    off every raster or on nodata, and the first raster that has a value wins."""
+    import rasterio
+    from pyproj import Transformer
+    from rasterio.transform import from_origin
+
+    from deepsalt.evaluation.reference import pixel_values
+
+    values = np.arange(16, dtype=np.float32).reshape(4, 4)
+    values[3, 3] = np.nan
+    transform = from_origin(500_000, 4_000_000, 30, 30)
+    paths = []
+    for name, data in (("a.tif", values), ("b.tif", values + 100)):
+        path = tmp_path / name
+        with rasterio.open(
+            path, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32",
+            crs="EPSG:32611", transform=transform, nodata=np.nan,
+        ) as dst:  # fmt: skip
+            dst.write(data, 1)
+        paths.append(str(path))
+    # pixel centres (row, col) = (0, 0), (2, 1), (3, 3) [nodata], and a point 1 km off the grid
+    x = np.array([500_015, 500_045, 500_105, 501_000])
+    y = np.array([3_999_985, 3_999_925, 3_999_895, 4_000_000])
+    lon, lat = Transformer.from_crs("EPSG:32611", "EPSG:4326", always_xy=True).transform(x, y)
+    got = pixel_values(paths[:1], lon, lat)
+    np.testing.assert_array_equal(got[:2], [0.0, 9.0])
+    assert np.isnan(got[2:]).all()
+    np.testing.assert_array_equal(pixel_values(paths[::-1], lon, lat)[:3], [100.0, 109.0, np.nan])

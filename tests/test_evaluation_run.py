@@ -73,7 +73,12 @@ def test_every_model_predicts_every_sample_once_on_disjoint_blocks(evaluated: Pa
     rows = pd.read_csv(evaluated / "predictions.csv")
     seen = rows[rows["split"] == "held-out blocks"]
     models = set(rows["model"])
-    assert models == {"PLSR (inner-CV components)", "DeepSalt", "satellite-only student"}
+    assert models == {
+        "PLSR (inner-CV components)",
+        "DeepSalt",
+        "satellite-only student",
+        "true pixel ECe (ceiling)",
+    }
     ids = {m: sorted(part["sample_id"]) for m, part in seen.groupby("model")}
     first = next(iter(ids.values()))
     assert len(first) == len(set(first)) > 20  # one held-out prediction per sample, not per batch
@@ -113,6 +118,30 @@ def test_tables_and_targets_are_recomputable_from_the_per_sample_rows(evaluated:
     )
     full_mae = regression_metrics(full["observed"], full["predicted"])["mae"]
     assert metrics["targets"][0]["value"] == pytest.approx(full_mae / sat_mae)
+    reference = rows[(rows["model"] == "true pixel ECe (ceiling)") & (rows["split"] == "held-out blocks")]
+    ceiling_mae = regression_metrics(reference["observed"], reference["predicted"])["mae"]
+    assert metrics["targets"][0]["ceiling"] == pytest.approx(ceiling_mae / sat_mae)
+
+
+@pytest.mark.slow
+def test_reference_row_is_the_truth_of_each_samples_pixel(evaluated: Path, regions: dict[str, str]):
+    """The ceiling row holds the truth raster's value at each sample, seen and unseen alike, and
+    the samples (sub-pixel heterogeneity, lab error) scatter around it without matching it."""
+    from deepsalt.evaluation.reference import pixel_values
+    from deepsalt.synth import load_region
+
+    rows = pd.read_csv(evaluated / "predictions.csv")
+    reference = rows[rows["model"] == "true pixel ECe (ceiling)"]
+    assert reference["kind"].eq("reference").all() and reference["std"].isna().all()
+    for name, split in (("demo", "held-out blocks"), ("demo_unseen", "unseen region")):
+        manifest = load_region(regions[name])
+        lab = pd.read_csv(manifest.lab_url, usecols=["id", "lat", "lon"]).set_index("id")
+        part = reference[reference["split"] == split].set_index("sample_id")
+        points = lab.loc[part.index]
+        truth = pixel_values([manifest.truth_url], points["lon"].to_numpy(), points["lat"].to_numpy())
+        np.testing.assert_allclose(part["predicted"], truth, rtol=1e-6)
+        ratio = np.log(part["observed"] / part["predicted"])
+        assert 0.2 < ratio.std() < 1.0  # about the generator's log-sd of 0.5
 
 
 @pytest.mark.slow
@@ -122,6 +151,7 @@ def test_report_has_targets_ablation_groups_and_figures(evaluated: Path):
                     "by texture class", "by climate class"):  # fmt: skip
         assert heading in text
     assert text.count("| met |") + text.count("| MISSED |") == 4
+    assert "true pixel ECe (ceiling)" in text and "r2_log" in text
     for name in ("pred_vs_obs.png", "residuals_by_range.png", "ablation.png", "coverage.png"):
         assert f"]({name})" in text
         import matplotlib.image

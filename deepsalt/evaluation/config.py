@@ -45,6 +45,9 @@ class EvaluateConfig(StageConfig):
     """Inner, block-grouped CV folds for tuning the baselines (PLSR components)."""
     plsr_max_components: PositiveInt = 20
     baselines: tuple[BaselineName, ...] = ("plsr", "random_forest", "gradient_boosting")
+    reference: bool = True
+    """Also score each sample's true 30 m pixel ECe (regions with a truth raster, e.g. deepsalt synth):
+    the ceiling of any pixel-based model, beside the targets."""
     variants: dict[str, dict[str, Any]] = Field(default_factory=lambda: dict(DEFAULT_VARIANTS))
     """Name → TrainConfig fields overriding ``training`` for that DeepSalt variant."""
     training: dict[str, Any] = Field(default_factory=lambda: {"preset": "quick"})

@@ -29,8 +29,28 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
+def _targets(targets: list[Target]) -> pd.DataFrame:
+    rows = [
+        {"target": t.name, "goal": t.goal, "result": "met" if t.met else "MISSED", "value": t.margin}
+        for t in targets
+    ]
+    if any(np.isfinite(t.ceiling) for t in targets):
+        for row, t in zip(rows, targets, strict=True):
+            row["true pixel ECe (ceiling)"] = _formatted(t.ceiling, t.goal)
+    return pd.DataFrame(rows)
+
+
+def _formatted(value: float, goal: str) -> str:
+    """A target value in the unit of its goal (a ratio, a share, or a plain number)."""
+    if not np.isfinite(value):
+        return "—"
+    if goal.endswith("×"):
+        return f"{value:.2f} ×"
+    return f"{100 * value:.1f} %" if goal.endswith("%") else f"{value:.3f}"
+
+
 def _ablation(table: pd.DataFrame) -> pd.DataFrame:
-    cols = ["n", "mae", "rmse", "r2", "coverage68", "coverage95"]
+    cols = ["n", "mae", "rmse", "r2", "r2_log", "coverage68", "coverage95"]
     wide = table.pivot(index="model", columns="split", values=cols)
     order = list(dict.fromkeys(table["model"]))
     out = pd.DataFrame({"model": order})
@@ -59,25 +79,15 @@ def render(
         "",
         "## Targets (full model)",
         "",
-        markdown_table(
-            pd.DataFrame(
-                [
-                    {
-                        "target": t.name,
-                        "goal": t.goal,
-                        "result": "met" if t.met else "MISSED",
-                        "value": t.margin,
-                    }
-                    for t in targets
-                ]
-            )
-        ),
+        markdown_table(_targets(targets)),
         "",
         "## Ablation (Table III style)",
         "",
         "MAE and RMSE in dS/m; coverage = share of samples inside the predicted ±z·σ interval "
         "(— = the model predicts no spread). `blocks` = out-of-fold predictions on held-out spatial "
-        "blocks of the seen region; `unseen` = models fitted on all seen samples predicting the unseen region.",
+        "blocks of the seen region; `unseen` = models fitted on all seen samples predicting the unseen region. "
+        "`r2_log` = R² of log1p(ECe). The reference row, where present, is not a model: it is the true "
+        "ECe of each sample's 30 m pixel, the best any pixel-based model can do on these samples.",
         "",
         markdown_table(_ablation(table)),
         "",
@@ -91,7 +101,7 @@ def render(
         parts += [
             f"## {full_model} by {names[column]}",
             "",
-            markdown_table(frame[["split", "group", "n", "mae", "rmse", "r2"]]),
+            markdown_table(frame[["split", "group", "n", "mae", "rmse", "r2", "r2_log"]]),
             "",
         ]
     parts += ["## Figures", ""]

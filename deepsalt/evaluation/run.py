@@ -16,6 +16,7 @@ from deepsalt.evaluation.blocks import block_folds, block_ids
 from deepsalt.evaluation.config import FULL_MODEL, EvaluateConfig
 from deepsalt.evaluation.harness import evaluate_models
 from deepsalt.evaluation.models import build_models
+from deepsalt.evaluation.reference import TruePixelReference
 from deepsalt.evaluation.report import render
 from deepsalt.evaluation.tables import Target, ablation_table, group_tables, targets
 from deepsalt.logs import get_logger
@@ -64,7 +65,11 @@ def run_evaluation(config: EvaluateConfig) -> EvaluationSummary:
     unseen = _samples(config, config.unseen_region) if config.unseen_region else None
     blocks = block_ids(seen.lat, seen.lon, config.crs or manifest.crs, config.block_size_km)
     folds = block_folds(blocks, config.n_folds, config.seed)
-    predictions = evaluate_models(build_models(config), seen, blocks, folds, config.checkpoints(), unseen)
+    models = build_models(config)
+    if config.reference:
+        regions = [manifest] + ([load_region(config.unseen_region)] if config.unseen_region else [])
+        models.append(TruePixelReference(tuple(m.truth_url for m in regions)))
+    predictions = evaluate_models(models, seen, blocks, folds, config.checkpoints(), unseen)
 
     table = ablation_table(predictions)
     goals = targets(table) if FULL_MODEL in config.variants else []
