@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from time import monotonic
 
 import torch
 from torch import nn
@@ -64,7 +65,8 @@ def fit(
     ``loss_fn(model, batch, generator)`` returns a dict with ``loss``; ``val_fn(model, val)`` a
     float (lower is better) computed on the whole validation split by every worker. Rank 0 writes
     the resume state to ``resume_url`` after every epoch; a state with another ``resume_key`` (other
-    settings, data or parents) is ignored.
+    settings, data or parents) is ignored. Metrics go to ``ctx.report`` at most every
+    ``ctx.report_interval_s`` seconds, and for the last epoch run.
     """
     state = load_resume(resume_url) if resume_url else None
     if state is not None and state.get("key") != resume_key:
@@ -96,7 +98,8 @@ def fit(
     val = tuple(t.to(ctx.device) for t in val)
     step_gen = torch.Generator(device=ctx.device)
 
-    epoch = start - 1
+    epoch = reported = start - 1
+    last_report = monotonic()
     for epoch in range(start, settings.epochs):
         if best_epoch >= 0 and epoch - best_epoch > settings.patience:
             break
@@ -136,8 +139,14 @@ def fit(
                     "history": history,
                 },
             )
-        ctx.report({"stage": stage, **record})
+        # The mean makes the decision identical on every rank: report is a barrier across ranks.
+        now = monotonic()
+        if ctx.mean(now - last_report) >= ctx.report_interval_s:
+            ctx.report({"stage": stage, **record})
+            last_report, reported = now, epoch
         log.debug("epoch", extra={"stage": stage, **record})
+    if history and history[-1]["epoch"] >= start and reported != history[-1]["epoch"]:
+        ctx.report({"stage": stage, **history[-1]})  # the last epoch run, on every rank alike
     if best_state is None:
         best_state = _cpu_state(wrapped)
     log.info(

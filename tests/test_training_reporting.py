@@ -1,0 +1,92 @@
+"""The loop's reporting cadence: an epoch once ``report_interval_s`` has passed since the last
+report, plus the last epoch it runs.
+
+Ray Train's ``report`` blocks when called faster than its controller polls, and is a barrier on
+every rank, so these tests pin down which epochs are reported whatever the epoch count, early stop
+or resume point. The loop's clock is replaced by one that ticks one second per reading (the loop
+reads it once before the first epoch and once after each), so nothing here is timed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from deepsalt.training import loop
+from deepsalt.training.config import LoopSettings
+from deepsalt.training.loop import fit
+from deepsalt.training.runtime import WorkerContext
+
+
+@dataclass
+class RecordingContext(WorkerContext):
+    """The in-process context, keeping what the loop reports instead of dropping it."""
+
+    reports: list[dict[str, Any]] = field(default_factory=list)
+
+    def report(self, metrics: dict[str, Any]) -> None:
+        self.reports.append(metrics)
+
+
+def _ctx(every: int, monkeypatch) -> RecordingContext:
+    """A context that reports every ``every`` epochs under a clock ticking once per epoch."""
+    monkeypatch.setattr(loop, "monotonic", itertools.count().__next__)
+    return RecordingContext(torch.device("cpu"), report_interval_s=float(every))
+
+
+def _train(ctx: RecordingContext, epochs: int, patience: int, resume_url: str | None = None):
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 3, generator=gen), torch.randn(32, 1, generator=gen)
+    return fit(
+        nn.Linear(3, 1),
+        TensorDataset(x, y),
+        (x[:8], y[:8]),
+        lambda model, batch, _: {"loss": nn.functional.mse_loss(model(batch[0]), batch[1])},
+        lambda model, batch: float(nn.functional.mse_loss(model(batch[0]), batch[1])),
+        LoopSettings(epochs=epochs, patience=patience, batch_size=16),
+        seed=1,
+        ctx=ctx,
+        resume_url=resume_url,
+        resume_key="k",
+        stage="test",
+    )
+
+
+def _expected(epochs_run: list[int], every: int) -> list[int]:
+    due = [e for e in epochs_run if (e + 1) % every == 0]
+    return due if due and due[-1] == epochs_run[-1] else [*due, epochs_run[-1]]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(epochs=st.integers(1, 24), every=st.integers(1, 8), patience=st.integers(1, 4))
+def test_reports_once_the_interval_has_passed_and_the_last_epoch_run(monkeypatch, epochs, every, patience):
+    ctx = _ctx(every, monkeypatch)
+    result = _train(ctx, epochs, patience)
+    run = [int(r["epoch"]) for r in result.history]
+    assert [r["epoch"] for r in ctx.reports] == _expected(run, every)
+    # Each report carries that epoch's record, unchanged.
+    by_epoch = {r["epoch"]: r for r in result.history}
+    assert all(r == {"stage": "test", **by_epoch[r["epoch"]]} for r in ctx.reports)
+
+
+def test_a_resumed_run_reports_only_the_epochs_it_runs(tmp_path, monkeypatch):
+    url = str(tmp_path / "stage")
+    first = _ctx(4, monkeypatch)
+    _train(first, epochs=6, patience=100, resume_url=url)  # leaves resume state at epoch 5
+    assert [r["epoch"] for r in first.reports] == [3, 5]
+
+    resumed = _ctx(4, monkeypatch)
+    result = _train(resumed, epochs=11, patience=100, resume_url=url)
+    assert result.resumed_from == 6
+    assert [r["epoch"] for r in resumed.reports] == [9, 10]  # interval counted from the resume
+
+    nothing_left = _ctx(4, monkeypatch)
+    _train(nothing_left, epochs=11, patience=100, resume_url=url)
+    assert nothing_left.reports == []
