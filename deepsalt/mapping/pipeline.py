@@ -57,7 +57,11 @@ def map_tiles(
         TileMapper,
         fn_constructor_args=(job,),
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=min(settings.num_actors, len(tiles))),
+        # One tile in flight per actor: a tile is all work and no input, so queueing a second one
+        # on an actor gains nothing and let the first actor up take tiles while another idled.
+        compute=ray.data.ActorPoolStrategy(
+            size=min(settings.num_actors, len(tiles)), max_tasks_in_flight_per_actor=1
+        ),
         num_cpus=settings.num_cpus,
         num_gpus=settings.num_gpus or None,
         runtime_env={"env_vars": forwarded_env()},
