@@ -225,15 +225,23 @@ def model_floor(
 # ---------------------------------------------------------------- (c) end-to-end
 
 
-def end_to_end(case: MapCase, scratch: Path) -> Callable[[], Any]:
-    """``run_map`` into a fresh store each call (deleted afterwards); fails on any failed tile."""
+def end_to_end(
+    case: MapCase, scratch: Path, on_records: Callable[[dict[str, dict[str, Any]]], Any] | None = None
+) -> Callable[[], Any]:
+    """``run_map`` into a fresh store each call (deleted afterwards); fails on any failed tile.
+
+    ``on_records`` sees the store's tile completion records (which actor, when) before deletion.
+    """
     from deepsalt.mapping import run_map
+    from deepsalt.mapping.store import read_records
 
     def run() -> Any:
         url = scratch / f"{case.name}-{uuid.uuid4().hex[:8]}.zarr"
         output = case.config.output.model_copy(update={"url": str(url), "stac_item_url": str(url) + ".json"})
         try:
             summary = run_map(case.config.model_copy(update={"output": output}))
+            if on_records is not None:
+                on_records(read_records(str(url)))
         finally:
             shutil.rmtree(url, ignore_errors=True)
             Path(str(url) + ".json").unlink(missing_ok=True)
@@ -336,16 +344,117 @@ class Settings:
     repeats: int
 
 
-def watched(run: Callable[[], Any], peaks: list[dict[int, int]]) -> Callable[[], None]:
-    """``run`` with the mapping actors' peak memory recorded (one dict per call)."""
+@dataclass(frozen=True)
+class ActorTiles:
+    """One mapping actor of one run: its memory samples and the tiles it finished, in order."""
+
+    series: tuple[tuple[float, int], ...]
+    """(wall time, peak resident bytes so far), from :class:`benchmarks.memory.ActorMemory`."""
+    done: tuple[float, ...]
+    """Wall times of its tile completion records, in order."""
+    predicted: tuple[int, ...]
+    """Pixels predicted in each of those tiles (a tile's working set grows with them)."""
+
+    @property
+    def peak(self) -> int:
+        return self.series[-1][1]
+
+    def peak_after(self, tiles: int) -> int:
+        """Peak resident bytes once it had finished ``tiles`` tiles."""
+        from benchmarks.memory import peak_at
+
+        if not 1 <= tiles <= len(self.done):
+            raise ValueError(f"the actor finished {len(self.done)} tiles, not {tiles}")
+        return peak_at(list(self.series), self.done[tiles - 1])
+
+
+def actor_tiles(
+    series: dict[int, list[tuple[float, int]]], records: dict[str, dict[str, Any]]
+) -> list[ActorTiles]:
+    """Join memory samples (by pid) with the completion records (``worker`` = host:pid, ``time``)."""
+    from datetime import datetime
+
+    done: dict[int, list[tuple[float, int]]] = {}
+    for record in records.values():
+        pid = int(str(record["worker"]).rsplit(":", 1)[1])
+        when = datetime.fromisoformat(record["time"]).timestamp()
+        done.setdefault(pid, []).append((when, int(record.get("predicted", 0))))
+    actors = []
+    for pid, samples in series.items():
+        tiles = sorted(done.get(pid, []))
+        actors.append(ActorTiles(tuple(samples), tuple(t for t, _ in tiles), tuple(n for _, n in tiles)))
+    return actors
+
+
+def steady_px_s(run: list[ActorTiles], pixels_per_tile: int) -> float | None:
+    """Pixels/s of a run between each actor's first and last tile completion, summed over actors.
+
+    Leaves out actor start-up and the first tile, so it is the rate a long run settles at; None
+    when no actor finished two tiles.
+    """
+    rates = [
+        (len(a.done) - 1) * pixels_per_tile / (a.done[-1] - a.done[0])
+        for a in run
+        if len(a.done) > 1 and a.done[-1] > a.done[0]
+    ]
+    return sum(rates) if rates else None
+
+
+def watched(case: MapCase, scratch: Path, seen: list[list[ActorTiles]]) -> Callable[[], None]:
+    """``run_map`` of ``case`` with its actors' memory and tile completions recorded (one list per call)."""
     from benchmarks.memory import ActorMemory
 
+    records: dict[str, dict[str, Any]] = {}
+    run = end_to_end(case, scratch, on_records=records.update)
+
     def call() -> None:
+        records.clear()
         with ActorMemory(TILE_MAPPER) as memory:
             run()
-        peaks.append(dict(memory.peaks))
+        seen.append(actor_tiles(memory.series, records))
 
     return call
+
+
+def memory_figures(
+    small: list[list[ActorTiles]], large: list[list[ActorTiles]], large_2: list[list[ActorTiles]]
+) -> dict[str, Any]:
+    """Peaks per actor, compared between the regions at the same number of tiles per actor.
+
+    One actor maps the small region's 2 tiles, or the large region's 4; two actors map the large
+    region's 4, 2 each, the same regime as the small run, so that pair is the fair comparison.
+    An actor's peak is set by the heaviest tile it maps (pixels predicted and scenes read in one
+    block), so a whole-run 2- vs 4-tile comparison mixes region size with tile content; the growth
+    per tile after the first tiles is reported beside it.
+    """
+    actors = {
+        name: [a for run in runs for a in run if a.done]
+        for name, runs in (("small", small), ("large", large), ("large_2_actors", large_2))
+    }
+    if not all(actors.values()):
+        empty = [name for name, found in actors.items() if not found]
+        raise RuntimeError(f"no '{TILE_MAPPER}' actor that finished a tile was seen in the {empty} runs")
+    mb = 1024**2
+    warm = min(len(a.done) for a in actors["small"])
+    later = [a for a in actors["large"] if len(a.done) > warm]
+    figures = {
+        name: actor_peaks_mb([{i: a.peak for i, a in enumerate(run)} for run in runs])
+        for name, runs in (("small", small), ("large", large), ("large_2_actors", large_2))
+    }
+    return figures | {
+        "tiles_per_actor": {name: [len(a.done) for a in found] for name, found in actors.items()},
+        "heaviest_tile_predicted": {
+            name: max(max(a.predicted) for a in found) for name, found in actors.items()
+        },
+        "growth_same_tiles": figures["large_2_actors"]["max_mb"] / figures["small"]["max_mb"] - 1,
+        "growth": figures["large"]["max_mb"] / figures["small"]["max_mb"] - 1,
+        "warm_tiles": warm,
+        "growth_per_tile_mb": (
+            float(np.median([(a.peak - a.peak_after(warm)) / (len(a.done) - warm) / mb for a in later]))
+            if later
+            else None
+        ),
+    }
 
 
 def benchmark(
@@ -372,16 +481,16 @@ def benchmark(
     predictor = load_predictor(large.config.model.predictor, student_url)
     read = ReadFloor(large, predictor.wavelength)
     reflectance, covariates = read.model_inputs()
-    peaks: dict[str, list[dict[int, int]]] = {"small": [], "large": []}
+    seen: dict[str, list[list[ActorTiles]]] = {"small": [], "large": [], "small_2": [], "large_2": []}
     runs = {
         "read_floor": read,
         "model_floor": model_floor(predictor, reflectance, covariates, large.config.model.batch_pixels),
         "dask_alternative": dask_alternative(large, predictor, scratch),
         "dask_alternative_small": dask_alternative(small, predictor, scratch),
-        "map_1_actor": watched(end_to_end(large, scratch), peaks["large"]),
-        "map_1_actor_small": watched(end_to_end(small, scratch), peaks["small"]),
-        "map_2_actors": end_to_end(large.with_actors(2), scratch),
-        "map_2_actors_small": end_to_end(small.with_actors(2), scratch),
+        "map_1_actor": watched(large, scratch, seen["large"]),
+        "map_1_actor_small": watched(small, scratch, seen["small"]),
+        "map_2_actors": watched(large.with_actors(2), scratch, seen["large_2"]),
+        "map_2_actors_small": watched(small.with_actors(2), scratch, seen["small_2"]),
     }
     work = {name: float(small.pixels if name.endswith("_small") else large.pixels) for name in runs}
     log.info("mapping benchmark", extra={"large_pixels": large.pixels, "small_pixels": small.pixels})
@@ -390,13 +499,12 @@ def benchmark(
     for _ in range(settings.warmup):
         for name in ("read_floor", "model_floor", "dask_alternative", "map_1_actor_small"):
             runs[name]()
-    for runs_so_far in peaks.values():
+    for runs_so_far in seen.values():
         runs_so_far.clear()
     t = interleaved(runs, work, warmup=0, repeats=settings.repeats)
     a, b, c = t["read_floor"].per_unit, t["model_floor"].per_unit, t["map_1_actor"].per_unit
     one, two = marginal_cost(t, "map_1_actor"), marginal_cost(t, "map_2_actors")
     dask = marginal_cost(t, "dask_alternative")
-    memory = {size: actor_peaks_mb(peaks[size]) for size in ("small", "large")}
     return {
         "regions": {case.name: describe_case(case) for case in (large, small)},
         "model_pixels": len(reflectance),
@@ -419,6 +527,8 @@ def benchmark(
             "dask_marginal_px_s": 1 / dask.per_unit,
             "dask_fixed_s": dask.fixed,
             "ratio_marginal": dask.per_unit / two.per_unit,
+            # What 2 actors would reach running exactly at the floors and scaling perfectly.
+            "ratio_at_floors": dask.per_unit / ((a + b) / 2),
         },
         "scaling": {
             "1_actor_px_s": t["map_1_actor"].throughput,
@@ -428,10 +538,22 @@ def benchmark(
             "2_actors_marginal_px_s": 1 / two.per_unit,
             "2_actors_fixed_s": two.fixed,
             "ratio_marginal": one.per_unit / two.per_unit,
+            "tiles_per_actor": {
+                size: [sorted(len(a.done) for a in run) for run in seen[f"{size}_2"]]
+                for size in ("small", "large")
+            },
+            "1_actor_steady_px_s": median_of([steady_px_s(run, SHARD**2) for run in seen["large"]]),
+            "2_actors_steady_px_s": median_of([steady_px_s(run, SHARD**2) for run in seen["large_2"]]),
         },
-        "memory": memory | {"growth": memory["large"]["max_mb"] / memory["small"]["max_mb"] - 1},
+        "memory": memory_figures(seen["small"], seen["large"], seen["large_2"]),
         "predictor": predictor_settings(predictor, large.config),
     }
+
+
+def median_of(values: list[float | None]) -> float | None:
+    """Median of the values that were measured (None: none were)."""
+    found = [v for v in values if v is not None]
+    return float(np.median(found)) if found else None
 
 
 def marginal_cost(timings: dict[str, Timing], name: str) -> LinearCost:

@@ -3,12 +3,15 @@
 Ray names an actor's worker process after its class (``ray::MapWorker(MapBatches(TileMapper))``),
 so the sampler finds the mapping actors by that title among this process's descendants. On Linux it reads each process's
 ``VmHWM`` (the kernel's own high-water mark of resident memory), so a short peak between two
-samples is not missed; elsewhere it falls back to the sampled RSS.
+samples is not missed; elsewhere it falls back to the sampled RSS. Each sample is kept with its
+wall time, so the peak an actor had reached when it finished a given tile can be read back.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -28,7 +31,8 @@ def high_water_mark(process: psutil.Process) -> int:
 
 
 class ActorMemory:
-    """Context manager: ``peaks`` maps pid → peak resident bytes of processes titled ``marker``.
+    """Context manager: ``peaks`` maps pid → peak resident bytes of processes titled ``marker``,
+    ``series`` pid → (wall time, peak so far) samples.
 
     Only descendants of this process count (a local Ray's raylet and its workers are), so actors
     of other Ray instances on a shared machine are never mistaken for ours. Processes already
@@ -41,6 +45,7 @@ class ActorMemory:
         self._root = psutil.Process()
         self.interval_s = interval_s
         self.peaks: dict[int, int] = {}
+        self.series: dict[int, list[tuple[float, int]]] = {}
         self._earlier: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -71,6 +76,7 @@ class ActorMemory:
                 self.peaks[process.pid] = max(self.peaks.get(process.pid, 0), high_water_mark(process))
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+            self.series.setdefault(process.pid, []).append((time.time(), self.peaks[process.pid]))
 
     def _matching(self) -> list[psutil.Process]:
         found = []
@@ -81,3 +87,12 @@ class ActorMemory:
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         return found
+
+
+def peak_at(series: list[tuple[float, int]], when: float) -> int:
+    """Peak resident bytes reached by wall time ``when``: the last sample at or before it."""
+    index = bisect.bisect_right([t for t, _ in series], when)
+    if index == 0:
+        first = f"the first is at {series[0][0]:.1f}" if series else "there are none"
+        raise ValueError(f"no memory sample at or before {when:.1f}; {first}")
+    return series[index - 1][1]

@@ -64,8 +64,8 @@ def plan(quick: bool) -> dict[str, Any]:
     few seconds per run, so the full run can afford a warm-up and three interleaved repeats.
     """
     if quick:
-        return {"size": "small", "warmup": 0, "repeats": 1, "epochs": (2, 4)}
-    return {"size": "small", "warmup": 1, "repeats": 3, "epochs": (5, 15)}
+        return {"size": "small", "warmup": 0, "repeats": 1, "stage_epochs": 2, "overhead_epochs": (2, 12)}
+    return {"size": "small", "warmup": 1, "repeats": 3, "stage_epochs": 10, "overhead_epochs": (5, 45)}
 
 
 def single_threaded() -> None:
@@ -99,15 +99,46 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             Target("throughput vs the dask alternative, as measured", m["alternative"]["ratio"], 2.0, False),
             Target("2 actors / 1 actor throughput, marginal", m["scaling"]["ratio_marginal"], 1.7, False),
             Target("2 actors / 1 actor throughput, as measured", m["scaling"]["ratio"], 1.7, False),
-            Target("actor peak memory growth, small → large region", m["memory"]["growth"], 0.10, True),
+            *(
+                [
+                    Target(
+                        "2 actors / 1 actor throughput, steady state (start-up and first tile left out)",
+                        m["scaling"]["2_actors_steady_px_s"] / m["scaling"]["1_actor_steady_px_s"],
+                        1.7,
+                        False,
+                    )
+                ]
+                if m["scaling"].get("1_actor_steady_px_s") and m["scaling"].get("2_actors_steady_px_s")
+                else []
+            ),
+            Target(
+                "actor peak memory growth, small → large region, same tiles per actor",
+                m["memory"]["growth_same_tiles"],
+                0.10,
+                True,
+            ),
+            Target(
+                "actor peak memory growth, small → large region, 1 actor (2 → 4 tiles)",
+                m["memory"]["growth"],
+                0.10,
+                True,
+            ),
         ]
     if "training" in results:
         o = results["training"]["ray_overhead"]
         found += [
-            Target(f"Ray Train overhead, {o['epochs_long']}-epoch run", o["overhead_measured"], 0.15, True),
+            # Judged on a user's whole default-length run: start-up is paid once per stage, so a
+            # short benchmark run overstates it and the per-epoch figure alone hides it.
             Target(
-                f"Ray Train overhead, projected {o['default_epochs']}-epoch run",
+                f"Ray Train overhead, projected {o['default_epochs']}-epoch student run (the target)",
                 o["overhead_default_run"],
+                0.15,
+                True,
+            ),
+            Target("Ray Train overhead per epoch, start-up excluded", o["per_epoch_overhead"], 0.15, True),
+            Target(
+                f"Ray Train overhead, {o['epochs_long']}-epoch run as measured",
+                o["overhead_measured"],
                 0.15,
                 True,
             ),
@@ -212,7 +243,12 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks import training
 
         results["training"] = training.benchmark(
-            space, args.workdir / "train", settings["epochs"], settings["warmup"], settings["repeats"]
+            space,
+            args.workdir / "train",
+            settings["stage_epochs"],
+            settings["overhead_epochs"],
+            settings["warmup"],
+            settings["repeats"],
         )
         results["training"]["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         run.write(results)

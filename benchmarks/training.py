@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.timing import LinearCost
 from benchmarks.workspace import Workspace, train_config
 
 STAGE_ORDER = ("sau", "teacher", "student")
@@ -71,58 +72,86 @@ def overhead(ray_seconds: float, plain_seconds: float) -> float:
     return ray_seconds / plain_seconds - 1.0
 
 
+def projected_overhead(ray: LinearCost, plain: LinearCost, epochs: int) -> float:
+    """Overhead of a whole ``epochs``-epoch run: start-up and per-epoch costs from the fits."""
+    return overhead(ray.fixed + ray.per_unit * epochs, plain.fixed + plain.per_unit * epochs)
+
+
+def epochs_to_target(ray: LinearCost, plain: LinearCost, bound: float = 0.15) -> float | None:
+    """Fewest epochs whose run overhead is within ``bound`` (None: the per-epoch cost alone exceeds it).
+
+    Solves ``ray.fixed + ray.per_unit·E ≤ (1 + bound)·(plain.fixed + plain.per_unit·E)`` for E.
+    """
+    margin = (1 + bound) * plain.per_unit - ray.per_unit
+    if margin <= 0:
+        return None
+    return max(0.0, (ray.fixed - (1 + bound) * plain.fixed) / margin)
+
+
 def benchmark(
-    workspace: Workspace, scratch: Path, epochs: tuple[int, int], warmup: int, repeats: int
+    workspace: Workspace,
+    scratch: Path,
+    stage_epochs: int,
+    overhead_epochs: tuple[int, int],
+    warmup: int,
+    repeats: int,
 ) -> dict[str, Any]:
-    """Samples/s of every stage (plain loop) and Ray Train's overhead on the student stage."""
+    """Samples/s of every stage (plain loop) and Ray Train's overhead on the student stage.
+
+    The overhead runs span many epochs (``overhead_epochs``) so the per-epoch difference is well
+    above the ±2 s jitter of Ray Train's end-of-run detection (its controller polls every 2 s).
+    """
     from benchmarks.timing import fit_linear_cost, interleaved
     from deepsalt.training.config import TrainConfig
     from deepsalt.training.pipeline import load_training_data
+    from deepsalt.training.runtime import REPORT_INTERVAL_S
 
     scratch.mkdir(parents=True, exist_ok=True)
     data = load_training_data(train_config(workspace.train_output, workspace.region_url))
-    short, long = epochs
+    short, long = overhead_epochs
     per_epoch = {stage: samples_per_epoch(workspace, data, stage) for stage in STAGE_ORDER}
-    runs = {f"{stage} plain": stage_run(workspace, data, stage, long, 0, scratch) for stage in STAGE_ORDER}
-    runs |= {
-        "student plain short": stage_run(workspace, data, "student", short, 0, scratch),
-        "student ray short": stage_run(workspace, data, "student", short, 1, scratch),
-        "student ray": stage_run(workspace, data, "student", long, 1, scratch),
+    epochs = {f"{stage} plain": stage_epochs for stage in STAGE_ORDER}
+    epochs |= {
+        f"student {way} {size}": n
+        for way in ("plain", "ray")
+        for size, n in (("short", short), ("long", long))
     }
-    work = {name: float(per_epoch[name.split()[0]] * (short if "short" in name else long)) for name in runs}
+    runs = {
+        name: stage_run(workspace, data, name.split()[0], n, int("ray" in name), scratch)
+        for name, n in epochs.items()
+    }
+    work = {name: float(per_epoch[name.split()[0]] * n) for name, n in epochs.items()}
     t = interleaved(runs, work, warmup=warmup, repeats=repeats)
-    plain = fit_linear_cost(
-        [short] * repeats + [long] * repeats, [*t["student plain short"].seconds, *t["student plain"].seconds]
-    )
-    ray = fit_linear_cost(
-        [short] * repeats + [long] * repeats, [*t["student ray short"].seconds, *t["student ray"].seconds]
+    sizes = [short] * repeats + [long] * repeats
+    plain, ray = (
+        fit_linear_cost(sizes, [*t[f"student {way} short"].seconds, *t[f"student {way} long"].seconds])
+        for way in ("plain", "ray")
     )
     default_epochs = TrainConfig().student.epochs
     return {
         "stages": {
             stage: {
                 "samples_per_epoch": per_epoch[stage],
-                "epochs": long,
+                "epochs": stage_epochs,
                 "samples_per_s": t[f"{stage} plain"].throughput,
             }
             for stage in STAGE_ORDER
         },
         "ray_overhead": {
-            "timings": {
-                name: t[name].as_dict()
-                for name in ("student plain short", "student ray short", "student plain", "student ray")
-            },
+            "timings": {name: t[name].as_dict() for name in epochs if name.count(" ") == 2},
             "epochs_short": short,
             "epochs_long": long,
-            "overhead_measured": overhead(t["student ray"].median, t["student plain"].median),
+            "overhead_measured": overhead(t["student ray long"].median, t["student plain long"].median),
             "plain_fixed_s": plain.fixed,
             "plain_epoch_s": plain.per_unit,
             "ray_fixed_s": ray.fixed,
             "ray_epoch_s": ray.per_unit,
+            "startup_s": ray.fixed - plain.fixed,
+            "epoch_overhead_s": ray.per_unit - plain.per_unit,
             "per_epoch_overhead": overhead(ray.per_unit, plain.per_unit),
+            "report_interval_s": REPORT_INTERVAL_S,
             "default_epochs": default_epochs,
-            "overhead_default_run": overhead(
-                ray.fixed + ray.per_unit * default_epochs, plain.fixed + plain.per_unit * default_epochs
-            ),
+            "overhead_default_run": projected_overhead(ray, plain, default_epochs),
+            "epochs_to_target": epochs_to_target(ray, plain),
         },
     }

@@ -25,6 +25,9 @@ RAY_ENV = {
     "RAY_AUTH_MODE": "disabled",
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    # Ray runs its workers at nice 15, the driver (floors, dask alternative, plain loop) at 0: on
+    # a shared machine the actors would get a fraction of the CPU the driver-side runs get.
+    "RAY_worker_niceness": "0",
 }
 # Short stages: enough to produce a real checkpoint of the real architecture.
 TRAIN_EPOCHS = {"sau": {"epochs": 4}, "teacher": {"epochs": 4}, "student": {"epochs": 4}}

@@ -20,11 +20,19 @@ from pyproj import CRS
 from torch import nn
 
 from benchmarks import cost
-from benchmarks.mapping import actor_peaks_mb, centred_tile_bounds
-from benchmarks.memory import ActorMemory, high_water_mark
+from benchmarks.mapping import (
+    ActorTiles,
+    actor_peaks_mb,
+    actor_tiles,
+    centred_tile_bounds,
+    median_of,
+    memory_figures,
+    steady_px_s,
+)
+from benchmarks.memory import ActorMemory, high_water_mark, peak_at
 from benchmarks.report import Target, table, targets_section
-from benchmarks.timing import Timing, fit_linear_cost, floor_ratio, interleaved, measure
-from benchmarks.training import overhead
+from benchmarks.timing import LinearCost, Timing, fit_linear_cost, floor_ratio, interleaved, measure
+from benchmarks.training import epochs_to_target, overhead, projected_overhead
 from deepsalt.mapping.grid import Grid
 
 
@@ -95,6 +103,36 @@ def test_linear_cost_needs_two_sizes():
 def test_overhead_is_the_extra_share_of_plain_time():
     assert overhead(11.5, 10.0) == pytest.approx(0.15)
     assert overhead(9.0, 10.0) == pytest.approx(-0.1)
+
+
+def test_projected_overhead_pays_the_start_up_once_per_run():
+    plain, ray = LinearCost(fixed=1.0, per_unit=0.2), LinearCost(fixed=15.0, per_unit=0.2)
+    # 200 epochs: 15 + 40 = 55 s against 1 + 40 = 41 s.
+    assert projected_overhead(ray, plain, 200) == pytest.approx(55 / 41 - 1)
+    assert projected_overhead(ray, plain, 2000) < projected_overhead(ray, plain, 200)
+
+
+@given(
+    plain_fixed=st.floats(0.0, 5.0),
+    plain_epoch=st.floats(0.01, 2.0),
+    startup=st.floats(0.0, 60.0),
+    extra=st.floats(0.0, 0.14),
+)
+def test_epochs_to_target_is_where_the_projected_overhead_reaches_the_bound(
+    plain_fixed, plain_epoch, startup, extra
+):
+    plain = LinearCost(plain_fixed, plain_epoch)
+    ray = LinearCost(plain_fixed + startup, plain_epoch * (1 + extra))
+    epochs = epochs_to_target(ray, plain)
+    assert epochs is not None
+    assert projected_overhead(ray, plain, epochs + 1e-6) <= 0.15 + 1e-9
+    if epochs > 1:
+        assert projected_overhead(ray, plain, epochs - 1) > 0.15
+
+
+def test_no_run_length_meets_the_target_when_each_epoch_alone_misses_it():
+    plain, ray = LinearCost(1.0, 0.2), LinearCost(1.0, 0.2 * 1.2)
+    assert epochs_to_target(ray, plain) is None
 
 
 # ---------------------------------------------------------------- cost model
@@ -209,6 +247,70 @@ def test_actor_peaks_are_reported_per_actor_in_mb():
         actor_peaks_mb([{}])
 
 
+MB = 1024**2
+
+
+def _actor(peaks_mb: list[float], predicted: list[int] | None = None) -> ActorTiles:
+    """An actor that finished tile k at t = k + 0.5, its peak sampled at t = 0, 1, 2, ..."""
+    series = tuple((float(t), int(mb * MB)) for t, mb in enumerate([peaks_mb[0], *peaks_mb]))
+    done = tuple(k + 0.5 for k in range(1, len(peaks_mb) + 1))
+    return ActorTiles(series, done, tuple(predicted or [100] * len(peaks_mb)))
+
+
+def test_peak_at_is_the_last_sample_at_or_before_the_time():
+    series = [(1.0, 100), (2.0, 150), (3.0, 200)]
+    assert peak_at(series, 2.5) == 150
+    assert peak_at(series, 3.0) == 200
+    with pytest.raises(ValueError, match=r"no memory sample at or before 0\.5; the first is at 1\.0"):
+        peak_at(series, 0.5)
+
+
+def test_actor_tiles_joins_memory_samples_with_the_completion_records_by_pid():
+    records = {
+        "t1": {"worker": "node-a:12", "time": "2026-01-01T00:00:05+00:00", "predicted": 7},
+        "t0": {"worker": "node-a:12", "time": "2026-01-01T00:00:02+00:00", "predicted": 9},
+    }
+    actors = actor_tiles({12: [(1.0, 10)], 13: [(1.0, 20)]}, records)
+    base = 1767225600.0  # 2026-01-01T00:00:00Z
+    assert [(a.done, a.predicted) for a in actors] == [((base + 2, base + 5), (9, 7)), ((), ())]
+
+
+def test_memory_growth_compares_regions_at_the_same_tiles_per_actor():
+    small = [[_actor([1000, 1010], predicted=[50, 60])]]  # 1 actor, 2 tiles
+    large = [[_actor([1000, 1100, 1102, 1104], predicted=[50, 90, 60, 70])]]  # 1 actor, 4 tiles
+    large_2 = [[_actor([1000, 1020], [50, 60]), _actor([1000, 1100], [40, 90])]]  # 2 actors, 2 tiles each
+    m = memory_figures(small, large, large_2)
+    assert m["tiles_per_actor"] == {"small": [2], "large": [4], "large_2_actors": [2, 2]}
+    assert m["growth_same_tiles"] == pytest.approx(1100 / 1010 - 1)
+    assert m["growth"] == pytest.approx(1104 / 1010 - 1)
+    assert m["heaviest_tile_predicted"] == {"small": 60, "large": 90, "large_2_actors": 90}
+    assert m["warm_tiles"] == 2
+    assert m["growth_per_tile_mb"] == pytest.approx(2.0, abs=0.01)  # (1104 - 1100) / 2 tiles
+    with pytest.raises(ValueError, match="finished 2 tiles, not 3"):
+        small[0][0].peak_after(3)
+
+
+def test_steady_rate_sums_the_actors_rates_after_their_first_tile():
+    one = ActorTiles(((0.0, 1),), (10.0, 12.0, 14.0, 16.0), (1, 1, 1, 1))  # 3 tiles in 6 s
+    two = [
+        ActorTiles(((0.0, 1),), (20.0, 23.0), (1, 1)),  # 1 tile in 3 s
+        ActorTiles(((0.0, 1),), (21.0, 23.0), (1, 1)),  # 1 tile in 2 s
+    ]
+    assert steady_px_s([one], 100) == pytest.approx(50.0)
+    assert steady_px_s(two, 100) == pytest.approx(100 / 3 + 100 / 2)
+    assert steady_px_s([ActorTiles(((0.0, 1),), (5.0,), (1,))], 100) is None  # one tile: no interval
+    assert median_of([None, 3.0, 1.0, 2.0]) == 2.0
+    assert median_of([None]) is None
+
+
+def test_memory_figures_name_the_runs_without_an_actor_that_mapped_a_tile():
+    idle = ActorTiles(((0.0, 100),), (), ())
+    with pytest.raises(
+        RuntimeError, match=r"no 'TileMapper' actor that finished a tile was seen in the \['small'\]"
+    ):
+        memory_figures([[idle]], [[_actor([1000])]], [[_actor([1000])]])
+
+
 def test_high_water_mark_is_at_least_the_current_resident_memory():
     me = psutil.Process()
     rss = me.memory_info().rss
@@ -247,8 +349,12 @@ def test_actor_memory_leaves_out_processes_that_were_running_before():
 
 def test_actor_memory_ignores_processes_outside_its_own_tree():
     marker = "deepsalt-bench-memory-stranger"
-    # The shell exits at once, so the sleeper is re-parented away from this process.
-    shell = f"{sys.executable} -c 'import time; time.sleep(30)' {marker} >/dev/null 2>&1 & echo $!"
+    # The shell exits at once, so the sleeper is re-parented away from this process. The marker is
+    # assembled by the shell, so the shell's own command line (our child, briefly) never holds it.
+    shell = (
+        f"m={marker[:-3]}; {sys.executable} -c 'import time; time.sleep(30)' ${{m}}{marker[-3:]} "
+        ">/dev/null 2>&1 & echo $!"
+    )
     with ActorMemory(marker, interval_s=0.05) as memory:
         pid = int(subprocess.run(["sh", "-c", shell], capture_output=True, text=True, check=True).stdout)
         try:
