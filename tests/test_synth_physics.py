@@ -37,19 +37,21 @@ def gypsum_band_depth(reflectance: np.ndarray, wavelength: np.ndarray) -> np.nda
 @settings(max_examples=40, deadline=None)
 @given(
     soil=st.integers(0, len(LIB.soils) - 1),
-    moisture=st.floats(0, 0.3),
-    green=st.floats(0, 0.5),
-    npv=st.floats(0, 0.3),
+    moisture=st.floats(0, 0.1),
     salt=st.floats(0.02, 0.5),
 )
-def test_more_gypsum_deepens_its_absorption(
-    soil: int, moisture: float, green: float, npv: float, salt: float
-) -> None:
+def test_more_gypsum_deepens_its_absorption(soil: int, moisture: float, salt: float) -> None:
+    """On bare, dry-to-moist ground (where crusts form), any soil, more gypsum deepens its 1750 nm band.
+
+    Not on every pixel: the wing of a wet, dark soil's water absorption and a dense canopy's own
+    1730 nm feature can bury it (e.g. soil 30 at moisture 0.25 under a half canopy). That masking
+    is the confounding the demo world is meant to have, so it is not asserted away here.
+    """
     composition = np.zeros((2, len(LIB.salt_names)), np.float32)
     composition[:, GYPSUM] = 1.0
 
-    def pixels(values):
-        return np.full(2, values, dtype=type(values) if isinstance(values, bool) else np.float32)
+    def pixels(value: float) -> np.ndarray:
+        return np.full(2, value, dtype=np.float32)
 
     refl = surface_reflectance(
         LIB,
@@ -59,8 +61,8 @@ def test_more_gypsum_deepens_its_absorption(
         salt=np.array([0.0, salt], np.float32),
         salt_composition=composition,
         moisture=pixels(moisture),
-        green=pixels(green),
-        npv=pixels(npv),
+        green=pixels(0.0),
+        npv=pixels(0.0),
         saltbush_share=pixels(0.0),
         cropped=np.zeros(2, bool),
         npv_kind=np.zeros(2, int),
