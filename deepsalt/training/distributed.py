@@ -1,4 +1,4 @@
-"""Run a stage's per-worker function under Ray Train's ``TorchTrainer`` (DDP on N workers).
+"""Run a chain of stages' per-worker function under Ray Train's ``TorchTrainer`` (DDP on N workers).
 
 Ray's own checkpoint store is not used for resuming: the loop writes its resume state to the
 stage's fsspec URL, which works the same with or without Ray. A worker-group restart
@@ -7,6 +7,7 @@ stage's fsspec URL, which works the same with or without Ray. A worker-group res
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -17,8 +18,17 @@ from deepsalt.training.config import TrainConfig
 
 log = get_logger(__name__)
 
+CONTROLLER_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+CONTROLLER_POLL_S = "0.5"
+"""Ray Train's controller polls its workers every 2 s by default, and only at a poll does it see
+that the run has ended (and take a waiting report). Ray Train hands this variable from the driver
+to its controller, so setting it here reaches a remote cluster too; 0.5 s saves up to 1.5 s per
+run for four cheap status calls per second. A value the user set is kept."""
 
-def run_on_ray(fn: Callable[[dict[str, Any]], None], job: dict[str, Any], config: TrainConfig) -> None:
+
+def run_on_ray(
+    fn: Callable[[dict[str, Any]], None], job: dict[str, Any], config: TrainConfig, name: str
+) -> None:
     """``fn(job)`` on ``config.ray.num_workers`` Ray Train workers; connects to (or starts) Ray."""
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
@@ -26,6 +36,7 @@ def run_on_ray(fn: Callable[[dict[str, Any]], None], job: dict[str, Any], config
 
     if not ray.is_initialized():
         ray.init(include_dashboard=False)
+    os.environ.setdefault(CONTROLLER_POLL_ENV, CONTROLLER_POLL_S)
     settings = config.ray
     scaling = ScalingConfig(
         num_workers=settings.num_workers,
@@ -38,16 +49,16 @@ def run_on_ray(fn: Callable[[dict[str, Any]], None], job: dict[str, Any], config
             train_loop_config=job,
             scaling_config=scaling,
             run_config=RunConfig(
-                name=f"deepsalt-{job['stage']}",
+                name=f"deepsalt-{name}",
                 storage_path=storage,
                 failure_config=FailureConfig(max_failures=settings.max_failures),
             ),
         )
         log.info(
             "ray train start",
-            extra={"stage": job["stage"], "num_workers": settings.num_workers, "use_gpu": settings.use_gpu},
+            extra={"run": name, "num_workers": settings.num_workers, "use_gpu": settings.use_gpu},
         )
         try:
             trainer.fit()
-        except Exception as exc:  # Ray wraps worker errors; surface the stage and the cause
-            raise DeepSaltError(f"Ray Train failed in stage '{job['stage']}': {exc}") from exc
+        except Exception as exc:  # Ray wraps worker errors; surface the stages and the cause
+            raise DeepSaltError(f"Ray Train failed in '{name}': {exc}") from exc

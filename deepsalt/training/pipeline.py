@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from deepsalt.errors import ConfigError
-from deepsalt.logs import get_logger
 from deepsalt.training.config import STAGES, TrainConfig
 from deepsalt.training.data import TrainingData, load_region_samples
-from deepsalt.training.stages import train_sau, train_student, train_teacher
-
-log = get_logger(__name__)
+from deepsalt.training.stages import train_stages
 
 
 def load_training_data(config: TrainConfig) -> TrainingData:
@@ -31,7 +27,8 @@ def run_training(
     ``data`` replaces reading ``config.regions`` (the evaluator passes its spatial-block training
     split). A stage that is not run is taken from its URL under ``config.output``; stages whose
     checkpoint already matches settings, data and parents are reused, an interrupted one resumes.
-    The teacher is skipped when ``config.distill`` is false.
+    The teacher is skipped when ``config.distill`` is false. On Ray the stages share one Ray Train
+    run (see :func:`deepsalt.training.stages.train_stages`).
     """
     unknown = set(stages) - set(STAGES)
     if unknown:
@@ -40,20 +37,7 @@ def run_training(
         )
     data = data if data is not None else load_training_data(config)
     urls = {stage: config.stage_url(stage) for stage in STAGES}
-    done: dict[str, str] = {}
-    for stage in STAGES:
-        if stage not in stages or (stage == "teacher" and not config.distill):
-            continue
-        started = time.perf_counter()
-        if stage == "sau":
-            done[stage] = train_sau(data, config, urls["sau"])
-        elif stage == "teacher":
-            done[stage] = train_teacher(data, config, urls["sau"], urls["teacher"])
-        else:
-            teacher = urls["teacher"] if config.distill else None
-            done[stage] = train_student(data, config, urls["sau"], teacher, urls["student"])
-        log.info(
-            "stage done",
-            extra={"stage": stage, "url": done[stage], "seconds": round(time.perf_counter() - started, 1)},
-        )
-    return done
+    if not config.distill:
+        urls["teacher"] = None
+    chosen = [s for s in STAGES if s in stages and (s != "teacher" or config.distill)]
+    return train_stages(data, config, chosen, urls)

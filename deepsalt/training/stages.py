@@ -1,20 +1,22 @@
 """The three training stages: SAU → teacher → student.
 
-Each public function (``train_sau``, ``train_teacher``, ``train_student``) validates lineage, skips
-the work when an identical checkpoint already exists, and runs :func:`run_stage_job` either in
-this process or on N Ray Train workers (``config.ray.num_workers``). ``run_stage_job`` is the
-``train_loop_per_worker``: it rebuilds the stage from a picklable job dict, trains with
-:func:`deepsalt.training.loop.fit`, and rank 0 writes the checkpoint.
+:func:`train_stages` trains a run of stages in order, in this process or in one Ray Train run on
+N workers (``config.ray.num_workers``): the worker group, its process group and the workers'
+imports are paid once for the chain, not once per stage. Before a stage trains, its job is
+planned (:func:`_plan`): lineage is validated against the parents' checkpoints and a stage key is
+derived; a checkpoint with the same key is reused. ``train_sau``, ``train_teacher`` and
+``train_student`` train one stage from explicit parent URLs.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.covariance import LedoitWolf
 from torch.utils.data import TensorDataset
 
 from deepsalt.errors import InputDataError, LineageError
@@ -44,6 +46,9 @@ log = get_logger(__name__)
 
 MIN_SAMPLES = 8
 
+StageURLs = Mapping[str, str | None]
+"""Checkpoint URL per stage name; the teacher's is None when the student is not distilled."""
+
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded train/validation split of ``n`` rows, the same for every stage on the same data."""
@@ -61,25 +66,13 @@ def _tensor(values: np.ndarray) -> torch.Tensor:
 
 def train_sau(data: TrainingData, config: TrainConfig, url: str | None = None) -> str:
     """Train both autoencoders (aligned unless ``config.use_sau`` is false); returns the checkpoint URL."""
-    url = url or config.stage_url("sau")
-    key = stage_key("sau", _shared(config), config.sau.model_dump(), data.fingerprint())
-    return _run(_Job("sau", config, data, url, key, {}))
+    return train_stages(data, config, ["sau"], {"sau": url or config.stage_url("sau")})["sau"]
 
 
 def train_teacher(data: TrainingData, config: TrainConfig, sau_url: str, url: str | None = None) -> str:
     """Train the lab-latent teacher on the SAU's (frozen) lab encoder."""
-    url = url or config.stage_url("teacher")
-    sau = read_meta(sau_url, "sau")
-    check_axis(
-        "wavenumber",
-        sau.band_axis["wavenumber"],
-        data.wavenumber,
-        f"SAU checkpoint {sau_url} vs training data",
-    )
-    key = stage_key(
-        "teacher", _shared(config), config.teacher.model_dump(), data.fingerprint(), sau.checkpoint_id
-    )
-    return _run(_Job("teacher", config, data, url, key, {"sau": sau_url}))
+    urls = {"sau": sau_url, "teacher": url or config.stage_url("teacher")}
+    return train_stages(data, config, ["teacher"], urls)["teacher"]
 
 
 def train_student(
@@ -90,7 +83,80 @@ def train_student(
     url: str | None = None,
 ) -> str:
     """Train the student on the SAU's satellite encoder, distilled from the teacher when ``config.distill``."""
-    url = url or config.stage_url("student")
+    urls = {"sau": sau_url, "teacher": teacher_url, "student": url or config.stage_url("student")}
+    return train_stages(data, config, ["student"], urls)["student"]
+
+
+def train_stages(
+    data: TrainingData, config: TrainConfig, stages: Sequence[str], urls: StageURLs
+) -> dict[str, str]:
+    """Train ``stages`` in order into ``urls[stage]`` and return stage → checkpoint URL.
+
+    Leading stages whose checkpoint already matches are skipped here, so a finished chain starts
+    no Ray; the first stage to train is planned here too, so its lineage errors reach the caller
+    unwrapped. The rest trains in one go: a Ray Train run, or this process.
+    """
+    pending = list(stages)
+    while pending and _reusable(_plan(pending[0], data, config, urls)):
+        pending.pop(0)
+    if pending:
+        chain = {
+            "stages": pending,
+            "urls": dict(urls),
+            "config": config.model_dump(mode="json"),
+            "data": data,
+        }
+        if config.ray.num_workers == 0:
+            run_chain_job(chain, WorkerContext(default_device()))
+        else:
+            from deepsalt.training.distributed import run_on_ray
+
+            run_on_ray(run_chain_job, chain, config, name="+".join(pending))
+    for stage in stages:
+        read_meta(urls[stage], stage)  # fails loudly if no worker wrote it
+    return {stage: urls[stage] for stage in stages}
+
+
+def _shared(config: TrainConfig) -> dict[str, Any]:
+    """Settings every stage depends on (not where it runs or writes)."""
+    return config.model_dump(
+        include={"seed", "use_sau", "distill", "use_covariates", "use_satellite", "data", "model"}
+    )
+
+
+@dataclass
+class _Job:
+    """One stage, planned: where it writes, the key its checkpoint must carry, its parents' URLs."""
+
+    stage: str
+    config: TrainConfig
+    data: TrainingData
+    url: str
+    key: str
+    parents: dict[str, str]
+
+
+def _plan_sau(data: TrainingData, config: TrainConfig, urls: StageURLs) -> _Job:
+    key = stage_key("sau", _shared(config), config.sau.model_dump(), data.fingerprint())
+    return _Job("sau", config, data, urls["sau"], key, {})
+
+
+def _plan_teacher(data: TrainingData, config: TrainConfig, urls: StageURLs) -> _Job:
+    sau = read_meta(urls["sau"], "sau")
+    check_axis(
+        "wavenumber",
+        sau.band_axis["wavenumber"],
+        data.wavenumber,
+        f"SAU checkpoint {urls['sau']} vs training data",
+    )
+    key = stage_key(
+        "teacher", _shared(config), config.teacher.model_dump(), data.fingerprint(), sau.checkpoint_id
+    )
+    return _Job("teacher", config, data, urls["teacher"], key, {"sau": urls["sau"]})
+
+
+def _plan_student(data: TrainingData, config: TrainConfig, urls: StageURLs) -> _Job:
+    sau_url, teacher_url = urls["sau"], urls.get("teacher")
     sau = read_meta(sau_url, "sau")
     check_axis(
         "wavelength",
@@ -112,52 +178,35 @@ def train_student(
         parents["teacher"] = teacher_url
         ids.append(teacher.checkpoint_id)
     key = stage_key("student", _shared(config), config.student.model_dump(), data.fingerprint(), ids)
-    return _run(_Job("student", config, data, url, key, parents))
+    return _Job("student", config, data, urls["student"], key, parents)
 
 
-def _shared(config: TrainConfig) -> dict[str, Any]:
-    """Settings every stage depends on (not where it runs or writes)."""
-    return config.model_dump(
-        include={"seed", "use_sau", "distill", "use_covariates", "use_satellite", "data", "model"}
-    )
+def _plan(stage: str, data: TrainingData, config: TrainConfig, urls: StageURLs) -> _Job:
+    """Validate ``stage``'s lineage against its parents' checkpoints and derive its key."""
+    planners = {"sau": _plan_sau, "teacher": _plan_teacher, "student": _plan_student}
+    return planners[stage](data, config, urls)
 
 
-@dataclass
-class _Job:
-    stage: str
-    config: TrainConfig
-    data: TrainingData
-    url: str
-    key: str
-    parents: dict[str, str]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "config": self.config.model_dump(mode="json")}
-
-
-def _run(job: _Job) -> str:
+def _reusable(job: _Job) -> bool:
     if has_checkpoint(job.url) and read_meta(job.url, job.stage).stage_key == job.key:
         log.info(
             "reusing checkpoint with identical settings, data and parents",
             extra={"stage": job.stage, "url": job.url},
         )
-        return job.url
-    if job.config.ray.num_workers == 0:
-        run_stage_job(job.as_dict(), WorkerContext(default_device()))
-    else:
-        from deepsalt.training.distributed import run_on_ray
-
-        run_on_ray(run_stage_job, job.as_dict(), job.config)
-    read_meta(job.url, job.stage)  # fails loudly if no worker wrote it
-    return job.url
+        return True
+    return False
 
 
-# ---------------------------------------------------------------- per-worker stage bodies
+# ---------------------------------------------------------------- per-worker chain
 
 
-def run_stage_job(job: dict[str, Any], ctx: WorkerContext | None = None) -> None:
-    """Train one stage from a job dict; Ray Train calls it on every worker (``ctx`` None)."""
-    config = TrainConfig.model_validate(job["config"])
+def run_chain_job(chain: dict[str, Any], ctx: WorkerContext | None = None) -> None:
+    """Plan and train each stage of ``chain`` in turn; Ray Train calls it on every worker (``ctx`` None).
+
+    A stage is planned only once its parent is written, and re-planned after a worker-group
+    restart (``ray.max_failures``), so finished stages are reused and the interrupted one resumes.
+    """
+    config = TrainConfig.model_validate(chain["config"])
     if ctx is None:
         from deepsalt.training.runtime import RayWorkerContext
 
@@ -165,14 +214,24 @@ def run_stage_job(job: dict[str, Any], ctx: WorkerContext | None = None) -> None
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        _train_and_save(job, config, ctx)
+        for stage in chain["stages"]:
+            job = _plan(stage, chain["data"], config, chain["urls"])
+            if _reusable(job):
+                continue
+            started = time.perf_counter()
+            _train_and_save(job, ctx)
+            ctx.barrier()  # every rank plans the next stage from this checkpoint
+            if ctx.rank == 0:
+                seconds = round(time.perf_counter() - started, 1)
+                log.info("stage done", extra={"stage": stage, "url": job.url, "seconds": seconds})
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_and_save(job: dict[str, Any], config: TrainConfig, ctx: WorkerContext) -> None:
-    stage = {"sau": _SAUStage, "teacher": _TeacherStage, "student": _StudentStage}[job["stage"]](
-        config, job["data"], job["parents"]
+def _train_and_save(job: _Job, ctx: WorkerContext) -> None:
+    config = job.config
+    stage = {"sau": _SAUStage, "teacher": _TeacherStage, "student": _StudentStage}[job.stage](
+        config, job.data, job.parents
     )
     torch.manual_seed(config.seed)
     model = stage.build()
@@ -182,12 +241,12 @@ def _train_and_save(job: dict[str, Any], config: TrainConfig, ctx: WorkerContext
         stage.val_set,
         stage.loss,
         stage.val_loss,
-        getattr(config, job["stage"]),
+        getattr(config, job.stage),
         seed=config.seed,
         ctx=ctx,
-        resume_url=job["url"],
-        resume_key=job["key"],
-        stage=job["stage"],
+        resume_url=job.url,
+        resume_key=job.key,
+        stage=job.stage,
     )
     if ctx.rank == 0:
         model.load_state_dict(result.state_dict)
@@ -195,13 +254,13 @@ def _train_and_save(job: dict[str, Any], config: TrainConfig, ctx: WorkerContext
         with torch.no_grad():
             meta = stage.finalise(model, result)
         save_checkpoint(
-            job["url"],
+            job.url,
             model.state_dict(),
-            stage=job["stage"],
-            config=job["config"],
+            stage=job.stage,
+            config=config.model_dump(mode="json"),
             config_hash=config.config_hash(),
-            stage_key=job["key"],
-            parents={name: read_meta(u).checkpoint_id for name, u in job["parents"].items()},
+            stage_key=job.key,
+            parents={name: read_meta(u).checkpoint_id for name, u in job.parents.items()},
             metrics={
                 "best_val_loss": result.best_val,
                 "best_epoch": result.best_epoch,
@@ -210,7 +269,7 @@ def _train_and_save(job: dict[str, Any], config: TrainConfig, ctx: WorkerContext
             },
             **meta,
         )
-        clear_resume(job["url"])
+        clear_resume(job.url)
 
 
 class _SAUStage:
@@ -413,6 +472,8 @@ class _StudentStage:
 
     def finalise(self, model: StudentNet, result: FitResult) -> dict[str, Any]:
         train_sat, train_cov = self.train_set.tensors[:2]
+        from sklearn.covariance import LedoitWolf  # here: SAU- and teacher-only workers skip its 2 s import
+
         sat, cov, y, *_ = self.val_set
         fitted = LedoitWolf().fit(model.domain_features(train_sat, train_cov).numpy().astype(np.float64))
         model.domain.mean.copy_(torch.as_tensor(fitted.location_))
