@@ -1,13 +1,17 @@
 """Training throughput: samples/s per stage, and Ray Train (1 worker) against the plain loop.
 
-Each run trains a stage for a fixed number of epochs (patience above the epoch count, so early
-stopping never cuts a run short) into a fresh checkpoint URL, through the public stage functions
-the CLI uses. Runs at two epoch counts separate Ray Train's fixed start-up from its per-epoch
-cost, so the overhead can be stated for a run of any length.
+Each run trains for a fixed number of epochs (patience above the epoch count, so early stopping
+never cuts a run short) into fresh checkpoint URLs, through the functions the CLI uses. The Ray
+Train comparison trains the whole chain (SAU → teacher → student, one Ray Train run, as
+``deepsalt train`` does) at two lengths, in "chain units": the default epochs of every stage
+divided by their greatest common divisor, so the default chain is a whole number of units. The
+two lengths separate Ray Train's fixed start-up from its per-unit cost, so the overhead can be
+stated for the default run.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import uuid
 from collections.abc import Callable
@@ -20,15 +24,12 @@ from benchmarks.workspace import Workspace, train_config
 STAGE_ORDER = ("sau", "teacher", "student")
 
 
-def stage_config(workspace: Workspace, stage: str, epochs: int, num_workers: int) -> Any:
-    """Benchmark config: ``epochs`` exactly (no early stop), in-process or on Ray Train workers."""
+def stage_config(workspace: Workspace, stage: str, epochs: int) -> Any:
+    """Benchmark config: ``epochs`` of ``stage`` exactly (no early stop), in-process."""
     base = train_config(workspace.train_output, workspace.region_url)
     settings = {"epochs": epochs, "patience": epochs + 1}
     return train_config(
-        workspace.train_output,
-        workspace.region_url,
-        **{stage: getattr(base, stage).model_dump() | settings},
-        ray={"num_workers": num_workers, "cpus_per_worker": 1.0},
+        workspace.train_output, workspace.region_url, **{stage: getattr(base, stage).model_dump() | settings}
     )
 
 
@@ -43,26 +44,57 @@ def samples_per_epoch(workspace: Workspace, data: Any, stage: str) -> int:
     return len(cls(config, data, parents).train_set)
 
 
-def stage_run(
-    workspace: Workspace, data: Any, stage: str, epochs: int, num_workers: int, scratch: Path
-) -> Callable[[], None]:
-    """One call = one fresh training of ``stage`` (checkpoint deleted afterwards)."""
-    from deepsalt.training.stages import train_sau, train_student, train_teacher
+def stage_run(workspace: Workspace, data: Any, stage: str, epochs: int, scratch: Path) -> Callable[[], None]:
+    """One call = one fresh in-process training of ``stage`` on the workspace's parents (then deleted)."""
+    from deepsalt.training.stages import train_stages
 
-    config = stage_config(workspace, stage, epochs, num_workers)
-    sau, teacher = config.stage_url("sau"), config.stage_url("teacher")
+    config = stage_config(workspace, stage, epochs)
+    parents = {"sau": config.stage_url("sau"), "teacher": config.stage_url("teacher")}
 
     def run() -> None:
-        url = scratch / f"{stage}-{num_workers}w-{uuid.uuid4().hex[:8]}"
+        url = scratch / f"{stage}-{uuid.uuid4().hex[:8]}"
         try:
-            if stage == "sau":
-                train_sau(data, config, str(url))
-            elif stage == "teacher":
-                train_teacher(data, config, sau, str(url))
-            else:
-                train_student(data, config, sau, teacher, str(url))
+            train_stages(data, config, [stage], parents | {stage: str(url)})
         finally:
             shutil.rmtree(url, ignore_errors=True)
+
+    return run
+
+
+def chain_unit() -> tuple[dict[str, int], int]:
+    """Epochs per stage in one chain unit, and the default chain's length in units."""
+    from deepsalt.training.config import TrainConfig
+
+    defaults = {stage: getattr(TrainConfig(), stage).epochs for stage in STAGE_ORDER}
+    units = math.gcd(*defaults.values())
+    return {stage: n // units for stage, n in defaults.items()}, units
+
+
+def chain_run(
+    workspace: Workspace, data: Any, units: int, num_workers: int, scratch: Path
+) -> Callable[[], None]:
+    """One call = one fresh training of the whole chain, ``units`` chain units long."""
+    from deepsalt.training.pipeline import run_training
+
+    per_unit, _ = chain_unit()
+    base = train_config(workspace.train_output, workspace.region_url)
+
+    def run() -> None:
+        output = scratch / f"chain-{num_workers}w-{uuid.uuid4().hex[:8]}"
+        stages = {
+            stage: getattr(base, stage).model_dump() | {"epochs": n * units, "patience": n * units + 1}
+            for stage, n in per_unit.items()
+        }
+        config = train_config(
+            str(output),
+            workspace.region_url,
+            **stages,
+            ray={"num_workers": num_workers, "cpus_per_worker": 1.0},
+        )
+        try:
+            run_training(config, data)
+        finally:
+            shutil.rmtree(output, ignore_errors=True)
 
     return run
 
@@ -72,15 +104,15 @@ def overhead(ray_seconds: float, plain_seconds: float) -> float:
     return ray_seconds / plain_seconds - 1.0
 
 
-def projected_overhead(ray: LinearCost, plain: LinearCost, epochs: int) -> float:
-    """Overhead of a whole ``epochs``-epoch run: start-up and per-epoch costs from the fits."""
-    return overhead(ray.fixed + ray.per_unit * epochs, plain.fixed + plain.per_unit * epochs)
+def projected_overhead(ray: LinearCost, plain: LinearCost, units: float) -> float:
+    """Overhead of a whole ``units``-long run: start-up and per-unit costs from the fits."""
+    return overhead(ray.fixed + ray.per_unit * units, plain.fixed + plain.per_unit * units)
 
 
-def epochs_to_target(ray: LinearCost, plain: LinearCost, bound: float = 0.15) -> float | None:
-    """Fewest epochs whose run overhead is within ``bound`` (None: the per-epoch cost alone exceeds it).
+def units_to_target(ray: LinearCost, plain: LinearCost, bound: float = 0.15) -> float | None:
+    """Shortest run (in units) whose overhead is within ``bound`` (None: the per-unit cost alone exceeds it).
 
-    Solves ``ray.fixed + ray.per_unit·E ≤ (1 + bound)·(plain.fixed + plain.per_unit·E)`` for E.
+    Solves ``ray.fixed + ray.per_unit·U ≤ (1 + bound)·(plain.fixed + plain.per_unit·U)`` for U.
     """
     margin = (1 + bound) * plain.per_unit - ray.per_unit
     if margin <= 0:
@@ -92,42 +124,39 @@ def benchmark(
     workspace: Workspace,
     scratch: Path,
     stage_epochs: int,
-    overhead_epochs: tuple[int, int],
+    overhead_units: tuple[int, int],
     warmup: int,
     repeats: int,
 ) -> dict[str, Any]:
-    """Samples/s of every stage (plain loop) and Ray Train's overhead on the student stage.
+    """Samples/s of every stage (plain loop) and Ray Train's overhead on the whole chain.
 
-    The overhead runs span many epochs (``overhead_epochs``) so the per-epoch difference is well
-    above the ±2 s jitter of Ray Train's end-of-run detection (its controller polls every 2 s).
+    The overhead runs span several chain units (``overhead_units``) so the per-unit difference is
+    well above the jitter of Ray Train's start-up and end-of-run detection.
     """
     from benchmarks.timing import fit_linear_cost, interleaved
-    from deepsalt.training.config import TrainConfig
     from deepsalt.training.pipeline import load_training_data
     from deepsalt.training.runtime import REPORT_INTERVAL_S
 
     scratch.mkdir(parents=True, exist_ok=True)
     data = load_training_data(train_config(workspace.train_output, workspace.region_url))
-    short, long = overhead_epochs
+    short, long = overhead_units
+    per_unit, default_units = chain_unit()
     per_epoch = {stage: samples_per_epoch(workspace, data, stage) for stage in STAGE_ORDER}
-    epochs = {f"{stage} plain": stage_epochs for stage in STAGE_ORDER}
-    epochs |= {
-        f"student {way} {size}": n
-        for way in ("plain", "ray")
-        for size, n in (("short", short), ("long", long))
-    }
     runs = {
-        name: stage_run(workspace, data, name.split()[0], n, int("ray" in name), scratch)
-        for name, n in epochs.items()
+        f"{stage} plain": stage_run(workspace, data, stage, stage_epochs, scratch) for stage in STAGE_ORDER
     }
-    work = {name: float(per_epoch[name.split()[0]] * n) for name, n in epochs.items()}
+    work = {f"{stage} plain": float(per_epoch[stage] * stage_epochs) for stage in STAGE_ORDER}
+    unit_samples = sum(per_epoch[stage] * n for stage, n in per_unit.items())
+    for way, workers in (("plain", 0), ("ray", 1)):
+        for size, units in (("short", short), ("long", long)):
+            runs[f"chain {way} {size}"] = chain_run(workspace, data, units, workers, scratch)
+            work[f"chain {way} {size}"] = float(unit_samples * units)
     t = interleaved(runs, work, warmup=warmup, repeats=repeats)
     sizes = [short] * repeats + [long] * repeats
     plain, ray = (
-        fit_linear_cost(sizes, [*t[f"student {way} short"].seconds, *t[f"student {way} long"].seconds])
+        fit_linear_cost(sizes, [*t[f"chain {way} short"].seconds, *t[f"chain {way} long"].seconds])
         for way in ("plain", "ray")
     )
-    default_epochs = TrainConfig().student.epochs
     return {
         "stages": {
             stage: {
@@ -138,20 +167,22 @@ def benchmark(
             for stage in STAGE_ORDER
         },
         "ray_overhead": {
-            "timings": {name: t[name].as_dict() for name in epochs if name.count(" ") == 2},
-            "epochs_short": short,
-            "epochs_long": long,
-            "overhead_measured": overhead(t["student ray long"].median, t["student plain long"].median),
+            "timings": {name: t[name].as_dict() for name in runs if name.startswith("chain ")},
+            "unit_epochs": per_unit,
+            "units_short": short,
+            "units_long": long,
+            "overhead_measured": overhead(t["chain ray long"].median, t["chain plain long"].median),
             "plain_fixed_s": plain.fixed,
-            "plain_epoch_s": plain.per_unit,
+            "plain_unit_s": plain.per_unit,
             "ray_fixed_s": ray.fixed,
-            "ray_epoch_s": ray.per_unit,
+            "ray_unit_s": ray.per_unit,
             "startup_s": ray.fixed - plain.fixed,
-            "epoch_overhead_s": ray.per_unit - plain.per_unit,
-            "per_epoch_overhead": overhead(ray.per_unit, plain.per_unit),
+            "unit_overhead_s": ray.per_unit - plain.per_unit,
+            "per_unit_overhead": overhead(ray.per_unit, plain.per_unit),
             "report_interval_s": REPORT_INTERVAL_S,
-            "default_epochs": default_epochs,
-            "overhead_default_run": projected_overhead(ray, plain, default_epochs),
-            "epochs_to_target": epochs_to_target(ray, plain),
+            "default_units": default_units,
+            "default_plain_s": plain.fixed + plain.per_unit * default_units,
+            "overhead_default_run": projected_overhead(ray, plain, default_units),
+            "units_to_target": units_to_target(ray, plain),
         },
     }

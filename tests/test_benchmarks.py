@@ -32,7 +32,7 @@ from benchmarks.mapping import (
 from benchmarks.memory import ActorMemory, high_water_mark, peak_at
 from benchmarks.report import Target, table, targets_section
 from benchmarks.timing import LinearCost, Timing, fit_linear_cost, floor_ratio, interleaved, measure
-from benchmarks.training import epochs_to_target, overhead, projected_overhead
+from benchmarks.training import chain_unit, overhead, projected_overhead, units_to_target
 from deepsalt.mapping.grid import Grid
 
 
@@ -107,32 +107,43 @@ def test_overhead_is_the_extra_share_of_plain_time():
 
 def test_projected_overhead_pays_the_start_up_once_per_run():
     plain, ray = LinearCost(fixed=1.0, per_unit=0.2), LinearCost(fixed=15.0, per_unit=0.2)
-    # 200 epochs: 15 + 40 = 55 s against 1 + 40 = 41 s.
+    # 200 units: 15 + 40 = 55 s against 1 + 40 = 41 s.
     assert projected_overhead(ray, plain, 200) == pytest.approx(55 / 41 - 1)
     assert projected_overhead(ray, plain, 2000) < projected_overhead(ray, plain, 200)
 
 
 @given(
     plain_fixed=st.floats(0.0, 5.0),
-    plain_epoch=st.floats(0.01, 2.0),
+    plain_unit=st.floats(0.01, 2.0),
     startup=st.floats(0.0, 60.0),
     extra=st.floats(0.0, 0.14),
 )
-def test_epochs_to_target_is_where_the_projected_overhead_reaches_the_bound(
-    plain_fixed, plain_epoch, startup, extra
+def test_units_to_target_is_where_the_projected_overhead_reaches_the_bound(
+    plain_fixed, plain_unit, startup, extra
 ):
-    plain = LinearCost(plain_fixed, plain_epoch)
-    ray = LinearCost(plain_fixed + startup, plain_epoch * (1 + extra))
-    epochs = epochs_to_target(ray, plain)
-    assert epochs is not None
-    assert projected_overhead(ray, plain, epochs + 1e-6) <= 0.15 + 1e-9
-    if epochs > 1:
-        assert projected_overhead(ray, plain, epochs - 1) > 0.15
+    plain = LinearCost(plain_fixed, plain_unit)
+    ray = LinearCost(plain_fixed + startup, plain_unit * (1 + extra))
+    units = units_to_target(ray, plain)
+    assert units is not None
+    assert projected_overhead(ray, plain, units + 1e-6) <= 0.15 + 1e-9
+    if units > 1:
+        assert projected_overhead(ray, plain, units - 1) > 0.15
 
 
-def test_no_run_length_meets_the_target_when_each_epoch_alone_misses_it():
+def test_no_run_length_meets_the_target_when_each_unit_alone_misses_it():
     plain, ray = LinearCost(1.0, 0.2), LinearCost(1.0, 0.2 * 1.2)
-    assert epochs_to_target(ray, plain) is None
+    assert units_to_target(ray, plain) is None
+
+
+def test_the_default_chain_is_a_whole_number_of_chain_units():
+    from deepsalt.training.config import TrainConfig
+
+    per_unit, units = chain_unit()
+    defaults = TrainConfig()
+    assert {stage: n * units for stage, n in per_unit.items()} == {
+        stage: getattr(defaults, stage).epochs for stage in ("sau", "teacher", "student")
+    }
+    assert min(per_unit.values()) >= 1
 
 
 # ---------------------------------------------------------------- cost model
