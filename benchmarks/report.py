@@ -164,6 +164,12 @@ def mapping_section(m: dict[str, Any]) -> str:
                 f"**{alt['ratio_at_floors']:.2f}**× the dask alternative's marginal throughput."
                 if "ratio_at_floors" in alt
                 else ""
+            )
+            + (
+                f" DeepSalt's 2 actors in steady state ({fmt(sc['2_actors_steady_px_s'])} px/s, see Scaling) "
+                f"against dask's marginal: **{sc['2_actors_steady_px_s'] / alt['dask_marginal_px_s']:.2f}**."
+                if sc.get("2_actors_steady_px_s")
+                else ""
             ),
             f"### Scaling\nAs measured on the large region: 1 actor {fmt(sc['1_actor_px_s'])} px/s, 2 actors "
             f"{fmt(sc['2_actors_px_s'])} px/s, ratio **{sc['ratio']:.2f}**. Marginal (fixed start-up removed): "
