@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -11,10 +12,11 @@ import torch
 from deepsalt.config import load_config
 from deepsalt.errors import ConfigError, InputDataError, LineageError
 from deepsalt.training.checkpoint import load_checkpoint, read_meta, save_checkpoint
-from deepsalt.training.config import TrainConfig
+from deepsalt.training.config import STAGES, TrainConfig
 from deepsalt.training.data import TrainingData
 from deepsalt.training.pipeline import run_training
-from deepsalt.training.stages import train_sau, train_student, train_teacher
+from deepsalt.training.runtime import WorkerContext
+from deepsalt.training.stages import run_chain_job, train_sau, train_student, train_teacher
 
 TINY = [
     "preset=quick",
@@ -122,6 +124,30 @@ def test_identical_rerun_reuses_checkpoints(chain, data):
     again = run_training(tiny_config(output), data)
     assert {stage: read_meta(url).checkpoint_id for stage, url in again.items()} == before
     assert {stage: read_meta(url).created for stage, url in again.items()} == created
+
+
+def test_a_restarted_chain_keeps_its_finished_stages(data, tmp_path, caplog):
+    """What every Ray worker runs after a worker-group restart: the chain from its first stage."""
+    config = tiny_config(str(tmp_path))
+    sau = train_sau(data, config)
+    finished = read_meta(sau).created
+    chain = {
+        "stages": list(STAGES),
+        "urls": {stage: config.stage_url(stage) for stage in STAGES},
+        "config": config.model_dump(mode="json"),
+        "data": data,
+    }
+    with caplog.at_level(logging.INFO, logger="deepsalt"):
+        run_chain_job(chain, WorkerContext(torch.device("cpu")))
+    reused = [r.stage for r in caplog.records if r.getMessage().startswith("reusing checkpoint")]
+    trained = [r.stage for r in caplog.records if r.getMessage() == "stage done"]
+    assert (reused, trained) == (["sau"], ["teacher", "student"])
+    assert read_meta(sau).created == finished
+    student = read_meta(config.stage_url("student"), "student")
+    assert student.parents == {
+        "sau": read_meta(sau).checkpoint_id,
+        "teacher": read_meta(config.stage_url("teacher")).checkpoint_id,
+    }
 
 
 def test_student_refuses_a_teacher_built_on_another_sau(chain, data, tmp_path):
