@@ -137,6 +137,7 @@ def test_a_restarted_chain_keeps_its_finished_stages(data, tmp_path, caplog):
         "config": config.model_dump(mode="json"),
         "data": data,
     }
+    caplog.clear()  # only the restarted chain's records (logging may already be at INFO)
     with caplog.at_level(logging.INFO, logger="deepsalt"):
         run_chain_job(chain, WorkerContext(torch.device("cpu")))
     reused = [r.stage for r in caplog.records if r.getMessage().startswith("reusing checkpoint")]
