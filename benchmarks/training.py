@@ -24,12 +24,17 @@ from benchmarks.workspace import Workspace, train_config
 STAGE_ORDER = ("sau", "teacher", "student")
 
 
-def stage_config(workspace: Workspace, stage: str, epochs: int) -> Any:
-    """Benchmark config: ``epochs`` of ``stage`` exactly (no early stop), in-process."""
+def exact_epochs_config(
+    workspace: Workspace, output: str, epochs: dict[str, int], num_workers: int = 0
+) -> Any:
+    """Benchmark config training each listed stage ``epochs[stage]`` epochs exactly (no early stop)."""
     base = train_config(workspace.train_output, workspace.region_url)
-    settings = {"epochs": epochs, "patience": epochs + 1}
+    stages = {
+        stage: getattr(base, stage).model_dump() | {"epochs": n, "patience": n + 1}
+        for stage, n in epochs.items()
+    }
     return train_config(
-        workspace.train_output, workspace.region_url, **{stage: getattr(base, stage).model_dump() | settings}
+        output, workspace.region_url, **stages, ray={"num_workers": num_workers, "cpus_per_worker": 1.0}
     )
 
 
@@ -48,7 +53,7 @@ def stage_run(workspace: Workspace, data: Any, stage: str, epochs: int, scratch:
     """One call = one fresh in-process training of ``stage`` on the workspace's parents (then deleted)."""
     from deepsalt.training.stages import train_stages
 
-    config = stage_config(workspace, stage, epochs)
+    config = exact_epochs_config(workspace, workspace.train_output, {stage: epochs})
     parents = {"sau": config.stage_url("sau"), "teacher": config.stage_url("teacher")}
 
     def run() -> None:
@@ -77,20 +82,11 @@ def chain_run(
     from deepsalt.training.pipeline import run_training
 
     per_unit, _ = chain_unit()
-    base = train_config(workspace.train_output, workspace.region_url)
+    epochs = {stage: n * units for stage, n in per_unit.items()}
 
     def run() -> None:
         output = scratch / f"chain-{num_workers}w-{uuid.uuid4().hex[:8]}"
-        stages = {
-            stage: getattr(base, stage).model_dump() | {"epochs": n * units, "patience": n * units + 1}
-            for stage, n in per_unit.items()
-        }
-        config = train_config(
-            str(output),
-            workspace.region_url,
-            **stages,
-            ray={"num_workers": num_workers, "cpus_per_worker": 1.0},
-        )
+        config = exact_epochs_config(workspace, str(output), epochs, num_workers)
         try:
             run_training(config, data)
         finally:
