@@ -50,7 +50,7 @@ def reference(world: tuple[World, str], ray_cluster: dict) -> dict[str, str]:
 
 
 def checksums(url: str) -> dict[str, str]:
-    ds = xr.open_zarr(url).load()
+    ds = xr.open_zarr(url, group="0").load()
     return {
         name: hashlib.sha256(np.ascontiguousarray(ds[name].values).tobytes()).hexdigest()
         for name in ds.data_vars

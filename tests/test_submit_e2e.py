@@ -93,7 +93,7 @@ def test_submit_map_runs_on_the_cluster_and_writes_the_map(
     written = [e for e in events if e["event"] == "map written"]
     assert len(written) == 1 and written[0]["store_url"] == store_url
 
-    ds = xr.open_zarr(store_url, decode_coords="all")
+    ds = xr.open_zarr(store_url, group="0", decode_coords="all")
     assert {"ece", "ece_std", "domain_score", "quality"} <= set(ds.data_vars)
     assert ds.ece.shape == manifest.shape
     assert ds.rio.crs == CRS.from_user_input(manifest.crs)

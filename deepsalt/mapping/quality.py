@@ -11,12 +11,19 @@ from enum import IntFlag
 class Quality(IntFlag):
     """Why a pixel has no prediction."""
 
-    NODATA = 1  # no scene covers it, or every covering scene has nodata / background there
-    CLOUD = 2  # every scene with data there is cloud, shadow, haze, cirrus or snow
-    WATER = 4  # the chosen clear observation is water
-    NO_SOIL = 8  # covariates missing there (e.g. outside the soil/climate rasters)
-    OUT_OF_RANGE = 16  # reflectance outside [0, 1] on a usable band
+    NODATA = 1
+    CLOUD = 2
+    WATER = 4
+    NO_SOIL = 8
+    OUT_OF_RANGE = 16
 
 
+FLAG_DESCRIPTIONS = {
+    Quality.NODATA: "no scene covers the pixel, or every covering scene has nodata or background there",
+    Quality.CLOUD: "every scene with data there is cloud, shadow, haze, cirrus or snow",
+    Quality.WATER: "the chosen clear observation is water",
+    Quality.NO_SOIL: "soil or climate covariates are missing there",
+    Quality.OUT_OF_RANGE: "reflectance outside [0, 1] on a usable band",
+}
 FLAG_MEANINGS = " ".join(f.name.lower() for f in Quality)  # type: ignore[union-attr]
 FLAG_MASKS = [int(f) for f in Quality]

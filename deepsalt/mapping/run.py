@@ -139,8 +139,7 @@ def run_map(config: MapConfig) -> MapSummary:
 def finish_store(
     url: str, grid: Grid, chunk: int, shard: int, pyramid_min_size: int
 ) -> list[tuple[int, int]]:
-    """Pyramid, the multiscales attribute, then consolidated metadata (last, once)."""
+    """Pyramid with its multiscales layout, then consolidated metadata (last, once)."""
     shapes = pyramid.build_pyramid(url, grid, chunk, shard, pyramid_min_size)
-    store.update_attrs(url, {"multiscales": pyramid.multiscales_attr(len(shapes))})
     store.consolidate(url)
     return shapes

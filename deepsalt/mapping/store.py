@@ -1,5 +1,7 @@
 """The output Zarr v3 store: skeleton, per-tile region writes and per-tile completion records.
 
+The root group holds the map's identity (product hash, lineage); the full-resolution variables live
+in its child group ``0``, the first level of the pyramid (see ``deepsalt.mapping.conventions``).
 The whole skeleton (metadata, coordinates, CF ``spatial_ref``) is written once, before any tile,
 so workers only ever write array shards. A tile's completion record (``_tiles/<id>.json``) is
 written after all of its data; a run killed mid-tile leaves no record and the tile is redone.
@@ -25,11 +27,13 @@ from zarr.codecs import ZstdCodec
 
 from deepsalt import __version__
 from deepsalt.errors import DeepSaltError
+from deepsalt.mapping.conventions import level_attrs, level_path
 from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.quality import FLAG_MASKS, FLAG_MEANINGS, Quality
 from deepsalt.mapping.tiles import Tile
 
 RECORDS = "_tiles"
+FULL_RESOLUTION = level_path(0)
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,10 @@ class StoreMismatchError(DeepSaltError):
 
 
 def georeference(ds: xr.Dataset, grid: Grid) -> xr.Dataset:
-    """Attach projected x/y coordinates and the CF ``spatial_ref`` (crs_wkt + GeoTransform)."""
+    """Attach projected x/y coordinates, the CF ``spatial_ref`` (crs_wkt + GeoTransform) and the
+    ``spatial:``/``proj:`` convention attributes."""
     ds = ds.assign_coords(y=grid.y_coords(), x=grid.x_coords())
+    ds = ds.assign_attrs({"Conventions": "CF-1.10", **level_attrs(grid)})
     ds.x.attrs.update(units="m", standard_name="projection_x_coordinate")
     ds.y.attrs.update(units="m", standard_name="projection_y_coordinate")
     return ds.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
@@ -100,7 +106,7 @@ def set_encoding(ds: xr.Dataset, chunk: int, shard: int) -> xr.Dataset:
     return ds
 
 
-def skeleton(grid: Grid, chunk: int, shard: int, attrs: Mapping[str, Any]) -> xr.Dataset:
+def skeleton(grid: Grid, chunk: int, shard: int) -> xr.Dataset:
     """Lazy dataset of the full map (nothing computed) carrying coordinates, CRS and encodings."""
     _, blocks = layout(grid.shape, chunk, shard)
     data_vars = {
@@ -109,7 +115,7 @@ def skeleton(grid: Grid, chunk: int, shard: int, attrs: Mapping[str, Any]) -> xr
         )
         for var in VARIABLES
     }
-    ds = georeference(xr.Dataset(data_vars, attrs=dict(attrs)), grid)
+    ds = georeference(xr.Dataset(data_vars), grid)
     return set_encoding(ds, chunk, shard)
 
 
@@ -130,9 +136,12 @@ def create_or_check(url: str, grid: Grid, chunk: int, shard: int, attrs: Mapping
                 f"{url}: existing store was made with other settings (product hash {found}, "
                 f"this run {attrs['product_hash']}); choose another output.url or delete it"
             )
-        return True
-    ds = skeleton(grid, chunk, shard, attrs)
-    ds.to_zarr(url, mode="w-", compute=False, zarr_format=3, consolidated=False)
+        if store_exists(f"{url}/{FULL_RESOLUTION}"):
+            return True
+    else:
+        zarr.create_group(url, attributes=dict(attrs), zarr_format=3)
+    ds = skeleton(grid, chunk, shard)
+    ds.to_zarr(url, group=FULL_RESOLUTION, mode="w-", compute=False, zarr_format=3, consolidated=False)
     return False
 
 
@@ -140,7 +149,7 @@ def write_tile(url: str, tile: Tile, arrays: Mapping[str, np.ndarray]) -> None:
     """Write one tile's arrays into their (shard-aligned) region of the store."""
     ys, xs = tile.slices()
     for name, values in arrays.items():
-        target = zarr.open_array(url, path=name, mode="r+")
+        target = zarr.open_array(url, path=f"{FULL_RESOLUTION}/{name}", mode="r+")
         target[ys, xs] = values
 
 
