@@ -15,6 +15,7 @@ from deepsalt.cli import (
     submit,  # noqa: F401
     synth,  # noqa: F401
     train,  # noqa: F401
+    view,  # noqa: F401
 )
 from deepsalt.cli.common import app
 
