@@ -1,7 +1,7 @@
 // The page of `deepsalt view`: the map's multiscale Zarr store on an OpenLayers map, read in the browser.
 //
 // OpenLayers' GeoZarr source finds the pyramid through the store's `multiscales`, `spatial:` and `proj:`
-// conventions and reads its sharded arrays with zarrita (a shard index is a suffix range request). The
+// conventions and reads its sharded arrays with zarrita (a shard index is the shard's last bytes). The
 // map is drawn in the store's own CRS (proj4 from `proj:wkt2`), so pixels are never resampled between
 // projections. A click reads the full-resolution pixel from the store with zarrita. The only context
 // is a bundled outline of countries, states and counties: the page fetches nothing but its own server.
@@ -196,7 +196,8 @@ async function main() {
   document.title = settings.title;
   $('title').textContent = settings.title;
   const storeUrl = new URL(settings.store, window.location.href).href.replace(/\/$/, '');
-  const store = new FetchStore(storeUrl);
+  // this page's own server answers suffix ranges, so a shard index costs one request, not HEAD + range
+  const store = new FetchStore(storeUrl, {useSuffixRequest: true});
   const rootGroup = await zarrOpen.v3(zarrRoot(store), {kind: 'group'});
   const attrs = rootGroup.attrs;
   const projection = registerProjection(attrs);
