@@ -6,6 +6,10 @@ import http.client
 import inspect
 import json
 import os
+import re
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,3 +195,35 @@ def test_parse_range_matches_python_slicing(size: int, first: int | None, last: 
     else:
         assert got == data[first : None if last is None else last + 1]
     assert len(got) == byte_range.length > 0
+
+
+def test_view_command_serves_until_stopped(store_url: str):
+    exe = Path(sys.executable).parent / "deepsalt"
+    proc = subprocess.Popen(
+        [str(exe), "view", store_url, "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        assert proc.stderr is not None
+        line = ""
+        while "http://" not in line:
+            line = proc.stderr.readline()
+            assert line, "deepsalt view exited before serving"
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        with urllib.request.urlopen(f"{url}viewer.json", timeout=10) as response:
+            assert json.load(response)["title"].endswith("map.zarr")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_view_command_names_a_missing_store(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from deepsalt.cli import app
+
+    result = CliRunner().invoke(app, ["view", str(tmp_path / "nowhere.zarr")])
+    assert result.exit_code == 1
+    assert "nowhere.zarr" in result.output and "not a Zarr v3 store" in " ".join(result.output.split())

@@ -1,12 +1,13 @@
 // Build the viewer page into the Python package (deepsalt/viewer/static), so users need no Node.js.
 // Output is deterministic for a given package-lock.json: `npm ci && npm run build` reproduces it.
 import {copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
-import {dirname, join} from 'node:path';
+import {dirname, join, resolve} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import * as esbuild from 'esbuild';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = join(here, '..', 'deepsalt', 'viewer', 'static');
+// the package's static folder, or another folder (the test comparing a fresh build with the committed one)
+const out = process.argv[2] ? resolve(process.argv[2]) : join(here, '..', 'deepsalt', 'viewer', 'static');
 rmSync(out, {recursive: true, force: true}); // no chunk of an older build left behind
 mkdirSync(out, {recursive: true});
 

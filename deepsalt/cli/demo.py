@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from deepsalt.cli.common import EXIT_FAILURE, ConfigOption, SetOption, app, console, error_boundary
+from deepsalt.cli.view import view_command
 
 
 @app.command()
@@ -36,7 +37,8 @@ def demo(
         f"{scores['coverage_95']:.0%} on {scores['n']:,} pixels not used in training",
     )
     table.add_row("stage times", ", ".join(f"{k} {v:.0f} s" for k, v in summary.seconds.items()))
-    table.add_row("open with", f'xr.open_zarr("{summary.map_url}", decode_coords="all")')
+    table.add_row("open with", f'xr.open_zarr("{summary.map_url}", group="0", decode_coords="all")')
+    table.add_row("look at it", view_command(summary.map_url))
     console.print(table)
     if not summary.map_ok:
         console.print("[bold red]some map tiles failed[/]: rerun the same command to retry them")

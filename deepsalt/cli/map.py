@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from deepsalt.cli.common import EXIT_FAILURE, ConfigOption, SetOption, app, console, error_boundary
+from deepsalt.cli.view import view_command
 
 StoreArg = Annotated[str, typer.Argument(help="The map's Zarr store (local path or s3://...).")]
 OutArg = Annotated[str, typer.Argument(help="Output folder (local path or s3://...).")]
@@ -32,7 +33,8 @@ def map_command(config: ConfigOption = None, set_: SetOption = None) -> None:
     table.add_row(
         "speed", f"{summary.pixels:,} px in {summary.seconds:.1f} s = {summary.pixels_per_s:,.0f} px/s"
     )
-    table.add_row("open with", f'xr.open_zarr("{summary.store_url}", decode_coords="all")')
+    table.add_row("open with", f'xr.open_zarr("{summary.store_url}", group="0", decode_coords="all")')
+    table.add_row("look at it", view_command(summary.store_url))
     console.print(table)
     for tile, reason in summary.failures.items():
         console.print(f"[bold red]failed[/] {tile}: {reason}")
