@@ -8,7 +8,6 @@ The page may fetch nothing but its own server.
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,25 +20,13 @@ from PIL import Image
 from deepsalt.mapping.legend import SALINITY_CLASSES, ramp_colours
 from deepsalt.viewer.page import page_settings
 from deepsalt.viewer.server import STORE_PREFIX, Request, StoreFiles, ViewerServer
+from tests.support.browser import CHROMIUM, TIMEOUT_MS, VIEWPORT, browser_context, wait_rendered
 from tests.support.small_map import write_small_map
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="needs Debian's chromium (apt-get install -y chromium); .ci/run installs it"
 )
-CHROMIUM_ARGS = [
-    "--headless",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-VIEWPORT = {"width": 1100, "height": 750}
 MAP_AREA = (0, 0, 760, 750)  # left of the side panel
-TIMEOUT_MS = 30_000
 
 
 def rgb(hex_colour: str) -> np.ndarray:
@@ -66,13 +53,8 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 
 @pytest.fixture(scope="module")
 def page(viewer: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
     profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, viewport=VIEWPORT
-        )
+    with browser_context(str(profile)) as context:
         origin = viewer["server"].url.rstrip("/")
         elsewhere: list[str] = []
 
@@ -89,17 +71,6 @@ def page(viewer: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> It
         tab.goto(viewer["server"].url)
         viewer["elsewhere"] = elsewhere
         yield tab
-        context.close()
-
-
-def wait_rendered(page: Any, variable: str, level: str | None = None) -> None:
-    expected = f"{variable}@{level}" if level else f"{variable}@"
-    page.wait_for_function(
-        "([want, exact]) => { const r = document.body.dataset.rendered || '';"
-        " return exact ? r === want : r.startsWith(want); }",
-        arg=[expected, level is not None],
-        timeout=TIMEOUT_MS,
-    )
 
 
 def map_pixels(page: Any) -> np.ndarray:

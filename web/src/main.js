@@ -228,7 +228,9 @@ async function main() {
     view,
     controls: defaultControls().extend([new ScaleLine()]),
   });
-  view.fit(bbox, {padding: [20, 20, 20, 20]});
+  // the side panel covers the right of the page: fit the map beside it
+  const panelWidth = $('panel').offsetWidth + 20;
+  view.fit(bbox, {padding: [20, Math.min(panelWidth, map.getSize()[0] / 2), 20, 20]});
   map.addLayer(await outlineLayer(view.getProjection(), toLonLat(center, view.getProjection())));
 
   // the variable switcher and its legend
