@@ -12,6 +12,7 @@ import xarray as xr
 from pyproj import CRS
 from zarr_cm import multiscales, proj, spatial
 
+from deepsalt.errors import InputDataError
 from deepsalt.mapping.pyramid import level_grids, level_paths, open_level
 from tests.support.small_map import GRID, write_small_map
 
@@ -56,7 +57,7 @@ def test_full_resolution_opens_with_open_zarr_and_open_level(pyramid_store: str)
     assert ds.rio.crs == CRS.from_epsg(5070) and ds.ece.shape == GRID.shape
     xr.testing.assert_identical(open_level(pyramid_store, 0), ds)
     assert open_level(pyramid_store, 2).ece.shape == LEVEL_GRIDS[2].shape
-    with pytest.raises(ValueError, match="levels 0 to 3, not 4"):
+    with pytest.raises(InputDataError, match="levels 0 to 3, not 4"):
         open_level(pyramid_store, 4)
 
 

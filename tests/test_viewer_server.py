@@ -135,6 +135,26 @@ def test_page_colours_ece_in_the_quicklook_classes(server: ViewerServer):
     assert ece["units"] == "dS/m" and ece["classes"][-1]["high"] is None
 
 
+def test_ramps_span_the_values_of_the_coarsest_level(store_url: str):
+    import numpy as np
+    import xarray as xr
+
+    coarsest = xr.open_zarr(store_url, group="3")
+    settings = page_settings(store_url, "store/")
+    ramps = {v.name: v.ramp for v in settings.variables if v.ramp is not None}
+    assert set(ramps) == {"ece_std", "domain_score"}
+    values = coarsest.ece_std.values
+    assert (ramps["ece_std"].low, ramps["ece_std"].high) == (
+        float(np.nanmin(values)),
+        float(np.nanmax(values)),
+    )
+    assert (ramps["domain_score"].low, ramps["domain_score"].high) == (
+        1.0,
+        2.0,
+    )  # constant 1: a unit-wide ramp
+    assert [f.name for f in settings.flags] == ["nodata", "cloud", "water", "no_soil", "out_of_range"]
+
+
 def test_binds_to_loopback_unless_asked(store_url: str):
     assert inspect.signature(view).parameters["host"].default == "127.0.0.1"
     with serve(store_url) as running:

@@ -14,6 +14,7 @@ import fsspec
 import xarray as xr
 import zarr
 
+from deepsalt.errors import InputDataError
 from deepsalt.mapping.conventions import layout_paths, level_path, root_attrs
 from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.quality import Quality
@@ -107,5 +108,5 @@ def open_level(url: str, level: int = 0) -> xr.Dataset:
     """One resolution level of a map as a dataset (0 = full resolution), CRS and transform decoded."""
     paths = level_paths(url)
     if not 0 <= level < len(paths):
-        raise ValueError(f"{url}: the map has levels 0 to {len(paths) - 1}, not {level}")
+        raise InputDataError(url, f"the map has pyramid levels 0 to {len(paths) - 1}, not {level}")
     return xr.open_zarr(url, group=paths[level], decode_coords="all")

@@ -3,7 +3,8 @@
 The page itself reads pixels from the store; these settings come from Python so the page colours a map
 exactly as the quicklooks do (``deepsalt.mapping.legend``) and names what the store's own table names.
 Continuous ramps span the values of the coarsest pyramid level, the only level small enough to read
-whole whatever the map's size.
+whole whatever the map's size (of at most its central ``RANGE_WINDOW`` pixels square while a map
+has no pyramid yet).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from deepsalt.mapping.quality import FLAG_DESCRIPTIONS
 from deepsalt.mapping.store import VARIABLES
 
 TITLES = {"ece": "ECe", "ece_std": "ECe uncertainty (std)", "domain_score": "Domain score"}
+RANGE_WINDOW = 2048
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,13 @@ class PageSettings:
         return asdict(self)
 
 
-def _value_range(values: np.ndarray) -> tuple[float, float]:
+def _value_range(array: zarr.Array) -> tuple[float, float]:
+    """Smallest and largest finite value of a 2-D array (its central window when it is large)."""
+    window = tuple(
+        slice(max(0, (n - RANGE_WINDOW) // 2), max(0, (n - RANGE_WINDOW) // 2) + RANGE_WINDOW)
+        for n in array.shape
+    )
+    values = np.asarray(array[window])
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return 0.0, 1.0
@@ -97,7 +105,7 @@ def page_settings(store_url: str, store_path: str) -> PageSettings:
             ]
             style = replace(style, classes=classes)
         elif variable.name in RAMPS:
-            low, high = _value_range(np.asarray(coarsest[variable.name][...]))
+            low, high = _value_range(coarsest[variable.name])
             style = replace(style, ramp=RampStyle(low, high, ramp_colours(variable.name)))
         variables.append(style)
     flags = [
