@@ -165,7 +165,7 @@ def test_bad_inputs_fail_their_tiles_with_reasons_and_the_rest_is_mapped(tmp_pat
     # the unplaceable CRS is found on whichever of the scene's files is read first
     assert "SCENE_CRS/SCENE_CRS-" in output and "cannot be transformed to the grid CRS EPSG:5070" in output
     assert "tile(s) failed" in output
-    assert f"deepsalt view {tmp_path / 'bad.zarr'}" in output  # how to look at what was mapped
+    assert f"look at it: deepsalt view {tmp_path / 'bad.zarr'}\n" in result.output  # whole, to copy
     records = read_records(str(tmp_path / "bad.zarr"))
     failed = {k: r["error"] for k, r in records.items() if r["status"] == "failed"}
     assert len(failed) >= 3 and all("SCENE_A" not in e for e in failed.values())

@@ -38,8 +38,8 @@ def demo(
     )
     table.add_row("stage times", ", ".join(f"{k} {v:.0f} s" for k, v in summary.seconds.items()))
     table.add_row("open with", f'xr.open_zarr("{summary.map_url}", group="0", decode_coords="all")')
-    table.add_row("look at it", view_command(summary.map_url))
     console.print(table)
+    console.print(f"look at it: {view_command(summary.map_url)}", soft_wrap=True)  # one line, to copy
     if not summary.map_ok:
         console.print("[bold red]some map tiles failed[/]: rerun the same command to retry them")
         raise typer.Exit(EXIT_FAILURE)

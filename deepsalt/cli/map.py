@@ -34,8 +34,8 @@ def map_command(config: ConfigOption = None, set_: SetOption = None) -> None:
         "speed", f"{summary.pixels:,} px in {summary.seconds:.1f} s = {summary.pixels_per_s:,.0f} px/s"
     )
     table.add_row("open with", f'xr.open_zarr("{summary.store_url}", group="0", decode_coords="all")')
-    table.add_row("look at it", view_command(summary.store_url))
     console.print(table)
+    console.print(f"look at it: {view_command(summary.store_url)}", soft_wrap=True)  # one line, to copy
     for tile, reason in summary.failures.items():
         console.print(f"[bold red]failed[/] {tile}: {reason}")
     if not summary.ok:
