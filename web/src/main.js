@@ -72,7 +72,7 @@ function swatch(colour) {
   return span;
 }
 
-function showLegend(variable, settings) {
+function showLegend(variable) {
   const legend = $('legend');
   legend.replaceChildren();
   const heading = document.createElement('h2');
@@ -245,13 +245,13 @@ async function main() {
     input.addEventListener('change', async () => {
       layer.setSource(await sourceFor(variable.name));
       layer.setStyle(styleFor(variable, 1));
-      showLegend(variable, settings);
+      showLegend(variable);
       document.body.dataset.variable = variable.name;
     });
     label.append(input, ` ${variable.title}`);
     picker.append(label);
   });
-  showLegend(first, settings);
+  showLegend(first);
   document.body.dataset.variable = first.name;
 
   // which pyramid level is on screen
@@ -260,7 +260,8 @@ async function main() {
     const z = grid.getZForResolution(view.getResolution(), source.zDirection);
     const level = grid.getMatrixId(z);
     const resolution = grid.getResolution(z);
-    $('level').textContent = `pyramid level ${level} (${formatValue(resolution)} m pixels)`;
+    const units = view.getProjection().getUnits();
+    $('level').textContent = `pyramid level ${level} (${formatValue(resolution)} ${units} pixels)`;
     document.body.dataset.level = level;
   };
   view.on('change:resolution', showLevel);
@@ -271,7 +272,9 @@ async function main() {
   for (const name of [...settings.variables.map((v) => v.name), 'quality']) {
     arrays[name] = zarrOpen.v3(rootGroup.resolve(`${FULL_RESOLUTION}/${name}`), {kind: 'array'});
   }
+  let clicks = 0;
   map.on('singleclick', async (event) => {
+    const click = ++clicks;
     const [x, y] = event.coordinate;
     const col = Math.floor((x - c) / a);
     const row = Math.floor((y - f) / e);
@@ -284,10 +287,12 @@ async function main() {
       return;
     }
     document.body.dataset.pixel = 'reading';
-    const values = {};
-    for (const name of Object.keys(arrays)) {
-      values[name] = Number(await zarrGet(await arrays[name], [row, col]));
+    const names = Object.keys(arrays);
+    const read = await Promise.all(names.map(async (name) => Number(await zarrGet(await arrays[name], [row, col]))));
+    if (click !== clicks) {
+      return; // a later click is being answered
     }
+    const values = Object.fromEntries(names.map((name, i) => [name, read[i]]));
     for (const variable of settings.variables) {
       const value = values[variable.name];
       const text = Number.isFinite(value) ? `${formatValue(value)} ${unitLabel(variable.units)}`.trim() : 'no prediction';
