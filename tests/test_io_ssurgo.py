@@ -438,10 +438,55 @@ def test_writer_refuses_what_the_reader_would(tmp_path: Path):
 # --- bad input ------------------------------------------------------------------------------------
 
 
-def edit_field(path: Path, line: int, column: str, value: str, table: SsurgoTable) -> None:
+def edit_field(path: Path, line: int, column: str, value: str) -> None:
+    """Set one field of a fixture pipe table (line = record number, as the files hold one per line)."""
+    table = next(t for t, schema in SCHEMAS.items() if schema.pipe_file == path.name)
     rows = pipe_rows(path)
     rows[line - 1][SCHEMAS[table].columns.index(column)] = value
     write_pipe_rows(path, rows)
+
+
+@pytest.mark.parametrize(
+    ("file", "line", "column", "value", "message"),
+    [
+        (
+            "chorizon.txt",
+            4,
+            "ec_r",
+            "12 dS/m",
+            r"chorizon.txt: line 4, column 'ec_r': '12 dS/m' is not a number",
+        ),
+        (
+            "chorizon.txt",
+            5,
+            "sandtotal_r",
+            "-1",
+            r"chorizon.txt: line 5, column 'sandtotal_r': -1 is outside",
+        ),
+        (
+            "chorizon.txt",
+            2,
+            "hzdepb_r",
+            "0",
+            r"chorizon.txt: line 2: horizon bottom hzdepb_r=0 cm lies above",
+        ),
+        ("comp.txt", 6, "comppct_r", "many", r"comp.txt: line 6, column 'comppct_r': 'many' is not a number"),
+        ("comp.txt", 2, "cokey", "", r"comp.txt: line 2, column 'cokey': no key"),
+        (
+            "mapunit.txt",
+            3,
+            "mukey",
+            "MU-3",
+            r"mapunit.txt: line 3, column 'mukey': 'MU-3' is not a map unit key",
+        ),
+        ("mapunit.txt", 4, "mukey", "53262", r"mapunit.txt: mukey 53262 appears more than once"),
+    ],
+)
+def test_bad_value_is_named_with_file_line_and_column(tmp_path: Path, file, line, column, value, message):
+    export = copy_export(tmp_path)
+    edit_field(export / "tabular" / file, line, column, value)
+    with pytest.raises(InputDataError, match=message):
+        read_tables(str(export))
 
 
 def test_missing_table_is_named(tmp_path: Path):
@@ -479,15 +524,6 @@ def test_csv_row_with_an_extra_field_and_missing_header_column(tmp_path: Path):
         read_tables(str(export))
 
 
-def test_non_numeric_ec_is_named_with_line_and_column(tmp_path: Path):
-    export = copy_export(tmp_path)
-    edit_field(export / "tabular" / "chorizon.txt", 4, "ec_r", "12 dS/m", SsurgoTable.CHORIZON)
-    with pytest.raises(
-        InputDataError, match=r"chorizon.txt: line 4, column 'ec_r': '12 dS/m' is not a number"
-    ):
-        read_tables(str(export))
-
-
 def test_out_of_range_clay_is_named(tmp_path: Path):
     export = copy_export(tmp_path, CSV_EXPORT)
     frame = pd.read_csv(export / "chorizon.csv", dtype=str, keep_default_na=False)
@@ -501,19 +537,10 @@ def test_component_percentages_above_100_are_refused_beyond_rounding(tmp_path: P
     export = copy_export(tmp_path)
     path = export / "tabular" / "comp.txt"
     harqua = next(i for i, row in enumerate(pipe_rows(path), 1) if row[3] == "Harqua")
-    edit_field(path, harqua, "comppct_r", "46", SsurgoTable.COMPONENT)  # 46 + 15 + 40 = 101: rounding
+    edit_field(path, harqua, "comppct_r", "46")  # 46 + 15 + 40 = 101: rounding
     read_tables(str(export))
-    edit_field(path, harqua, "comppct_r", "60", SsurgoTable.COMPONENT)  # 115
+    edit_field(path, harqua, "comppct_r", "60")  # 115
     with pytest.raises(InputDataError, match=r"comp.txt: map unit 53258: comppct_r sums to 115 %"):
-        read_tables(str(export))
-
-
-def test_horizon_bottom_above_top_is_named(tmp_path: Path):
-    export = copy_export(tmp_path)
-    edit_field(export / "tabular" / "chorizon.txt", 2, "hzdepb_r", "0", SsurgoTable.CHORIZON)
-    with pytest.raises(
-        InputDataError, match=r"chorizon.txt: line 2: horizon bottom hzdepb_r=0 cm lies above"
-    ):
         read_tables(str(export))
 
 
@@ -528,15 +555,6 @@ def test_raster_key_absent_from_mapunit_is_named(tmp_path: Path):
     result = runner.invoke(app, ["survey", str(export), str(tmp_path / "out")])
     assert result.exit_code == 1 and "53288" in " ".join(result.output.split())
     assert not (tmp_path / "out").exists()
-
-
-def test_mukey_that_is_not_a_key_is_named(tmp_path: Path):
-    export = copy_export(tmp_path)
-    edit_field(export / "tabular" / "mapunit.txt", 3, "mukey", "MU-3", SsurgoTable.MAPUNIT)
-    with pytest.raises(
-        InputDataError, match=r"mapunit.txt: line 3, column 'mukey': 'MU-3' is not a map unit key"
-    ):
-        read_tables(str(export))
 
 
 def test_the_key_raster_must_be_unambiguous(tmp_path: Path):
