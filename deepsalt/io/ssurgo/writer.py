@@ -51,8 +51,10 @@ def write_ssurgo(
 
     ``mukey``: (rows, cols) integer map-unit keys on the grid ``crs``/``transform``, ``NO_MAPUNIT``
     (0) where there is none; written as ``MapunitRaster_<res>m.tif`` (int32, nodata 2147483647).
-    ``mapunit``/``component``/``chorizon``: one row per record, columns named as in SSURGO (at least
-    ``mukey``; ``mukey``, ``cokey``; ``cokey``, ``chkey``); checked as the reader checks them.
+    ``mapunit``/``component``/``chorizon``: one row per record, columns named as in SSURGO, at least
+    the keys (``mukey``; ``mukey``, ``cokey``; ``cokey``, ``chkey``) and the columns the survey uses
+    (``comppct_r``; ``hzdept_r``, ``hzdepb_r``, ``ec_r``, ``sandtotal_r``, ``claytotal_r``, NaN/None
+    for null); checked as the reader checks them.
     ``form``: ``PIPE`` writes ``tabular/mapunit.txt``, ``comp.txt``, ``chorizon.txt`` (+ ``version.txt``),
     ``CSV`` writes ``mapunit.csv``, ``component.csv``, ``chorizon.csv`` with a header row.
     """
