@@ -27,7 +27,7 @@ from deepsalt.spectra import (
     water_vapour_mask,
 )
 from deepsalt.spectra.masks import MODEL_RANGE_NM
-from deepsalt.spectra.resample import FILL_DISTANCE_NM, match_bands
+from deepsalt.spectra.resample import FILL_GAP_NM, match_bands
 from tests.conftest import FIXTURES
 
 TILE = FIXTURES / "enmap" / "enmap_potsdam_tile_128_0.tif"
@@ -326,7 +326,7 @@ def test_match_bands_fills_a_band_from_its_neighbours_or_says_it_is_missing():
     assert match.missing.tolist() == [False, False, True]
     ramp = 0.2 + 1e-4 * kept
     assert (match.weights @ ramp)[1] == pytest.approx(0.2 + 1e-4 * 1100.0)  # linear between 1080 and 1120
-    assert 1120.0 - 1100.0 <= FILL_DISTANCE_NM < 1330.0 - 1300.0
+    assert 1120.0 - 1080.0 <= FILL_GAP_NM < 1340.0 - 1260.0
 
 
 def test_resampling_rejects_axis_length_mismatch():

@@ -22,7 +22,11 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from deepsalt.errors import InputDataError
+from deepsalt.io.cube import SpectralLayout, bbox_lonlat, parse_time
+from deepsalt.io.formats import SceneFormat
 from deepsalt.io.layout import EnmapProduct, locate_product
+from deepsalt.io.paths import gdal_path
+from deepsalt.io.stac import SceneRef
 from deepsalt.logs import get_logger
 from deepsalt.spectra import ENMAP_NODATA, REFLECTANCE_SCALE, BandTable, scale_reflectance
 
@@ -215,3 +219,36 @@ def _check_has_data(ds: rasterio.DatasetReader, url: str, table: BandTable, noda
 
 def _any_valid(values: np.ndarray, nodata: float) -> bool:
     return bool(np.any(np.isfinite(values) & (values != nodata)))
+
+
+def enmap_layout(scene: SceneRef) -> SpectralLayout:
+    """The band table of an EnMAP scene: its METADATA.XML when it has one (band centres, scaling and
+    the product's own nodata bands), else the STAC item's ``eo:bands``, else the image's band tags."""
+    if scene.metadata_href is not None:
+        table = BandTable.from_metadata_xml(scene.metadata_href)
+    elif scene.bands is not None:
+        table = scene.bands
+    else:
+        table = BandTable.from_band_tags(gdal_path(scene.spectral_href))
+    return SpectralLayout(table, ENMAP_NODATA)
+
+
+def describe_enmap(url: str) -> SceneRef:
+    """A SceneRef for a local or remote EnMAP product (folder, .zip, SPECTRAL_IMAGE or tagged GeoTIFF)."""
+    product = locate_product(url)
+    with _raster(product.spectral, url) as ds:
+        _check_georeferencing(ds, url)
+        bbox = bbox_lonlat(ds.crs, ds.transform, ds.shape)
+        epsg = ds.crs.to_epsg()
+        tags = ds.tags()
+    return SceneRef(
+        id=posixpath.basename(product.spectral).split(".")[0].removesuffix("-SPECTRAL_IMAGE"),
+        datetime=parse_time(tags.get("start_time") or tags.get("TIFFTAG_DATETIME")),
+        cloud_cover=None,
+        bbox=bbox,
+        epsg=epsg,
+        spectral_href=product.spectral,
+        metadata_href=product.metadata,
+        quality_hrefs=dict(product.quality),
+        format=SceneFormat.ENMAP_L2A,
+    )

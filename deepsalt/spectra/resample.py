@@ -23,9 +23,9 @@ from deepsalt.spectra.bands import BandTable
 _FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 # A target band needs at least this share of its response inside measured, finite source samples.
 MIN_COVERAGE = 0.5
-# A target band the source does not cover is filled from source bands at most this far (nm) from its
-# centre on each side: about two EnMAP SWIR band spacings, so up to three adjacent bad bands.
-FILL_DISTANCE_NM = 20.0
+# A target band the source does not cover is filled across a hole in the source of at most this
+# width (nm, between the usable bands on either side): three adjacent bad EnMAP SWIR bands.
+FILL_GAP_NM = 50.0
 
 
 def srf_weights(src_wavelength: np.ndarray, target: BandTable) -> np.ndarray:
@@ -68,8 +68,8 @@ def match_bands(src_wavelength: np.ndarray, target: BandTable) -> BandMatch:
 
     1. *Resampled*: when at least ``MIN_COVERAGE`` of the target band's Gaussian response falls on
        source bands, its value is the SRF-weighted mean of those bands.
-    2. *Filled*: otherwise, when the nearest source bands below and above its centre both lie within
-       ``FILL_DISTANCE_NM``, its value is interpolated linearly between them (a band at the centre
+    2. *Filled*: otherwise, when the nearest source bands below and above its centre are at most
+       ``FILL_GAP_NM`` apart, its value is interpolated linearly between them (a band at the centre
        itself is taken as is). Callers flag what they make from filled bands.
     3. *Missing*: otherwise the source cannot give that band (``missing``); callers refuse the
        source, naming it and the band.
@@ -91,7 +91,7 @@ def match_bands(src_wavelength: np.ndarray, target: BandTable) -> BandMatch:
             continue
         lo = below[np.argmax(src[below])]
         hi = above[np.argmin(src[above])]
-        if centre - src[lo] > FILL_DISTANCE_NM or src[hi] - centre > FILL_DISTANCE_NM:
+        if src[hi] - src[lo] > FILL_GAP_NM:
             missing[i] = True
             continue
         filled[i] = True
