@@ -135,7 +135,9 @@ class MapConfig(StageConfig):
         The STAC API's address is left out: the same catalogue served from another address (a
         mirror, or the demo's local server on a fresh port) decides the same pixels.
         """
-        inputs = self.inputs.model_copy(update={"stac_url": ""})
+        inputs = (
+            self.inputs if self.inputs.stac_url is None else self.inputs.model_copy(update={"stac_url": ""})
+        )
         return _ProductKey(region=self.region, grid=self.grid, inputs=inputs, model=self.model).config_hash()
 
 
