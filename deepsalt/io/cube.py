@@ -17,6 +17,8 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.warp import transform_bounds
 
+from deepsalt.io.formats import SceneFormat
+from deepsalt.io.stac import SceneRef
 from deepsalt.spectra import BandTable
 
 
@@ -61,3 +63,27 @@ def parse_time(text: str | bytes | None) -> Datetime | None:
         return Datetime.fromisoformat(text.strip().replace("Z", "+00:00")) if text else None
     except ValueError:
         return None
+
+
+def file_scene(
+    href: str,
+    scene_format: SceneFormat,
+    crs: CRS,
+    transform: Affine,
+    shape: tuple[int, int],
+    start: Datetime | None,
+    **parts: object,
+) -> SceneRef:
+    """The SceneRef of a scene given as a file: its id is the file name without extension, its
+    footprint the grid's; ``parts`` adds ``metadata_href``/``quality_hrefs`` where a format has them."""
+    return SceneRef(
+        id=href.rstrip("/").rsplit("/", 1)[-1].split(".")[0],
+        datetime=start,
+        cloud_cover=None,
+        bbox=bbox_lonlat(crs, transform, shape),
+        epsg=CRS.from_user_input(crs).to_epsg(),
+        spectral_href=href,
+        metadata_href=parts.pop("metadata_href", None),
+        quality_hrefs=dict(parts.pop("quality_hrefs", {})),
+        format=scene_format,
+    )

@@ -13,7 +13,6 @@ columns a window needs.
 
 from __future__ import annotations
 
-import posixpath
 from contextlib import ExitStack
 
 import numpy as np
@@ -22,9 +21,9 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from deepsalt.errors import InputDataError
-from deepsalt.io.cube import SpectralLayout, bbox_lonlat, parse_time
+from deepsalt.io.cube import SpectralLayout, file_scene, parse_time
 from deepsalt.io.formats import SceneFormat
-from deepsalt.io.hdf import attribute, member, open_hdf5
+from deepsalt.io.hdf import HdfCube, attribute, member, open_hdf5
 from deepsalt.io.stac import SceneRef
 from deepsalt.spectra import BandTable
 
@@ -55,48 +54,30 @@ def emit_layout(url: str) -> SpectralLayout:
 def describe_emit(url: str) -> SceneRef:
     """A SceneRef for an EMIT L2A file: footprint of its orthorectified grid, acquisition start."""
     with EmitCube(url) as cube:
-        start = cube.start
-        bbox = bbox_lonlat(cube.crs, cube.transform, cube.shape)
-    return SceneRef(
-        id=posixpath.basename(url).rsplit(".", 1)[0],
-        datetime=start,
-        cloud_cover=None,
-        bbox=bbox,
-        epsg=4326,
-        spectral_href=url,
-        metadata_href=None,
-        format=SceneFormat.EMIT_L2A,
-    )
+        return file_scene(url, SceneFormat.EMIT_L2A, cube.crs, cube.transform, cube.shape, cube.start)
 
 
-class EmitCube:
+class EmitCube(HdfCube):
     """The reflectance on the orthorectified (GLT) grid; see :class:`deepsalt.io.cube.GriddedCube`."""
 
-    def __init__(self, url: str):
-        self.url = url
-        self._stack = ExitStack()
-        try:
-            f = open_hdf5(url, self._stack)
-            self._reflectance = member(f, url, "reflectance", "the surface reflectance cube")
-            self._glt_x = member(f, url, "location/glt_x", "the geometry lookup table")
-            self._glt_y = member(f, url, "location/glt_y", "the geometry lookup table")
-            self.nodata = _fill_value(self._reflectance)
-            self.shape = tuple(self._glt_x.shape)
-            if self._glt_y.shape != self.shape or self._reflectance.ndim != 3:
-                raise InputDataError(url, "glt_x/glt_y or reflectance have unexpected shapes")
-            geotransform = np.asarray(attribute(f, url, "geotransform"), dtype=float).ravel()
-            if geotransform.size != 6:
-                raise InputDataError(
-                    url, f"root attribute 'geotransform' has {geotransform.size} values, not 6"
-                )
-            self.transform = Affine.from_gdal(*geotransform)
-            self.crs = _crs(url, attribute(f, url, "spatial_ref"))
-            self.start = parse_time(f.attrs.get("time_coverage_start"))
-        except BaseException:
-            self._stack.close()
-            raise
+    def _read_layout(self, f) -> None:
+        url = self.url
+        self._reflectance = member(f, url, "reflectance", "the surface reflectance cube")
+        self._glt_x = member(f, url, "location/glt_x", "the geometry lookup table")
+        self._glt_y = member(f, url, "location/glt_y", "the geometry lookup table")
+        self.nodata = _fill_value(self._reflectance)
+        self.shape = tuple(self._glt_x.shape)
+        if self._glt_y.shape != self.shape or self._reflectance.ndim != 3:
+            raise InputDataError(url, "glt_x/glt_y or reflectance have unexpected shapes")
+        geotransform = np.asarray(attribute(f, url, "geotransform"), dtype=float).ravel()
+        if geotransform.size != 6:
+            raise InputDataError(url, f"root attribute 'geotransform' has {geotransform.size} values, not 6")
+        self.transform = Affine.from_gdal(*geotransform)
+        self.crs = _crs(url, attribute(f, url, "spatial_ref"))
+        self.start = parse_time(f.attrs.get("time_coverage_start"))
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
+        # A negative GLT entry points at a neighbour that fills a gap in the swath: use its magnitude.
         glt_x = np.abs(self._glt_x[rows, cols].astype(np.int64))
         glt_y = np.abs(self._glt_y[rows, cols].astype(np.int64))
         n_bands = self._reflectance.shape[-1]
@@ -108,15 +89,6 @@ class EmitCube:
             swath = self._reflectance[l0 : int(line.max()) + 1, s0 : int(sample.max()) + 1, :]
             out[:, valid] = swath[line - l0, sample - s0, :].T
         return out
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> EmitCube:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _fill_value(dataset) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from deepsalt.errors import InputDataError
-from deepsalt.io.cube import SpectralLayout, bbox_lonlat, parse_time
+from deepsalt.io.cube import SpectralLayout, file_scene, parse_time
 from deepsalt.io.formats import SceneFormat
 from deepsalt.io.layout import EnmapProduct, locate_product
 from deepsalt.io.paths import gdal_path
@@ -238,17 +239,16 @@ def describe_enmap(url: str) -> SceneRef:
     product = locate_product(url)
     with _raster(product.spectral, url) as ds:
         _check_georeferencing(ds, url)
-        bbox = bbox_lonlat(ds.crs, ds.transform, ds.shape)
-        epsg = ds.crs.to_epsg()
         tags = ds.tags()
-    return SceneRef(
-        id=posixpath.basename(product.spectral).split(".")[0].removesuffix("-SPECTRAL_IMAGE"),
-        datetime=parse_time(tags.get("start_time") or tags.get("TIFFTAG_DATETIME")),
-        cloud_cover=None,
-        bbox=bbox,
-        epsg=epsg,
-        spectral_href=product.spectral,
-        metadata_href=product.metadata,
-        quality_hrefs=dict(product.quality),
-        format=SceneFormat.ENMAP_L2A,
-    )
+        start = parse_time(tags.get("start_time") or tags.get("TIFFTAG_DATETIME"))
+        scene = file_scene(
+            product.spectral,
+            SceneFormat.ENMAP_L2A,
+            ds.crs,
+            ds.transform,
+            ds.shape,
+            start,
+            metadata_href=product.metadata,
+            quality_hrefs=product.quality,
+        )
+    return replace(scene, id=scene.id.removesuffix("-SPECTRAL_IMAGE"))

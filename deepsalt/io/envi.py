@@ -11,15 +11,13 @@ checked here first.
 
 from __future__ import annotations
 
-import posixpath
-
 import fsspec
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
 from deepsalt.errors import InputDataError
-from deepsalt.io.cube import SpectralLayout, bbox_lonlat, parse_time
+from deepsalt.io.cube import SpectralLayout, file_scene, parse_time
 from deepsalt.io.formats import SceneFormat
 from deepsalt.io.paths import exists, gdal_path
 from deepsalt.io.stac import SceneRef
@@ -60,19 +58,8 @@ def describe_envi(url: str) -> SceneRef:
     with _open(binary) as ds:
         if ds.crs is None or ds.transform.is_identity:
             raise InputDataError(binary, "the header has no map info: cannot place the cube on the ground")
-        header = ds.tags(ns="ENVI")
-        bbox = bbox_lonlat(ds.crs, ds.transform, ds.shape)
-        epsg = ds.crs.to_epsg()
-    return SceneRef(
-        id=posixpath.basename(binary).split(".")[0],
-        datetime=parse_time(header.get("acquisition_time", "").strip("{} ")),
-        cloud_cover=None,
-        bbox=bbox,
-        epsg=epsg,
-        spectral_href=binary,
-        metadata_href=None,
-        format=SceneFormat.ENVI,
-    )
+        start = parse_time(ds.tags(ns="ENVI").get("acquisition_time", "").strip("{} "))
+        return file_scene(binary, SceneFormat.ENVI, ds.crs, ds.transform, ds.shape, start)
 
 
 def _open(binary: str) -> rasterio.DatasetReader:

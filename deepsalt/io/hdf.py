@@ -38,3 +38,30 @@ def attribute(file: h5py.File, url: str, name: str) -> Any:
     if hasattr(value, "shape") and value.shape in ((), (1,)):
         value = value.reshape(()).item()
     return value.decode() if isinstance(value, bytes) else value
+
+
+class HdfCube:
+    """The life cycle every HDF5-backed cube shares: the file opens with the object (and closes again
+    if the product turns out unusable), and stays open until :meth:`close`."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._stack = ExitStack()
+        try:
+            self._read_layout(open_hdf5(url, self._stack))
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _read_layout(self, file: h5py.File) -> None:
+        """Find the datasets and read the attributes a subclass needs (no pixels)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -15,18 +15,15 @@ map metadata and geolocation disagree is refused instead of mapped in the wrong 
 
 from __future__ import annotations
 
-import posixpath
-from contextlib import ExitStack
-
 import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
 from deepsalt.errors import InputDataError
-from deepsalt.io.cube import SpectralLayout, bbox_lonlat, parse_time
+from deepsalt.io.cube import SpectralLayout, file_scene, parse_time
 from deepsalt.io.formats import SceneFormat
-from deepsalt.io.hdf import attribute, member, open_hdf5
+from deepsalt.io.hdf import HdfCube, attribute, member
 from deepsalt.io.stac import SceneRef
 from deepsalt.spectra import BandTable
 
@@ -47,36 +44,16 @@ def prisma_layout(url: str) -> SpectralLayout:
 def describe_prisma(url: str) -> SceneRef:
     """A SceneRef for a PRISMA L2D file: footprint of its geocoded grid, acquisition start."""
     with PrismaCube(url) as cube:
-        bbox = bbox_lonlat(cube.crs, cube.transform, cube.shape)
-        epsg, start = cube.crs.to_epsg(), cube.start
-    return SceneRef(
-        id=posixpath.basename(url).rsplit(".", 1)[0],
-        datetime=start,
-        cloud_cover=None,
-        bbox=bbox,
-        epsg=epsg,
-        spectral_href=url,
-        metadata_href=None,
-        format=SceneFormat.PRISMA_L2D,
-    )
+        return file_scene(url, SceneFormat.PRISMA_L2D, cube.crs, cube.transform, cube.shape, cube.start)
 
 
-class PrismaCube:
+class PrismaCube(HdfCube):
     """Both cubes' bands in use on the geocoded grid; see :class:`deepsalt.io.cube.GriddedCube`."""
 
     nodata = NODATA
 
-    def __init__(self, url: str):
-        self.url = url
-        self._stack = ExitStack()
-        try:
-            self._open(url)
-        except BaseException:
-            self._stack.close()
-            raise
-
-    def _open(self, url: str) -> None:
-        f = open_hdf5(url, self._stack)
+    def _read_layout(self, f) -> None:
+        url = self.url
         self._cubes, self._keep, tables = [], [], []
         for detector in DETECTORS:
             cube = member(
@@ -115,15 +92,6 @@ class PrismaCube:
     def read(self, rows: slice, cols: slice) -> np.ndarray:
         parts = [cube[rows, :, cols][:, keep, :] for cube, keep in zip(self._cubes, self._keep, strict=True)]
         return np.concatenate([np.moveaxis(p, 1, 0) for p in parts]).astype(np.float32)
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> PrismaCube:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _crs(url: str, code: object) -> CRS:
