@@ -336,3 +336,41 @@ def test_each_sensor_maps_the_ground_like_enmap(sensor_maps: dict[str, Any], pot
         f"r {corr:.3f}; domain score > 1 on {(tile.domain_score[both] > 1).mean():.1%}"
     )
     assert np.median(log_diff) < 0.2 and corr > 0.8
+
+
+# --- a product that lacks bands the model needs ------------------------------------------------------
+
+
+def tile_with_bad_bands(folder: Path, low: float, high: float) -> Path:
+    """Tile 96_96 whose own ``bbl`` list also flags every band centred in (low, high) nm."""
+    source = next(t for t in TILES if t.stem == "enmap_potsdam_tile_96_96")
+    path = folder / f"enmap_potsdam_bad_{low:.0f}_{high:.0f}.tif"
+    path.write_bytes(source.read_bytes())
+    with rasterio.open(path, "r+") as ds:
+        for band in range(1, ds.count + 1):
+            if low < float(ds.tags(band)["wavelength"]) < high:
+                ds.update_tags(band, bbl="0")
+    return path
+
+
+def test_missing_bands_filled_and_flagged_or_the_scene_refused(student: Student, potsdam: dict[str, Any]):
+    root = potsdam["root"]
+    bounds = union_bounds([next(t for t in TILES if t.stem == "enmap_potsdam_tile_96_96")])
+    filled = tile_with_bad_bands(root, 2190.0, 2220.0)  # 4 adjacent bands: a 33.6 nm hole
+    config = map_config(
+        root, "filled", bounds, potsdam["covariates"], student, {"scenes": [{"url": str(filled)}]}
+    )
+    summary = run_map(config)
+    assert summary.ok
+    ds = xr.open_zarr(summary.store_url, decode_coords="all").load()
+    mapped = np.isfinite(ds.ece.values)
+    assert mapped.sum() >= 4000 and np.all(ds.quality.values[mapped] == Quality.BANDS_FILLED)
+
+    hole = tile_with_bad_bands(root, 2150.0, 2260.0)
+    config = map_config(
+        root, "hole", bounds, potsdam["covariates"], student, {"scenes": [{"url": str(hole)}]}
+    )
+    summary = run_map(config)
+    assert not summary.ok and len(summary.failures) == summary.tiles_total - summary.tiles_empty
+    message = next(iter(summary.failures.values()))
+    assert "enmap_potsdam_bad_2150_2260.tif" in message and "cannot give the model's band(s) at 21" in message
