@@ -153,24 +153,30 @@ def test_not_a_netcdf_file_names_it(tmp_path: Path):
 
 def test_prisma_bands_scale_and_grid(ground: Ground, tmp_path: Path):
     path = write_prisma(tmp_path / "PRS_L2D_STD_20230724103000_20230724103004_0001.he5", ground)
+    with h5py.File(path, "a") as f:
+        f["HDFEOS/SWATHS/PRS_L2D_HCO/Data Fields/VNIR_Cube"][10, 5, 10] = (
+            0  # one dark band, not an empty pixel
+        )
     layout = prisma_layout(str(path))
     lists = prisma_lists()
     vnir = lists["List_Cw_Vnir"][lists["List_Cw_Vnir_Flags"] > 0]
     swir = lists["List_Cw_Swir"][lists["List_Cw_Swir_Flags"] > 0]
     np.testing.assert_allclose(layout.table.wavelength, np.concatenate([vnir, swir]), atol=1e-3)
-    assert layout.table.n_bands == 63 + 169 and layout.nodata == 0
+    assert layout.table.n_bands == 63 + 169 and layout.nodata == -1
     low, high = PRISMA_SCALE["Vnir"]
     np.testing.assert_allclose(layout.table.gain[:63], (high - low) / 65535)
     with PrismaCube(str(path)) as cube:
         assert cube.crs.to_epsg() == 32633
         assert tuple(cube.transform)[:6] == pytest.approx(tuple(ground.transform)[:6])
         dn = cube.read(slice(0, 32), slice(0, 32))
-    assert np.all(dn[(slice(None), *EMPTY)] == 0)
+    assert np.all(dn[(slice(None), *EMPTY)] == -1)  # DN 0 in every band: empty
+    assert dn[5, 10, 10] == 0 and np.all(np.delete(dn[:, 10, 10], 5) >= 1)
     reflectance = np.moveaxis(
         dn * layout.table.gain[:, None, None] + layout.table.offset[:, None, None], 0, -1
     )
     expected = ground.on(layout.table)
     keep = np.isfinite(expected).all(axis=-1)
+    keep[10, 10] = False
     np.testing.assert_allclose(reflectance[keep], expected[keep], atol=2e-5)
     scene = describe_scene(str(path), SceneFormat.PRISMA_L2D)
     assert scene.epsg == 32633 and scene.format is SceneFormat.PRISMA_L2D

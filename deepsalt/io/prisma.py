@@ -7,7 +7,9 @@ Latitude``/``Longitude`` per pixel. Root attributes give the band centres and wi
 0 for a band slot not in use, with ``List_Cw_*_Flags`` 1 for the bands in use), the scaling
 (reflectance = ``L2Scale*Min`` + DN x (``L2Scale*Max`` - ``L2Scale*Min``) / 65535, per detector),
 and the geocoded grid (``Epsg_Code``, ``Product_ULcorner_easting``/``_northing`` and
-``Product_LRcorner_*``, centres of the corner pixels). A pixel with DN 0 in every band is empty.
+``Product_LRcorner_*``, centres of the corner pixels). A pixel with DN 0 in every band is empty; a
+single band at DN 0 is a dark band (reflectance ``L2Scale*Min``), so :class:`PrismaCube` gives
+empty pixels the value ``NODATA`` (-1, never a DN) instead.
 
 The grid from the corners is checked against the per-pixel Latitude/Longitude, so a product whose
 map metadata and geolocation disagree is refused instead of mapped in the wrong place.
@@ -30,7 +32,7 @@ from deepsalt.spectra import BandTable
 SWATH = "HDFEOS/SWATHS/PRS_L2D_HCO"
 DETECTORS = ("Vnir", "Swir")
 DN_MAX = 65535.0
-NODATA = 0.0
+NODATA = -1.0  # what PrismaCube.read gives a pixel stored as DN 0 in every band
 # Corner-grid and Latitude/Longitude may disagree by at most this many pixels.
 GEOLOCATION_TOLERANCE_PX = 2.0
 
@@ -91,7 +93,9 @@ class PrismaCube(HdfCube):
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
         parts = [cube[rows, :, cols][:, keep, :] for cube, keep in zip(self._cubes, self._keep, strict=True)]
-        return np.concatenate([np.moveaxis(p, 1, 0) for p in parts]).astype(np.float32)
+        dn = np.concatenate([np.moveaxis(p, 1, 0) for p in parts]).astype(np.float32)
+        dn[:, np.all(dn == 0, axis=0)] = NODATA
+        return dn
 
 
 def _crs(url: str, code: object) -> CRS:

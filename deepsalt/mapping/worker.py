@@ -171,7 +171,7 @@ class TileMapper:
             flags[positions[~np.isfinite(reflectance).all(axis=1)]] |= np.uint8(Quality.NODATA)
             covariates = self._covariates(tile, window)[positions]
             flags[positions[~np.isfinite(covariates).all(axis=1)]] |= np.uint8(Quality.NO_SOIL)
-            keep = flags[positions] & np.uint8(NO_PREDICTION) == 0
+            keep = (flags[positions] & np.uint8(NO_PREDICTION)) == 0
             positions, reflectance, covariates = positions[keep], reflectance[keep], covariates[keep]
         else:
             positions = np.zeros(0, dtype=np.int64)
