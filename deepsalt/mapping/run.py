@@ -46,17 +46,11 @@ class MapSummary:
 
 
 def plan(config: MapConfig) -> tuple[TilePlan, dict]:
-    """Grid, scenes from STAC and the tile plan: no pixel is read."""
-    from deepsalt.io.stac import search_scenes
+    """Grid, scenes (STAC search or the listed files) and the tile plan: no pixel is read."""
+    from deepsalt.mapping.scenes import find_scenes
 
     grid = Grid.from_config(config.grid, config.region)
-    scenes = search_scenes(
-        config.inputs.stac_url,
-        grid.bounds_lonlat(),
-        datetime=config.region.datetime,
-        max_cloud_cover=config.inputs.max_cloud_cover,
-        collection=config.inputs.collection,
-    )
+    scenes = find_scenes(config.inputs, grid.bounds_lonlat(), config.region.datetime)
     tile_plan = plan_tiles(
         grid, config.grid.shard, config.grid.tile_shards, {s.id: tuple(s.bbox) for s in scenes}
     )

@@ -21,6 +21,8 @@ import numpy as np
 from rasterio.windows import Window
 
 from deepsalt.errors import InputDataError
+from deepsalt.io.cube import SpectralLayout
+from deepsalt.io.scenes import spectral_layout
 from deepsalt.logs import get_logger
 from deepsalt.mapping import store
 from deepsalt.mapping.bands import BandMatcher
@@ -33,10 +35,9 @@ from deepsalt.mapping.composite import (
     rank_scenes,
 )
 from deepsalt.mapping.grid import Grid
-from deepsalt.mapping.quality import Quality
+from deepsalt.mapping.quality import NO_PREDICTION, Quality
 from deepsalt.mapping.tiles import Tile
-from deepsalt.mapping.warp import WarpedRaster
-from deepsalt.spectra import ENMAP_NODATA, BandTable
+from deepsalt.mapping.warp import WarpedRaster, open_spectral
 
 log = get_logger(__name__)
 
@@ -75,21 +76,17 @@ def blocks(tile: Tile, size: int) -> Iterator[Window]:
             yield Window(col, row, min(size, tile.width - col), min(size, tile.height - row))
 
 
-def band_table(scene: Any) -> BandTable:
-    return scene.bands if scene.bands is not None else BandTable.from_metadata_xml(scene.metadata_href)
-
-
-def open_scene(stack: ExitStack, scene: Any, grid: Grid, tile: Tile, n_bands: int) -> SceneReader:
+def open_scene(stack: ExitStack, scene: Any, grid: Grid, tile: Tile, layout: SpectralLayout) -> SceneReader:
     """The scene's spectral image (with its band count checked) and quality layers, on the tile's grid."""
     transform = grid.window_transform(tile.y0, tile.x0)
     shape = (tile.height, tile.width)
-    spectral = WarpedRaster(stack, scene.spectral_href, grid.crs, transform, shape, ENMAP_NODATA, n_bands)
+    spectral = open_spectral(stack, scene, layout, grid.crs, transform, shape)
     quality = {
         layer_name(key): WarpedRaster(stack, href, grid.crs, transform, shape, 255)
         for key, href in scene.quality_hrefs.items()
         if layer_name(key) in (*OBSCURING, CLASSES)
     }
-    return SceneReader(scene, spectral, quality, ENMAP_NODATA)
+    return SceneReader(scene, spectral, quality, layout.nodata)
 
 
 class TileMapper:
@@ -99,6 +96,7 @@ class TileMapper:
         self.job = job
         self.predictor = load_predictor(job.predictor, job.student_url)
         self.target_wavelength = np.asarray(self.predictor.wavelength, dtype=np.float64)
+        self.layouts: dict[str, SpectralLayout] = {}
         self.matchers: dict[str, BandMatcher] = {}
 
     def __call__(self, batch: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
@@ -155,10 +153,7 @@ class TileMapper:
         predicted = 0
         with ExitStack() as stack:
             scenes = rank_scenes([self.job.scenes[s] for s in tile.scenes])
-            readers = [
-                open_scene(stack, scene, self.job.grid, tile, self._matcher(scene).n_bands)
-                for scene in scenes
-            ]
+            readers = [open_scene(stack, scene, self.job.grid, tile, self._layout(scene)) for scene in scenes]
             for window in blocks(tile, self.job.block):
                 predicted += self.map_block(tile, window, readers, out)
         return out, predicted
@@ -170,13 +165,13 @@ class TileMapper:
         flags = composite.flags.reshape(-1)
         if composite.observations:
             positions = np.concatenate([obs.positions for obs in composite.observations])
-            parts = [self._matcher(obs.scene).reflectance(obs.raw) for obs in composite.observations]
-            reflectance = np.concatenate([p[0] for p in parts])
-            flags[positions[np.concatenate([p[1] for p in parts])]] |= np.uint8(Quality.OUT_OF_RANGE)
+            observed = [self._observe(obs) for obs in composite.observations]
+            reflectance = np.concatenate([values for values, _ in observed])
+            flags[positions] |= np.concatenate([pixel_flags for _, pixel_flags in observed])
             flags[positions[~np.isfinite(reflectance).all(axis=1)]] |= np.uint8(Quality.NODATA)
             covariates = self._covariates(tile, window)[positions]
             flags[positions[~np.isfinite(covariates).all(axis=1)]] |= np.uint8(Quality.NO_SOIL)
-            keep = flags[positions] == 0
+            keep = (flags[positions] & np.uint8(NO_PREDICTION)) == 0
             positions, reflectance, covariates = positions[keep], reflectance[keep], covariates[keep]
         else:
             positions = np.zeros(0, dtype=np.int64)
@@ -190,13 +185,32 @@ class TileMapper:
                 out[name][rows, cols] = block.reshape(composite.flags.shape)
         return int(positions.size)
 
+    def _layout(self, scene: Any) -> SpectralLayout:
+        if scene.id not in self.layouts:
+            self.layouts[scene.id] = spectral_layout(scene)
+        return self.layouts[scene.id]
+
     def _matcher(self, scene: Any) -> BandMatcher:
         if scene.id not in self.matchers:
-            table = band_table(scene)
+            layout = self._layout(scene)
             self.matchers[scene.id] = BandMatcher.build(
-                table, self.target_wavelength, ENMAP_NODATA, scene.spectral_href
+                layout.table, self.target_wavelength, layout.nodata, scene.spectral_href
             )
         return self.matchers[scene.id]
+
+    def _observe(self, obs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(reflectance on the student's axis, quality flags) of one scene's pixels in a block.
+
+        The spectrum decides water only for a scene that ships no land/water classes.
+        """
+        matcher = self._matcher(obs.scene)
+        reflectance, out_of_range = matcher.reflectance(obs.raw)
+        flags = np.where(out_of_range, np.uint8(Quality.OUT_OF_RANGE), np.uint8(0))
+        if not any(layer_name(key) == CLASSES for key in obs.scene.quality_hrefs):
+            flags[matcher.water(reflectance)] |= np.uint8(Quality.WATER)
+        if matcher.filled:
+            flags |= np.uint8(Quality.BANDS_FILLED)
+        return reflectance, flags
 
     def _covariates(self, tile: Tile, window: Window) -> np.ndarray:
         """(pixels, 8) covariates of the block, bilinear on the grid."""
