@@ -21,10 +21,14 @@ from deepsalt.errors import ConfigError
 T = TypeVar("T", bound="StageConfig")
 
 
-class StageConfig(BaseModel):
-    """Base for all stage configs: strict about unknown keys, immutable once validated."""
+class FrozenModel(BaseModel):
+    """Base of every settings section and typed hand-off: unknown keys are errors, values immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StageConfig(FrozenModel):
+    """Base for all stage configs (loaded from YAML, hashed into outputs and checkpoints)."""
 
     def config_hash(self) -> str:
         """Stable short hash of the effective settings, recorded in outputs and checkpoints."""

@@ -6,12 +6,13 @@ time (CUDA when available). Outputs per pixel:
 - ``ece`` (dS/m): median of the predictive distribution (see ``deepsalt.models.target``);
 - ``ece_std`` (dS/m): its delta-method spread, ``(1 + ece) · s`` for the log1p target space;
   exact intervals come from :func:`deepsalt.models.target.interval`;
-- ``domain_score``: Mahalanobis distance of the pixel's aligned latent (before its projection onto
-  the unit-scale sphere) from the training
-  latents (Ledoit–Wolf shrunk covariance), divided by the 95th percentile of the held-out
-  samples' distances: ≤ 1 is inside the training distribution, ≫ 1 is extrapolation.
+- ``domain_score``: Mahalanobis distance of the pixel's latent and of its autoencoder
+  reconstruction error from the training pixels' (Ledoit–Wolf shrunk covariance), divided by the
+  95th percentile of held-out pixels' distances: ≤ 1 is inside the training distribution, ≫ 1 is
+  extrapolation.
 
-Rows with any NaN input give NaN in all three outputs.
+Rows with a NaN reflectance or covariate give NaN in all three outputs. The survey's map-unit ECe
+is optional per pixel (NaN: outside the survey); the student was trained to predict without it.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from deepsalt.io.covariates import COVARIATE_NAMES
 from deepsalt.models.target import TargetScaler
 from deepsalt.training import builders
 from deepsalt.training.checkpoint import load_checkpoint
-
-N_COVARIATES = 8
 
 
 class StudentPredictor:
@@ -37,12 +37,14 @@ class StudentPredictor:
         self.device = device
         self.batch_size = batch_size
         self.wavelength = np.asarray(meta.band_axis["wavelength"], dtype=np.float64)
+        self.covariate_names: tuple[str, ...] = tuple(meta.normalisation.get("covariates", ()))
+        self.uses_survey: bool = bool(meta.normalisation.get("survey", False))
         self.checkpoint_id = meta.checkpoint_id
         self.lineage: dict[str, Any] = {
             "student": meta.checkpoint_id,
             **meta.parents,
             "config_hash": meta.config_hash,
-            "aligned": meta.architecture["sau"].get("aligned", True),
+            "aligned": bool(meta.config.get("use_sau", True)),
         }
         self.meta = meta
 
@@ -52,25 +54,34 @@ class StudentPredictor:
     ) -> StudentPredictor:
         """Read ``url`` (a student checkpoint directory, any fsspec URL); verifies the weights' hash."""
         state, meta = load_checkpoint(url, "student")
-        net = builders.build_student(meta.architecture)
+        net = builders.build_student(builders.StudentArch.model_validate(meta.architecture))
         net.load_state_dict(state)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         return cls(net, TargetScaler(**meta.normalisation["target"]), meta, torch.device(device), batch_size)
 
-    def predict(self, reflectance: np.ndarray, covariates: np.ndarray) -> dict[str, np.ndarray]:
-        """``reflectance`` (n, len(wavelength)) in [0, 1] and ``covariates`` (n, 8) → float32 arrays of length n."""
+    def predict(
+        self, reflectance: np.ndarray, covariates: np.ndarray, survey: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """``reflectance`` (n, len(wavelength)) in [0, 1], ``covariates`` (n, 8) and the survey ECe (n,)
+        (dS/m, NaN or None where absent) → float32 arrays of length n."""
         reflectance = np.asarray(reflectance, dtype=np.float32)
         covariates = np.asarray(covariates, dtype=np.float32)
+        survey = (
+            np.full(len(reflectance), np.nan, np.float32)
+            if survey is None
+            else np.asarray(survey, dtype=np.float32)
+        )
         if reflectance.ndim != 2 or reflectance.shape[1] != len(self.wavelength):
             raise ValueError(
                 f"reflectance must be (n, {len(self.wavelength)}) on the model's band axis "
                 f"({self.wavelength[0]:.1f}–{self.wavelength[-1]:.1f} nm), got {reflectance.shape}"
             )
-        if covariates.shape != (len(reflectance), N_COVARIATES):
-            raise ValueError(
-                f"covariates must be ({len(reflectance)}, {N_COVARIATES}), got {covariates.shape}"
-            )
+        n_cov = len(COVARIATE_NAMES)
+        if covariates.shape != (len(reflectance), n_cov):
+            raise ValueError(f"covariates must be ({len(reflectance)}, {n_cov}), got {covariates.shape}")
+        if survey.shape != (len(reflectance),):
+            raise ValueError(f"survey must be ({len(reflectance)},), got {survey.shape}")
         n = len(reflectance)
         ok = np.isfinite(reflectance).all(axis=1) & np.isfinite(covariates).all(axis=1)
         mean = np.full(n, np.nan, np.float32)
@@ -82,7 +93,8 @@ class StudentPredictor:
                 idx = rows[start : start + self.batch_size]
                 sat = torch.from_numpy(reflectance[idx]).to(self.device)
                 cov = torch.from_numpy(covariates[idx]).to(self.device)
-                out, domain = self.net.forward_with_domain(sat, cov)
+                surv = torch.from_numpy(survey[idx]).to(self.device)
+                out, domain = self.net.forward_with_domain(sat, cov, surv)
                 mean[idx] = out.mean.float().cpu().numpy()
                 std[idx] = out.std.float().cpu().numpy()
                 score[idx] = domain.float().cpu().numpy()

@@ -1,22 +1,39 @@
-"""The DeepSalt method in pure torch: autoencoders, SAU, teacher/student transformers, losses.
+"""The DeepSalt method in pure torch: autoencoders, SAU, teacher/student networks, losses.
 
 No files, no Ray, no clouds here: ``deepsalt.training`` feeds these modules tensors.
 """
 
-from deepsalt.models.autoencoder import SpectralAutoencoder
-from deepsalt.models.losses import DistillationWeights, distillation_loss, gaussian_kl, layer_weights
-from deepsalt.models.sau import SAULossWeights, SpectralAdaptationUnit, sau_loss
+from deepsalt.models.autoencoder import SpectralAutoencoder, SpectralEncoder
+from deepsalt.models.heads import GaussianMLP, GaussianOutput
+from deepsalt.models.losses import (
+    DistillationWeights,
+    StudentTargets,
+    distillation_loss,
+    gaussian_kl,
+    layer_weights,
+)
+from deepsalt.models.networks import StudentEnsemble, StudentNet, TeacherNet
+from deepsalt.models.norm import Standardizer
+from deepsalt.models.sau import SAUBatch, SAULossWeights, SpectralAdaptationUnit, sau_loss
 from deepsalt.models.target import TargetScaler, interval
-from deepsalt.models.transformer import GaussianTransformer, TransformerOutput
+from deepsalt.models.transformer import GaussianTransformer
 
 __all__ = [
     "DistillationWeights",
+    "GaussianMLP",
+    "GaussianOutput",
     "GaussianTransformer",
+    "SAUBatch",
     "SAULossWeights",
     "SpectralAdaptationUnit",
     "SpectralAutoencoder",
+    "SpectralEncoder",
+    "Standardizer",
+    "StudentEnsemble",
+    "StudentNet",
+    "StudentTargets",
     "TargetScaler",
-    "TransformerOutput",
+    "TeacherNet",
     "distillation_loss",
     "gaussian_kl",
     "interval",

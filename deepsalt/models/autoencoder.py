@@ -1,16 +1,28 @@
-"""Spectral autoencoders: one per domain (lab MIR, satellite VNIR-SWIR) into a shared latent space."""
+"""Spectral autoencoders: one per domain (lab MIR, satellite VNIR-SWIR) into a shared latent space.
+
+An encoder owns its whole input path, so a checkpoint cannot meet a spectrum prepared another way:
+fixed spectral preprocessing (binning, first derivative), standardisation with the training
+statistics (buffers), then an MLP (or one linear map with ``hidden=()``) to the latent.
+
+- **Binning** averages adjacent spectral points (MIR spectra are smooth at the KSSL 2 cm⁻¹ spacing),
+  so the first layer has a few hundred inputs where only a few thousand lab samples exist.
+- **First derivative** removes the baseline offset and most of the multiplicative scatter of lab
+  absorbance and leaves the absorption bands: the salt bands survive standardisation instead of
+  drowning in the spectra's overall level, which the reconstruction-only encoder compressed away.
+"""
 
 from __future__ import annotations
 
 import itertools
-import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from deepsalt.models.norm import Standardizer
 
 
-def _mlp(sizes: list[int], dropout: float) -> nn.Sequential:
+def mlp(sizes: list[int], dropout: float) -> nn.Sequential:
+    """Linear layers with LayerNorm, GELU and dropout between them (none after the last)."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(n_in, n_out))
@@ -19,66 +31,79 @@ def _mlp(sizes: list[int], dropout: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class SpectralFeatures(nn.Module):
+    """Fixed preprocessing of a spectrum: ``binning`` adjacent points averaged, optional first difference."""
+
+    def __init__(self, n_inputs: int, binning: int = 1, derivative: bool = False):
+        super().__init__()
+        self.n_inputs, self.binning, self.derivative = n_inputs, binning, derivative
+        self.n_binned = n_inputs // binning
+        self.n_features = self.n_binned - (1 if derivative else 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.binning > 1:
+            x = x[:, : self.n_binned * self.binning].reshape(len(x), self.n_binned, self.binning).mean(-1)
+        return torch.diff(x, dim=-1) if self.derivative else x
+
+
 class SpectralEncoder(nn.Module):
-    """MLP from a standardised spectrum to a latent on the sphere of radius ``sqrt(latent_dim)``.
+    """Spectrum → preprocessing → standardisation (training statistics) → MLP → latent."""
 
-    Fixing the norm (unit scale per dimension) makes the SAU's cosine alignment a complete
-    alignment: two latents with cosine 1 are equal, so a transformer trained on lab latents sees
-    satellite latents on the same scale.
+    def __init__(
+        self,
+        n_inputs: int,
+        latent_dim: int = 32,
+        hidden: tuple[int, ...] = (128,),
+        dropout: float = 0.1,
+        binning: int = 1,
+        derivative: bool = False,
+    ):
+        super().__init__()
+        self.features = SpectralFeatures(n_inputs, binning, derivative)
+        self.norm = Standardizer.empty(self.features.n_features)
+        self.latent_dim = latent_dim
+        self.net = mlp([self.features.n_features, *hidden, latent_dim], dropout)
 
-    ``binning`` averages adjacent spectral points first (MIR spectra are smooth at the 2 cm⁻¹
-    KSSL spacing): 1765 points become 220 at ``binning=8``, which cuts the first layer's weights
-    eightfold where only a few hundred lab samples exist to fit them.
+    @property
+    def n_features(self) -> int:
+        return self.features.n_features
+
+    def standardized(self, x: torch.Tensor) -> torch.Tensor:
+        """The standardised features the MLP sees (and the decoder reconstructs)."""
+        return self.norm(self.features(x))
+
+    def encode(self, standardized: torch.Tensor) -> torch.Tensor:
+        return self.net(standardized)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(self.standardized(x))
+
+
+class SpectralAutoencoder(nn.Module):
+    """Encoder + MLP decoder reconstructing the standardised features; masked-feature pretraining.
+
+    With ``mask`` given, those features are zeroed (their mean) before encoding and the decoder must
+    still reconstruct them: pretraining on unlabelled pixels that forces the latent to hold how bands
+    co-vary instead of copying them.
     """
 
     def __init__(
         self,
         n_inputs: int,
-        latent_dim: int = 64,
-        hidden: tuple[int, ...] = (256, 128),
-        dropout: float = 0.05,
+        latent_dim: int = 32,
+        hidden: tuple[int, ...] = (128,),
+        dropout: float = 0.1,
         binning: int = 1,
+        derivative: bool = False,
     ):
         super().__init__()
-        self.n_inputs = n_inputs
-        self.latent_dim = latent_dim
-        self.binning = binning
-        self.n_binned = n_inputs // binning
-        self.net = _mlp([self.n_binned, *hidden, latent_dim], dropout)
+        self.encoder = SpectralEncoder(n_inputs, latent_dim, hidden, dropout, binning, derivative)
+        self.decoder = mlp([latent_dim, *reversed(hidden), self.encoder.n_features], dropout)
 
-    def bin(self, x: torch.Tensor) -> torch.Tensor:
-        if self.binning == 1:
-            return x
-        return x[:, : self.n_binned * self.binning].reshape(len(x), self.n_binned, self.binning).mean(-1)
-
-    def raw(self, x: torch.Tensor) -> torch.Tensor:
-        """The latent before its projection onto the sphere (keeps how far out an input lies)."""
-        return self.net(self.bin(x))
-
-    def project(self, raw: torch.Tensor) -> torch.Tensor:
-        """The raw latent onto the sphere of radius sqrt(latent_dim): the aligned latent."""
-        return F.normalize(raw, dim=-1) * math.sqrt(self.latent_dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(self.raw(x))
-
-
-class SpectralAutoencoder(nn.Module):
-    """Encoder + MLP decoder for standardised spectra of one domain (decodes the binned spectrum)."""
-
-    def __init__(
-        self,
-        n_inputs: int,
-        latent_dim: int = 64,
-        hidden: tuple[int, ...] = (256, 128),
-        dropout: float = 0.05,
-        binning: int = 1,
-    ):
-        super().__init__()
-        self.encoder = SpectralEncoder(n_inputs, latent_dim, hidden, dropout, binning)
-        self.decoder = _mlp([latent_dim, *reversed(hidden), self.encoder.n_binned], dropout)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Latent, reconstruction, and the (binned) spectrum the reconstruction is compared with."""
-        z = self.encoder(x)
-        return z, self.decoder(z), self.encoder.bin(x)
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Latent, reconstruction, and the standardised features it is compared with."""
+        reference = self.encoder.standardized(x)
+        z = self.encoder.encode(reference if mask is None else reference * ~mask)
+        return z, self.decoder(z), reference

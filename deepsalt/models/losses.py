@@ -5,17 +5,21 @@
 - **task**: Huber (δ=1) between the student's mean and the target, plus ``nll_weight`` × the
   Gaussian negative log-likelihood of the target under the student's spread with the mean
   *detached*. The NLL teaches the spread (the per-pixel uncertainty) without letting a large
-  spread excuse a bad mean; the Huber term alone drives the mean.
+  spread excuse a bad mean; the Huber term alone drives the mean. Targets come from two sources
+  with their own learned noise added to the spread: point samples with measured ECe, and the
+  survey's map-unit ECe on unlabelled pixels (weighted by ``survey_weight``): a map unit's value
+  is coarse and biased, so it teaches the broad relation and the samples the detail.
 - **feature**: layer-wise alignment of the student's hidden states to the teacher's, MSE between
-  layer-normalised token-averaged states (so scale differences between the two networks do not
-  dominate). Student layer ``i`` is aligned to teacher layer ``i`` with weights 1.35, 1.05, 0.65;
+  layer-normalised states (so scale differences between the two networks do not dominate), on
+  the rows that have a lab spectrum. Student layer ``i`` is aligned to teacher layer ``i`` with weights 1.35, 1.05, 0.65;
   the student's 4th layer (the teacher has 3) is aligned to the teacher's last layer with weight
   0.65 · (0.65 / 1.05) ≈ 0.40, continuing the depth decay geometrically. In general, layers past
   the teacher's depth map to its last layer and each extra layer multiplies the last weight by
   the last decay ratio.
-- **response**: KL(teacher ‖ student) between the two Gaussian predictive distributions. It is
-  zero only when both means and both spreads agree (the reference code's softmax over a single
-  output made it identically zero).
+- **response**: KL(teacher ‖ student) between the two Gaussian predictive distributions, on the
+  rows that have a lab spectrum. It is zero only when both means and both spreads agree (the
+  reference code's softmax over a single output made it identically zero). It is what carries the
+  lab's knowledge to samples whose ECe was never measured: the teacher reads their MIR spectra.
 """
 
 from __future__ import annotations
@@ -79,14 +83,49 @@ class DistillationWeights:
     beta: float = 0.90
     gamma: float = 0.10
     nll_weight: float = 0.5
+    survey_weight: float = 1.0
+    """Weight of a survey-labelled pixel's task term relative to a point sample's."""
+
+
+@dataclass
+class StudentTargets:
+    """Per-row targets of a student batch; NaN marks what a row lacks."""
+
+    y: torch.Tensor  # (b,) standardised target (measured point ECe or the survey's map-unit ECe)
+    source: torch.Tensor  # (b,) long: index into StudentNet.SOURCES
+    teacher_mean: torch.Tensor  # (b,) the teacher's prediction from the row's lab spectrum
+    teacher_std: torch.Tensor  # (b,)
+    teacher_features: list[torch.Tensor]  # per teacher layer, (b, width)
 
 
 def distillation_loss(
-    student, teacher_mean, teacher_std, teacher_features, target, weights: DistillationWeights
+    student, noise: torch.Tensor, targets: StudentTargets, weights: DistillationWeights
 ) -> dict[str, torch.Tensor]:
-    """All terms for one batch; ``student`` is a :class:`TransformerOutput`."""
-    task = task_loss(student.mean, student.std, target, weights.nll_weight)
-    feature = feature_alignment(student.features, teacher_features)
-    response = gaussian_kl(teacher_mean, teacher_std, student.mean, student.std).mean()
+    """All terms for one batch; ``student`` is a :class:`GaussianOutput`, ``noise`` (n_sources,) its
+    learned label noise. The task term uses each row's own source noise; the response and feature
+    terms apply to rows with a teacher output (a lab spectrum), the task term to rows with a target."""
+    zero = student.mean.new_zeros(())
+    labelled = torch.isfinite(targets.y)
+    task = zero
+    if labelled.any():
+        row_noise = noise[targets.source[labelled]]
+        std = torch.sqrt(student.std[labelled] ** 2 + row_noise**2)
+        per_row = F.huber_loss(student.mean[labelled], targets.y[labelled], delta=1.0, reduction="none")
+        if weights.nll_weight:
+            per_row = per_row + weights.nll_weight * F.gaussian_nll_loss(
+                student.mean[labelled].detach(), targets.y[labelled], std**2, full=True, reduction="none"
+            )
+        row_weight = torch.where(targets.source[labelled] == 0, weights.survey_weight, 1.0)
+        task = (per_row * row_weight).sum() / row_weight.sum()
+    taught = torch.isfinite(targets.teacher_mean)
+    feature = response = zero
+    if taught.any():
+        point = torch.sqrt(student.std[taught] ** 2 + noise[-1] ** 2)
+        response = gaussian_kl(
+            targets.teacher_mean[taught], targets.teacher_std[taught], student.mean[taught], point
+        ).mean()
+        feature = feature_alignment(
+            [f[taught] for f in student.features], [f[taught] for f in targets.teacher_features]
+        )
     total = weights.alpha * task + weights.beta * feature + weights.gamma * response
     return {"loss": total, "task": task, "feature": feature, "response": response}

@@ -1,7 +1,10 @@
-"""The deployable networks: normalisation + encoder + transformer in one module each.
+"""The deployable networks: teacher, student and the student ensemble, each one module.
 
-Keeping the normalisation statistics as buffers inside the module means a checkpoint cannot be
-used with the wrong statistics, and prediction is one forward call on raw inputs.
+Every input path (preprocessing, standardisation) lives inside the module as buffers, so a
+checkpoint cannot be used with the wrong statistics and prediction is one forward call on raw
+inputs. Both networks add a **linear path** from their standardised inputs to the mean: salt
+shows as small, nearly linear changes of absorbance and reflectance, which a linear map fits from
+few samples and an MLP alone learns slowly.
 """
 
 from __future__ import annotations
@@ -10,38 +13,31 @@ import torch
 from torch import nn
 
 from deepsalt.models.autoencoder import SpectralEncoder
-from deepsalt.models.transformer import GaussianTransformer, TransformerOutput
+from deepsalt.models.heads import GaussianOutput
+from deepsalt.models.norm import Standardizer
 
 
-class Standardizer(nn.Module):
-    """``(x − mean) / std`` per feature, with the statistics as buffers."""
-
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
-        super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-6))
-
-    @classmethod
-    def empty(cls, n: int) -> Standardizer:
-        return cls(torch.zeros(n), torch.ones(n))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+def _with_linear(out: GaussianOutput, linear: nn.Linear | None, x: torch.Tensor) -> GaussianOutput:
+    if linear is None:
+        return out
+    return GaussianOutput(out.mean + linear(x)[:, 0], out.std, out.features)
 
 
 class TeacherNet(nn.Module):
-    """Lab absorbance → (frozen) lab encoder → 3-layer transformer → Gaussian."""
+    """Lab absorbance → lab encoder (the SAU's lab side) → Gaussian head, plus a linear path."""
 
-    def __init__(self, lab_norm: Standardizer, encoder: SpectralEncoder, transformer: GaussianTransformer):
+    def __init__(self, encoder: SpectralEncoder, head: nn.Module, linear: bool = True):
         super().__init__()
-        self.lab_norm, self.encoder, self.transformer = lab_norm, encoder, transformer
+        self.encoder, self.head = encoder, head
+        self.linear = nn.Linear(encoder.n_features, 1) if linear else None
 
-    def forward(self, lab: torch.Tensor) -> TransformerOutput:
-        return self.transformer(self.encoder(self.lab_norm(lab)))
+    def forward(self, lab: torch.Tensor) -> GaussianOutput:
+        x = self.encoder.standardized(lab)
+        return _with_linear(self.head(self.encoder.encode(x)), self.linear, x)
 
 
 class DomainScore(nn.Module):
-    """Mahalanobis distance of a latent from the training latents, divided by a calibration scale.
+    """Mahalanobis distance of a feature vector from the training ones, divided by a calibration scale.
 
     ``scale`` is the ``quantile`` (e.g. 95th percentile) of the held-out distances, so a score of
     1.0 means "as far out as the 95th-percentile held-out sample"; > 1 flags extrapolation.
@@ -59,48 +55,116 @@ class DomainScore(nn.Module):
 
 
 class StudentNet(nn.Module):
-    """Reflectance → SAU satellite encoder → latent ⊕ covariates → 4-layer transformer → Gaussian.
+    """Reflectance → satellite encoder → latent ⊕ covariates ⊕ survey token → Gaussian head (+ linear).
 
-    ``encoder`` is None in the covariates-only variant; ``cov_norm`` is None without covariates.
+    The survey token is the map unit's ECe (log1p, standardised) and a flag saying whether it is
+    there; where it is absent (NaN: outside the survey, or masked while the student learns from
+    the survey's own labels) the token is zero and the flag one. ``encoder`` is None in the
+    covariates-only variant, ``cov_norm`` None without covariates, ``survey_norm`` None without
+    the survey input. ``log_noise`` holds the learned noise of each label source (survey map unit,
+    point sample) on top of the predicted spread.
     """
+
+    SOURCES = ("survey", "point")
 
     def __init__(
         self,
-        transformer: GaussianTransformer,
         encoder: SpectralEncoder | None,
-        sat_norm: Standardizer | None,
+        head: nn.Module,
         cov_norm: Standardizer | None,
+        survey_norm: Standardizer | None,
+        linear: bool = True,
     ):
         super().__init__()
-        self.transformer, self.encoder, self.sat_norm, self.cov_norm = (
-            transformer,
-            encoder,
-            sat_norm,
-            cov_norm,
+        self.encoder, self.head, self.cov_norm, self.survey_norm = encoder, head, cov_norm, survey_norm
+        n_side = (cov_norm.mean.numel() if cov_norm is not None else 0) + (
+            2 if survey_norm is not None else 0
         )
-        self.domain = DomainScore(encoder.latent_dim if encoder is not None else cov_norm.mean.numel())
+        n_linear = (encoder.n_features if encoder is not None else 0) + n_side
+        self.linear = nn.Linear(n_linear, 1) if linear else None
+        self.log_noise = nn.Parameter(torch.full((len(self.SOURCES),), -1.0))
 
-    def latent(self, reflectance: torch.Tensor) -> torch.Tensor | None:
-        return self.encoder(self.sat_norm(reflectance)) if self.encoder is not None else None
+    def side_inputs(self, covariates: torch.Tensor, survey: torch.Tensor) -> torch.Tensor | None:
+        """Standardised covariates and the survey token, one row per pixel (None when neither is used)."""
+        parts = []
+        if self.cov_norm is not None:
+            parts.append(self.cov_norm(covariates))
+        if self.survey_norm is not None:
+            present = torch.isfinite(survey)
+            value = self.survey_norm(torch.log1p(torch.nan_to_num(survey).clamp_min(0))[:, None])[:, 0]
+            parts += [torch.where(present, value, 0.0)[:, None], (~present).float()[:, None]]
+        return torch.cat(parts, dim=-1) if parts else None
 
-    def domain_features(self, reflectance: torch.Tensor, covariates: torch.Tensor) -> torch.Tensor:
-        """What the domain score measures: the aligned encoder's latent *before* the projection onto
-        the sphere (the projection maps a pixel three times too bright onto a familiar direction);
-        the standardised covariates for the covariates-only variant."""
-        if self.encoder is None:
-            return self.cov_norm(covariates)
-        return self.encoder.raw(self.sat_norm(reflectance))
+    def forward_parts(
+        self, reflectance: torch.Tensor, covariates: torch.Tensor, survey: torch.Tensor
+    ) -> tuple[GaussianOutput, torch.Tensor | None, torch.Tensor | None]:
+        """(prediction, the latent, the standardised spectrum): the latter two feed the domain score."""
+        side = self.side_inputs(covariates, survey)
+        x = latent = None
+        if self.encoder is not None:
+            x = self.encoder.standardized(reflectance)
+            latent = self.encoder.encode(x)
+        out = self.head(latent, side)
+        linear_in = torch.cat([t for t in (x, side) if t is not None], dim=-1)
+        return _with_linear(out, self.linear, linear_in), latent, x
 
-    def forward(self, reflectance: torch.Tensor, covariates: torch.Tensor) -> TransformerOutput:
-        cov = self.cov_norm(covariates) if self.cov_norm is not None else None
-        return self.transformer(self.latent(reflectance), cov)
+    def forward(
+        self, reflectance: torch.Tensor, covariates: torch.Tensor, survey: torch.Tensor
+    ) -> GaussianOutput:
+        return self.forward_parts(reflectance, covariates, survey)[0]
+
+    def noise(self, source: str) -> torch.Tensor:
+        return self.log_noise[self.SOURCES.index(source)].exp()
+
+
+class StudentEnsemble(nn.Module):
+    """K students trained from different seeds; their Gaussian mixture is the prediction.
+
+    The predictive spread of a point sample is ``sqrt(mean_k(s_k² + noise_k²) + var_k(m_k))``: each
+    member's own spread, the point-sample noise it learned (a field sample is a point, the map a
+    30 m pixel), and the members' disagreement. ``interval_scale`` is fitted on held-out samples so
+    that the 95 % interval covers 95 % of them. The domain score measures the first member's
+    latent and how badly the satellite autoencoder's decoder reconstructs the pixel: a land cover
+    never seen in training reconstructs badly even when its latent looks ordinary.
+    """
+
+    def __init__(self, members: list[StudentNet], decoder: nn.Module | None):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.decoder = decoder
+        first = members[0]
+        dim = first.encoder.latent_dim + 1 if first.encoder is not None else first.cov_norm.mean.numel()
+        self.domain = DomainScore(dim)
+        self.register_buffer("interval_scale", torch.ones(()))
+
+    def domain_features(
+        self, latent: torch.Tensor | None, standardized: torch.Tensor | None, covariates: torch.Tensor
+    ) -> torch.Tensor:
+        if latent is None:
+            return self.members[0].cov_norm(covariates)
+        error = ((self.decoder(latent) - standardized) ** 2).mean(dim=-1, keepdim=True)
+        return torch.cat([latent, torch.log(error + 1e-6)], dim=-1)
 
     def forward_with_domain(
-        self, reflectance: torch.Tensor, covariates: torch.Tensor
-    ) -> tuple[TransformerOutput, torch.Tensor]:
-        """The prediction and the domain score, running the encoder once (the mapping hot path)."""
-        cov = self.cov_norm(covariates) if self.cov_norm is not None else None
-        if self.encoder is None:
-            return self.transformer(None, cov), self.domain(cov)
-        raw = self.encoder.raw(self.sat_norm(reflectance))
-        return self.transformer(self.encoder.project(raw), cov), self.domain(raw)
+        self, reflectance: torch.Tensor, covariates: torch.Tensor, survey: torch.Tensor
+    ) -> tuple[GaussianOutput, torch.Tensor]:
+        """The mixture prediction and the domain score (the mapping hot path)."""
+        means, variances = [], []
+        latent = standardized = None
+        for k, member in enumerate(self.members):
+            out, z, x = member.forward_parts(reflectance, covariates, survey)
+            if k == 0:
+                latent, standardized, features = z, x, out.features
+            means.append(out.mean)
+            variances.append(out.std**2 + member.noise("point") ** 2)
+        mean = torch.stack(means).mean(dim=0)
+        spread = torch.stack(variances).mean(dim=0)
+        if len(means) > 1:
+            spread = spread + torch.stack(means).var(dim=0, unbiased=False)
+        out = GaussianOutput(mean, spread.sqrt() * self.interval_scale, features)
+        return out, self.domain(self.domain_features(latent, standardized, covariates))
+
+    def forward(
+        self, reflectance: torch.Tensor, covariates: torch.Tensor, survey: torch.Tensor
+    ) -> GaussianOutput:
+        return self.forward_with_domain(reflectance, covariates, survey)[0]

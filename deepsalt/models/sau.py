@@ -1,16 +1,19 @@
-"""The Spectral Adaptation Unit: two autoencoders trained together on geo-paired samples.
+"""The Spectral Adaptation Unit: the lab and satellite autoencoders trained together.
 
-Loss = reconstruction of both domains (paired spectra, plus unlabelled satellite pixels)
-+ ``align`` · (1 − cos(z_lab, z_sat)) on pairs + ``nce`` · symmetric InfoNCE with in-batch
-negatives (optional) + ``target`` · Huber of a linear salinity read-out shared by both latents.
+Each step sees three kinds of rows:
 
-The negatives keep the alignment from mapping every sample to one direction, which cosine
-alignment plus reconstruction alone allows. The shared read-out is our addition to the paper's
-SAU: salt is a small-variance component of both spectra, so reconstruction alone compresses it
-away (on the demo region a ridge on the reconstruction-only lab latent explains < 10 % of
-log-ECe variance); one linear direction, the same in both domains, keeps it in the latent.
-With the alignment and read-out weights at zero the two autoencoders train independently: the
-"no SAU" ablation (unaligned encoders).
+- **unlabelled pixels** (the pool): masked-band reconstruction of the satellite autoencoder, and
+  the survey's map-unit ECe as a weak salinity label for the shared read-out;
+- **the lab library**: reconstruction of the lab autoencoder and its measured ECe for the read-out;
+- **geo-pairs** (a lab sample and its pixel): both reconstructions, ``align`` · (1 − cos(z_lab,
+  z_sat)), optional symmetric InfoNCE (``nce``) with in-batch negatives, and the read-out where
+  the sample's ECe was measured.
+
+The shared linear salinity read-out is our addition to the paper's SAU: salt is a small-variance
+part of both spectra, so reconstruction alone compresses it away; one linear direction, the same
+in both domains and taught by every labelled row of either domain, keeps it in both latents, and
+the alignment then maps each pixel near its lab sample along that direction. With the alignment
+and read-out weights at zero the two autoencoders train independently: the "without SAU" ablation.
 """
 
 from __future__ import annotations
@@ -28,52 +31,49 @@ from deepsalt.models.autoencoder import SpectralAutoencoder
 class SAULossWeights:
     reconstruction: float = 1.0
     align: float = 1.0
-    nce: float = 0.5
+    nce: float = 0.0
     target: float = 0.5
+    survey_target: float = 0.1
     temperature: float = 0.1
 
 
 @dataclass
-class SAUOutput:
-    z_lab: torch.Tensor
-    lab_hat: torch.Tensor
-    lab_ref: torch.Tensor
-    z_sat: torch.Tensor
-    sat_hat: torch.Tensor
-    sat_ref: torch.Tensor
-    pool_hat: torch.Tensor | None
-    pool_ref: torch.Tensor | None
-    y_lab: torch.Tensor
-    y_sat: torch.Tensor
+class SAUBatch:
+    """Standardised salinity targets are NaN where a row has none."""
+
+    pool: torch.Tensor  # (p, n_sat) reflectance
+    pool_mask: torch.Tensor  # (p, n_sat features) bool: masked features
+    pool_y: torch.Tensor  # (p,) survey salinity target
+    library: torch.Tensor  # (l, n_lab) absorbance
+    library_y: torch.Tensor  # (l,)
+    pair_lab: torch.Tensor  # (q, n_lab)
+    pair_sat: torch.Tensor  # (q, n_sat)
+    pair_y: torch.Tensor  # (q,)
 
 
 class SpectralAdaptationUnit(nn.Module):
-    """Holds the lab and satellite autoencoders that share one latent space."""
+    """Holds the lab and satellite autoencoders that share one latent space, and the read-out."""
 
     def __init__(
         self,
         n_lab: int,
         n_sat: int,
-        latent_dim: int = 64,
+        latent_dim: int = 32,
         lab_hidden: tuple[int, ...] = (256, 128),
-        sat_hidden: tuple[int, ...] = (128, 128),
+        sat_hidden: tuple[int, ...] = (128,),
         dropout: float = 0.1,
         lab_binning: int = 8,
+        lab_derivative: bool = True,
     ):
         super().__init__()
-        self.lab = SpectralAutoencoder(n_lab, latent_dim, tuple(lab_hidden), dropout, lab_binning)
+        self.lab = SpectralAutoencoder(
+            n_lab, latent_dim, tuple(lab_hidden), dropout, lab_binning, lab_derivative
+        )
         self.sat = SpectralAutoencoder(n_sat, latent_dim, tuple(sat_hidden), dropout)
         self.readout = nn.Linear(latent_dim, 1)
 
-    def forward(
-        self, lab: torch.Tensor, sat: torch.Tensor, sat_pool: torch.Tensor | None = None
-    ) -> SAUOutput:
-        """Latents and reconstructions of pairs ``lab[i]`` ↔ ``sat[i]`` and of unpaired pixels."""
-        z_lab, lab_hat, lab_ref = self.lab(lab)
-        z_sat, sat_hat, sat_ref = self.sat(sat)
-        _, pool_hat, pool_ref = self.sat(sat_pool) if sat_pool is not None else (None, None, None)
-        y_lab, y_sat = self.readout(z_lab)[:, 0], self.readout(z_sat)[:, 0]
-        return SAUOutput(z_lab, lab_hat, lab_ref, z_sat, sat_hat, sat_ref, pool_hat, pool_ref, y_lab, y_sat)
+    def read(self, z: torch.Tensor) -> torch.Tensor:
+        return self.readout(z)[:, 0]
 
 
 def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -83,15 +83,49 @@ def info_nce(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float) -> torch.
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
-def sau_loss(out: SAUOutput, target: torch.Tensor, weights: SAULossWeights) -> dict[str, torch.Tensor]:
-    """All SAU loss terms for one batch (see the module docstring); ``target``: standardised ECe."""
-    recon = F.mse_loss(out.lab_hat, out.lab_ref) + F.mse_loss(out.sat_hat, out.sat_ref)
-    if out.pool_hat is not None:
-        recon = recon + F.mse_loss(out.pool_hat, out.pool_ref)
-    align = (1 - F.cosine_similarity(out.z_lab, out.z_sat, dim=-1)).mean()
-    nce = info_nce(out.z_lab, out.z_sat, weights.temperature) if len(target) > 1 else align.new_zeros(())
-    readout = F.huber_loss(out.y_lab, target) + F.huber_loss(out.y_sat, target)
-    total = (
-        weights.reconstruction * recon + weights.align * align + weights.nce * nce + weights.target * readout
+def _readout_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    known = torch.isfinite(target)
+    if not known.any():
+        return pred.new_zeros(())
+    return F.huber_loss(pred[known], target[known])
+
+
+def sau_loss(
+    model: SpectralAdaptationUnit, batch: SAUBatch, weights: SAULossWeights
+) -> dict[str, torch.Tensor]:
+    """All SAU loss terms for one batch (see the module docstring)."""
+    z_pool, pool_hat, pool_ref = model.sat(batch.pool, batch.pool_mask)
+    z_lib, lib_hat, lib_ref = model.lab(batch.library)
+    z_lab, lab_hat, lab_ref = model.lab(batch.pair_lab)
+    z_sat, sat_hat, sat_ref = model.sat(batch.pair_sat)
+    recon = (
+        F.mse_loss(pool_hat, pool_ref)
+        + F.mse_loss(lib_hat, lib_ref)
+        + F.mse_loss(lab_hat, lab_ref)
+        + F.mse_loss(sat_hat, sat_ref)
     )
-    return {"loss": total, "reconstruction": recon, "align": align, "nce": nce, "readout": readout}
+    align = (1 - F.cosine_similarity(z_lab, z_sat, dim=-1)).mean()
+    nce = (
+        info_nce(z_lab, z_sat, weights.temperature) if len(z_lab) > 1 and weights.nce else align.new_zeros(())
+    )
+    readout = (
+        _readout_loss(model.read(z_lib), batch.library_y)
+        + _readout_loss(model.read(z_lab), batch.pair_y)
+        + _readout_loss(model.read(z_sat), batch.pair_y)
+    )
+    survey = _readout_loss(model.read(z_pool), batch.pool_y)
+    total = (
+        weights.reconstruction * recon
+        + weights.align * align
+        + weights.nce * nce
+        + weights.target * readout
+        + weights.survey_target * survey
+    )
+    return {
+        "loss": total,
+        "reconstruction": recon,
+        "align": align,
+        "nce": nce,
+        "readout": readout,
+        "survey": survey,
+    }

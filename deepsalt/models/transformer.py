@@ -14,13 +14,10 @@ The head predicts a Gaussian in the (transformed) target space: mean and softplu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-MIN_STD = 1e-3
+from deepsalt.models.heads import GaussianOutput, gaussian
 
 
 class Tokenizer(nn.Module):
@@ -64,13 +61,6 @@ class Tokenizer(nn.Module):
         return tokens + self.bias + self.position
 
 
-@dataclass
-class TransformerOutput:
-    mean: torch.Tensor  # (batch,)
-    std: torch.Tensor  # (batch,) > 0
-    features: list[torch.Tensor]  # per layer, (batch, d_model): token-averaged hidden state
-
-
 class GaussianTransformer(nn.Module):
     """Encoder-only transformer with a Gaussian regression head."""
 
@@ -100,14 +90,13 @@ class GaussianTransformer(nn.Module):
 
     def forward(
         self, latent: torch.Tensor | None = None, covariates: torch.Tensor | None = None
-    ) -> TransformerOutput:
+    ) -> GaussianOutput:
         h = self.tokenizer(latent, covariates)
         features = []
         for layer in self.layers:
             h = layer(h)
             features.append(h.mean(dim=1))
-        out = self.head(self.norm(h).mean(dim=1))
-        return TransformerOutput(out[:, 0], F.softplus(out[:, 1]) + MIN_STD, features)
+        return gaussian(self.head(self.norm(h).mean(dim=1)), features)
 
     def attention_weights(
         self, latent: torch.Tensor | None = None, covariates: torch.Tensor | None = None, layer: int = 0

@@ -21,10 +21,31 @@ MIR_SOURCES = ("yamsys_BF", "yamsys_CI", "ossl_kssl")
 
 SIZE_PRESETS: dict[str, dict[str, Any]] = {
     # ≈ 0.07 M scene pixels: tests and `deepsalt demo --quick`.
-    "small": {"region_shape": (256, 256), "scene_shape": (150, 150), "n_scenes": 3, "n_samples": 150},
-    "medium": {"region_shape": (640, 640), "scene_shape": (380, 380), "n_scenes": 4, "n_samples": 300},
+    "small": {
+        "region_shape": (256, 256),
+        "scene_shape": (150, 150),
+        "n_scenes": 3,
+        "n_samples": 150,
+        "n_mir_only": 150,
+        "n_library": 600,
+    },
+    "medium": {
+        "region_shape": (640, 640),
+        "scene_shape": (380, 380),
+        "n_scenes": 4,
+        "n_samples": 300,
+        "n_mir_only": 600,
+        "n_library": 2000,
+    },
     # ≈ 1.5 M scene pixels over four overlapping scenes.
-    "default": {"region_shape": (1024, 1024), "scene_shape": (620, 620), "n_scenes": 4, "n_samples": 400},
+    "default": {
+        "region_shape": (1024, 1024),
+        "scene_shape": (620, 620),
+        "n_scenes": 4,
+        "n_samples": 400,
+        "n_mir_only": 800,
+        "n_library": 3000,
+    },
 }
 
 
@@ -127,6 +148,35 @@ WORLD_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+class SurveySettings(BaseModel):
+    """The soil survey (SSURGO-style map units) over the region: how coarse and how biased it is.
+
+    Figures: SSURGO is mapped at 1:12,000-1:63,360; at 1:24,000 the smallest delineation is a few
+    hectares (USDA Soil Survey Manual, 2017, ch. 4) and valley-floor polygons of tens to hundreds
+    of hectares are common, so 50 ha is our assumption for an irrigated basin. Representative
+    values rest on a few pedons per component (Soil Survey Manual, ch. 4-5); their error is our
+    assumption, chosen so that the survey map alone explains about 60 % of the variance of
+    log1p(ECe) on the demo region's pixels (measured by the survey-map baseline).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    polygon_ha: float = Field(50.0, gt=0.5, le=2000, description="mean size of a delineated polygon (ha)")
+    n_map_units: int = Field(60, ge=2, le=2000, description="distinct map units (mukeys) in the region")
+    symptom_error: float = Field(
+        0.2, ge=0, description="error (log1p ECe) of the salt symptoms surveyors see"
+    )
+    inclusion_quantile: tuple[float, float] = Field(
+        (0.65, 0.85), description="range of the major component's share of a map unit's salinity view"
+    )
+    pedons: int = Field(3, ge=1, le=50, description="pedons behind each component's representative value")
+    ece_bias: float = Field(0.35, ge=0, description="log-sd of a component's ec_r error beyond its pedons")
+    texture_bias: float = Field(3.0, ge=0, description="sd (%) of a component's sand/clay error")
+    minor_without_data: float = Field(
+        0.2, ge=0, le=1, description="share of map units with a 5 % minor component without horizon data"
+    )
+
+
 class SynthConfig(StageConfig):
     """Everything that decides the generated region; same config and seed ⇒ same bytes."""
 
@@ -136,7 +186,13 @@ class SynthConfig(StageConfig):
     region_shape: tuple[int, int] = Field(description="rows, cols of the 30 m truth grid")
     scene_shape: tuple[int, int] = Field(description="rows, cols of each EnMAP scene")
     n_scenes: int = Field(ge=1, le=12)
-    n_samples: int = Field(ge=20, le=5000, description="lab sample points")
+    n_samples: int = Field(ge=20, le=5000, description="lab sample points with measured ECe")
+    n_mir_only: int = Field(
+        ge=0, le=20000, description="further sample points with a lab MIR spectrum but no measured ECe"
+    )
+    n_library: int = Field(
+        ge=0, le=50000, description="lab library: MIR spectra with measured ECe from outside the imaged area"
+    )
     covariate_resolution_deg: float = Field(0.005, gt=0, le=0.05, description="EPSG:4326 grid step")
     cloud_fraction: float = Field(0.08, ge=0, le=0.6, description="mean cloud cover over the scenes")
     swath_tilt_deg: float = Field(9.0, ge=0, le=30, description="swath rotation: nodata wedges")
@@ -149,6 +205,7 @@ class SynthConfig(StageConfig):
     lab_noise: float = Field(0.003, ge=0, description="white absorbance noise of the lab spectra")
     sample_heterogeneity: float = Field(0.5, ge=0, description="log-sd of point vs 30 m pixel ECe")
     lab_ece_error: float = Field(0.08, ge=0, description="log-sd of the lab ECe measurement")
+    survey: SurveySettings = SurveySettings()
     world: WorldConfig
 
     @model_validator(mode="before")

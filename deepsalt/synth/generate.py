@@ -18,26 +18,34 @@ from pathlib import Path
 import fsspec
 import numpy as np
 from affine import Affine
-from rasterio.warp import transform_bounds
+from rasterio.warp import Resampling, calculate_default_transform, reproject, transform_bounds
 
 from deepsalt import __version__
+from deepsalt.io.covariates import COVARIATE_NAMES
+from deepsalt.io.ssurgo import NO_MAPUNIT, write_ssurgo, write_survey_cogs
 from deepsalt.logs import get_logger
 from deepsalt.spectra import ENMAP_NODATA
 from deepsalt.synth.cog import write_cog
-from deepsalt.synth.config import SynthConfig
+from deepsalt.synth.config import WORLD_PRESETS, SynthConfig
 from deepsalt.synth.covariates import COVARIATE_CRS, COVARIATE_UNITS, covariate_fields
-from deepsalt.synth.lab import lab_table, make_samples
+from deepsalt.synth.lab import lab_table, make_library, make_samples
 from deepsalt.synth.library import mir_library, surface_library
 from deepsalt.synth.manifest import MANIFEST_NAME, RegionFiles, RegionManifest, SceneEntry
 from deepsalt.synth.metadata import metadata_xml, scene_files
 from deepsalt.synth.scenes import SceneRaster, plan_scenes, render_scene
 from deepsalt.synth.stac import collection, scene_item
-from deepsalt.synth.world import World, build_world
+from deepsalt.synth.survey import Survey, build_survey
+from deepsalt.synth.world import PIXEL_M, World, build_world
 
 log = get_logger(__name__)
 
 TRUTH = "truth/ece.tif"
 LAB = "lab/lab_samples.csv"
+LIBRARY = "lab/library.csv"
+SURVEY_EXPORT = "survey/ssurgo"
+SURVEY_DERIVED = "survey"
+SURVEY_CRS = "EPSG:5070"  # gNATSGO's grid
+SURVEY_COVARIATES = ("sand", "clay")  # texture covariates come from the survey, as in the paper
 STAC_COLLECTION = "stac/collection.json"
 STAC_ITEMS = "stac/items.ndjson"
 
@@ -74,9 +82,12 @@ def _staging(final_url: str) -> Iterator[Path]:
 
 
 def _write_covariates(config: SynthConfig, world: World, folder: Path) -> dict[str, str]:
+    """Climate rasters (coarse, geographic); soil texture comes from the survey (``_write_survey``)."""
     fields, transform = covariate_fields(world, config.covariate_resolution_deg)
     files = {}
     for name, values in fields.items():
+        if name in SURVEY_COVARIATES:
+            continue
         files[name] = f"covariates/{name}.tif"
         write_cog(
             folder / files[name],
@@ -87,6 +98,42 @@ def _write_covariates(config: SynthConfig, world: World, folder: Path) -> dict[s
             tags={"units": COVARIATE_UNITS[name]},
         )
     return files
+
+
+def _write_survey(survey: Survey, world: World, folder: Path) -> dict[str, str]:
+    """The SSURGO export (Web Soil Survey layout, key raster on gNATSGO's EPSG:5070 30 m grid) and the
+    0–30 cm ece/sand/clay COGs derived from it by :mod:`deepsalt.io.ssurgo`, as a user derives them."""
+    h, w = world.shape
+    left, bottom = world.transform @ (0, h)
+    right, top = world.transform @ (w, 0)
+    dst_transform, width, height = calculate_default_transform(
+        world.crs, SURVEY_CRS, w, h, left, bottom, right, top, resolution=PIXEL_M
+    )
+    mukey = np.zeros((height, width), np.int32)
+    reproject(
+        survey.mukey.astype(np.int32),
+        mukey,
+        src_transform=world.transform,
+        src_crs=world.crs,
+        dst_transform=dst_transform,
+        dst_crs=SURVEY_CRS,
+        src_nodata=NO_MAPUNIT,
+        dst_nodata=NO_MAPUNIT,
+        resampling=Resampling.nearest,
+    )
+    write_ssurgo(
+        folder / SURVEY_EXPORT,
+        mukey,
+        SURVEY_CRS,
+        dst_transform,
+        survey.mapunit,
+        survey.component,
+        survey.chorizon,
+    )
+    derived = write_survey_cogs(str(folder / SURVEY_EXPORT), str(folder / SURVEY_DERIVED))
+    return {"export": SURVEY_EXPORT} | {
+        name: f"{SURVEY_DERIVED}/{Path(url).name}" for name, url in derived.items()
+    }
 
 
 def _write_scene(
@@ -116,6 +163,8 @@ def generate_region(config: SynthConfig, out_url: str) -> RegionManifest:
     world = build_world(config, len(lib.soils), lib.salt_names, len(lib.npv))
     plans = plan_scenes(config)
     samples = make_samples(config, world, mir, plans)
+    library = make_library(config, {p: WORLD_PRESETS[p]["mir_pool"] for p in WORLD_PRESETS})
+    survey = build_survey(config, world)
     log.info(
         "world built", extra={"region": config.region, "seconds": round(time.perf_counter() - started, 2)}
     )
@@ -129,9 +178,16 @@ def generate_region(config: SynthConfig, out_url: str) -> RegionManifest:
             np.nan,
             tags={"units": "dS/m", "long_name": "ECe"},
         )
+        survey_files = _write_survey(survey, world, folder)
         covariates = _write_covariates(config, world, folder)
+        covariates = {
+            name: survey_files[name] if name in SURVEY_COVARIATES else covariates[name]
+            for name in COVARIATE_NAMES
+        }
         (folder / LAB).parent.mkdir(parents=True, exist_ok=True)
         lab_table(samples, mir.wavenumber).to_csv(folder / LAB, index=False)
+        if config.n_library:
+            lab_table(library, mir.wavenumber).to_csv(folder / LIBRARY, index=False)
         entries, items = [], []
         # Scene k is compressed and written (GDAL and numpy release the GIL) while k+1 renders.
         with ThreadPoolExecutor(max_workers=1) as writer:
@@ -172,6 +228,8 @@ def generate_region(config: SynthConfig, out_url: str) -> RegionManifest:
             files=RegionFiles(
                 truth=TRUTH,
                 lab=LAB,
+                library=LIBRARY if config.n_library else None,
+                survey=survey_files,
                 covariates=covariates,
                 scenes=entries,
                 stac_collection=STAC_COLLECTION,

@@ -11,7 +11,7 @@ salts (broad 3400 cm⁻¹, 1640 cm⁻¹), in proportion to the salt content. Car
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -20,10 +20,10 @@ from scipy.ndimage import gaussian_filter
 from scipy.special import ndtr
 
 from deepsalt.errors import ConfigError
-from deepsalt.synth.config import SynthConfig
+from deepsalt.synth.config import WORLD_PRESETS, SynthConfig
 from deepsalt.synth.library import MirLibrary
 from deepsalt.synth.scenes import ScenePlan, swath_mask
-from deepsalt.synth.world import World, component_rng
+from deepsalt.synth.world import World, build_world, component_rng
 
 # (centre cm⁻¹, FWHM cm⁻¹, relative height) of each absorption family.
 SULFATE_BANDS = (
@@ -72,26 +72,27 @@ def coverage(config: SynthConfig, plans: list[ScenePlan]) -> np.ndarray:
     return covered
 
 
-def place_samples(config: SynthConfig, world: World, plans: list[ScenePlan]) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel (row, col) of each sample: clustered, biased towards saline ground, on covered land."""
+def place_samples(
+    config: SynthConfig, world: World, eligible: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel (row, col) of ``n`` samples: clustered, biased towards saline ground, on ``eligible`` land."""
     rng = component_rng(config, "sampling")
-    eligible = coverage(config, plans) & ~world.water
-    candidates = np.flatnonzero(eligible)
-    if candidates.size < config.n_samples:
+    candidates = np.flatnonzero(eligible & ~world.water)
+    if candidates.size < n:
         raise ConfigError(
             "<synth config>",
             "n_samples",
-            f"{config.n_samples} samples but only {candidates.size} land pixels under the scenes",
+            f"{n} samples but only {candidates.size} land pixels under the scenes",
         )
-    centres = np.zeros(config.region_shape, np.float32)
-    n_clusters = max(3, config.n_samples // 12)
+    centres = np.zeros(world.shape, np.float32)
+    n_clusters = max(3, n // 12)
     centres.flat[rng.choice(candidates, n_clusters, replace=False)] = 1.0
     clusters = gaussian_filter(centres, sigma=12.0)
     clusters /= clusters.max()
     ece = np.nan_to_num(world.ece)
     weight = (0.15 + clusters.flat[candidates]) * (1 + np.minimum(ece.flat[candidates], 20.0) / 4)
-    chosen = np.sort(rng.choice(candidates, config.n_samples, replace=False, p=weight / weight.sum()))
-    return np.divmod(chosen, config.region_shape[1])
+    chosen = np.sort(rng.choice(candidates, n, replace=False, p=weight / weight.sum()))
+    return np.divmod(chosen, world.shape[1])
 
 
 def mir_spectra(
@@ -126,10 +127,70 @@ def mir_spectra(
 
 
 def make_samples(config: SynthConfig, world: World, mir: MirLibrary, plans: list[ScenePlan]) -> LabSamples:
-    """Sample points, their measured ECe and their MIR spectra."""
+    """Sample points under the scenes, their MIR spectra and, for ``n_samples`` of them, measured ECe.
+
+    MIR spectra cost a few dollars a sample and saturated-paste ECe many times more, so a campaign
+    scans every sample and sends a random subset to the wet lab; the other ``n_mir_only`` samples
+    have a spectrum and no ECe (blank in the table).
+    """
+    samples = _samples_at(config, world, mir, coverage(config, plans), config.n_samples + config.n_mir_only)
+    unmeasured = component_rng(config, "lab-subset").permutation(len(samples.ids))[: config.n_mir_only]
+    ece = samples.ece.copy()
+    ece[unmeasured] = np.nan
+    return replace(samples, ece=ece)
+
+
+def make_library(config: SynthConfig, mir_pools: dict[str, tuple[str, ...]]) -> LabSamples:
+    """A lab library: samples with MIR and measured ECe from other landscapes, none under the scenes.
+
+    National libraries hold tens of thousands of MIR spectra from every kind of landscape (KSSL);
+    ECe was measured mostly where salinity was suspected. The library here draws its samples from
+    neighbouring worlds of every climate preset (``mir_pools``: preset → its lab MIR sources), offset
+    far enough that no sample lies in the region.
+    """
+    from deepsalt.synth.library import mir_library, surface_library
+
+    parts = []
+    presets = list(mir_pools)
+    n_worlds = 2 * len(presets)
+    for k in range(n_worlds):
+        preset = presets[k % len(presets)]
+        n = config.n_library // n_worlds + (k < config.n_library % n_worlds)
+        if n == 0:
+            continue
+        lon, lat = WORLD_PRESETS[preset]["centre_lonlat"]
+        sub = SynthConfig.model_validate(
+            {
+                "region": preset,
+                "seed": config.seed * 1000 + 100 + k,
+                "size": "small",
+                "region_shape": (384, 384),
+                "scene_shape": (128, 128),
+                "n_samples": max(n, 20),
+                "n_mir_only": 0,
+                "n_library": 0,
+                "world": {"centre_lonlat": (lon + 0.6 * (k + 1), lat - 0.4 * (k + 1))},
+            }
+        )
+        lib = surface_library(sub.world.soil_pool)
+        world = build_world(sub, len(lib.soils), lib.salt_names, len(lib.npv))
+        samples = _samples_at(sub, world, mir_library(mir_pools[preset]), np.ones(world.shape, bool), n)
+        parts.append(replace(samples, ids=[f"LIB-{config.seed}-{k}-{i:05d}" for i in range(n)]))
+    return LabSamples(
+        ids=[i for p in parts for i in p.ids],
+        **{
+            name: np.concatenate([getattr(p, name) for p in parts])
+            for name in ("row", "col", "lon", "lat", "ece_site", "ece", "absorbance")
+        },
+    )
+
+
+def _samples_at(
+    config: SynthConfig, world: World, mir: MirLibrary, eligible: np.ndarray, n: int
+) -> LabSamples:
+    """``n`` sample points on ``eligible`` land of ``world`` with measured ECe and MIR spectra."""
     rng = component_rng(config, "lab-values")
-    row, col = place_samples(config, world, plans)
-    n = row.size
+    row, col = place_samples(config, world, eligible, n)
     # A point inside the pixel, in the region CRS, then to lon/lat as a GPS would record it.
     x, y = world.transform @ (col + rng.random(n), row + rng.random(n))
     lon, lat = Transformer.from_crs(world.crs, "EPSG:4326", always_xy=True).transform(x, y)
@@ -156,7 +217,7 @@ def lab_table(samples: LabSamples, wavenumber: np.ndarray) -> pd.DataFrame:
             "lat": np.round(samples.lat, 6),
             "lon": np.round(samples.lon, 6),
             "depth": SAMPLE_DEPTH,
-            "ece": samples.ece,
+            "ece": samples.ece,  # NaN (blank): a sample with a MIR spectrum but no ECe measurement
         }
     )
     spectra = pd.DataFrame(np.round(samples.absorbance, 5), columns=[f"{w:.3f}" for w in wavenumber])

@@ -33,6 +33,11 @@ class RegionFiles(BaseModel):
 
     truth: str
     lab: str
+    library: str | None = Field(None, description="lab library table (MIR + ECe, no pixel)")
+    survey: dict[str, str] = Field(
+        default_factory=dict,
+        description="soil survey: 'export' (SSURGO folder) and derived 'ece'/'sand'/'clay' COGs",
+    )
     covariates: dict[str, str]
     scenes: list[SceneEntry]
     stac_collection: str

@@ -1,101 +1,155 @@
-"""Architecture descriptions (JSON-able dicts stored in checkpoints) ⇄ torch modules.
+"""Typed architecture descriptions (stored in checkpoints) ⇄ torch modules.
 
-A checkpoint's ``architecture`` is enough to rebuild its network before loading the weights, so
-the predictor and later stages never need the training config.
+A checkpoint's architecture is enough to rebuild its network before loading the weights, so the
+predictor and later stages never need the training config.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
-import numpy as np
-import torch
+from torch import nn
 
-from deepsalt.models.autoencoder import SpectralEncoder
-from deepsalt.models.networks import Standardizer, StudentNet, TeacherNet
+from deepsalt.config import FrozenModel
+from deepsalt.models.autoencoder import SpectralEncoder, mlp
+from deepsalt.models.heads import GaussianMLP
+from deepsalt.models.networks import StudentEnsemble, StudentNet, TeacherNet
+from deepsalt.models.norm import Standardizer
 from deepsalt.models.sau import SpectralAdaptationUnit
 from deepsalt.models.transformer import GaussianTransformer
-from deepsalt.training.config import TrainConfig
+from deepsalt.training.config import Stage, TrainConfig
 
 
-def sau_architecture(config: TrainConfig, n_lab: int, n_sat: int) -> dict[str, Any]:
-    return {
-        "n_lab": n_lab,
-        "n_sat": n_sat,
-        "latent_dim": config.model.latent_dim,
-        "lab_hidden": list(config.sau.lab_hidden),
-        "lab_binning": config.sau.lab_binning,
-        "sat_hidden": list(config.sau.sat_hidden),
-    }
+class EncoderArch(FrozenModel):
+    n_inputs: int
+    latent_dim: int
+    hidden: tuple[int, ...]
+    binning: int = 1
+    derivative: bool = False
 
 
-def build_sau(arch: dict[str, Any]) -> SpectralAdaptationUnit:
+class HeadArch(FrozenModel):
+    kind: Literal["mlp", "transformer"]
+    latent_dim: int
+    n_covariates: int
+    hidden: tuple[int, ...] = (128, 64)
+    dropout: float = 0.1
+    n_layers: int = 3
+    n_heads: int = 8
+    d_model: int = 32
+    tokens: int = 8
+    ff_dim: int = 64
+
+
+class SAUArch(FrozenModel):
+    lab: EncoderArch
+    sat: EncoderArch
+    dropout: float
+    aligned: bool
+
+
+class TeacherArch(FrozenModel):
+    encoder: EncoderArch
+    head: HeadArch
+    linear: bool
+
+
+class StudentArch(FrozenModel):
+    encoder: EncoderArch | None
+    """None: covariates-only student."""
+    head: HeadArch
+    n_covariates: int
+    """0: no soil/climate covariates."""
+    survey: bool
+    linear: bool
+    members: int
+
+
+def sau_architecture(config: TrainConfig, n_lab: int, n_sat: int) -> SAUArch:
+    s, latent = config.sau, config.model.latent_dim
+    return SAUArch(
+        lab=EncoderArch(
+            n_inputs=n_lab,
+            latent_dim=latent,
+            hidden=s.lab_hidden,
+            binning=s.lab_binning,
+            derivative=s.lab_derivative,
+        ),
+        sat=EncoderArch(n_inputs=n_sat, latent_dim=latent, hidden=s.sat_hidden),
+        dropout=config.model.dropout,
+        aligned=config.use_sau,
+    )
+
+
+def head_architecture(config: TrainConfig, stage: Stage, latent_dim: int, n_side: int) -> HeadArch:
+    m = config.model
+    settings = config.teacher if stage is Stage.TEACHER else config.student
+    return HeadArch(
+        kind=m.head,
+        latent_dim=latent_dim,
+        n_covariates=n_side,
+        hidden=m.hidden,
+        dropout=m.dropout,
+        n_layers=settings.layers,
+        n_heads=settings.heads,
+        d_model=m.d_model,
+        tokens=m.tokens if latent_dim else 1,
+        ff_dim=m.ff_dim,
+    )
+
+
+def build_encoder(arch: EncoderArch, dropout: float = 0.0) -> SpectralEncoder:
+    return SpectralEncoder(
+        arch.n_inputs, arch.latent_dim, arch.hidden, dropout, arch.binning, arch.derivative
+    )
+
+
+def build_head(arch: HeadArch) -> nn.Module:
+    if arch.kind == "mlp":
+        return GaussianMLP(arch.latent_dim, arch.n_covariates, arch.hidden, arch.dropout)
+    return GaussianTransformer(
+        arch.latent_dim,
+        arch.n_covariates,
+        n_layers=arch.n_layers,
+        n_heads=arch.n_heads,
+        d_model=arch.d_model,
+        tokens=arch.tokens,
+        ff_dim=arch.ff_dim,
+        dropout=arch.dropout,
+    )
+
+
+def build_sau(arch: SAUArch) -> SpectralAdaptationUnit:
     return SpectralAdaptationUnit(
-        arch["n_lab"],
-        arch["n_sat"],
-        arch["latent_dim"],
-        tuple(arch["lab_hidden"]),
-        tuple(arch["sat_hidden"]),
-        lab_binning=arch["lab_binning"],
+        arch.lab.n_inputs,
+        arch.sat.n_inputs,
+        arch.lab.latent_dim,
+        arch.lab.hidden,
+        arch.sat.hidden,
+        arch.dropout,
+        arch.lab.binning,
+        arch.lab.derivative,
     )
 
 
-def transformer_architecture(
-    config: TrainConfig, stage: str, latent_dim: int, n_covariates: int
-) -> dict[str, Any]:
-    settings = getattr(config, stage)
-    return {
-        "latent_dim": latent_dim,
-        "n_covariates": n_covariates,
-        "n_layers": settings.layers,
-        "n_heads": settings.heads,
-        "d_model": config.model.d_model,
-        "tokens": config.model.tokens,
-        "ff_dim": config.model.ff_dim,
-        "dropout": config.model.dropout,
-    }
+def build_teacher(arch: TeacherArch) -> TeacherNet:
+    return TeacherNet(build_encoder(arch.encoder), build_head(arch.head), arch.linear)
 
 
-def build_transformer(arch: dict[str, Any]) -> GaussianTransformer:
-    return GaussianTransformer(**arch)
+def sat_decoder(arch: EncoderArch) -> nn.Module:
+    """A decoder shaped like the SAU's satellite one (the student keeps it for the domain score)."""
+    return mlp([arch.latent_dim, *reversed(arch.hidden), arch.n_inputs], 0.0)
 
 
-def encoder_from_sau(sau_arch: dict[str, Any], domain: str) -> SpectralEncoder:
-    """An encoder shaped like the SAU's ``lab`` or ``sat`` one, without dropout (it runs frozen)."""
-    if domain == "lab":
-        n, hidden, binning = sau_arch["n_lab"], sau_arch["lab_hidden"], sau_arch["lab_binning"]
-    else:
-        n, hidden, binning = sau_arch["n_sat"], sau_arch["sat_hidden"], 1
-    return SpectralEncoder(n, sau_arch["latent_dim"], tuple(hidden), dropout=0.0, binning=binning)
-
-
-def standardizer(stats: dict[str, list[float]]) -> Standardizer:
-    return Standardizer(torch.tensor(stats["mean"]), torch.tensor(stats["std"]))
-
-
-def feature_stats(values: np.ndarray) -> dict[str, list[float]]:
-    """Per-feature mean/std over finite rows (JSON-able)."""
-    return {
-        "mean": np.nanmean(values, axis=0).round(8).tolist(),
-        "std": np.nanstd(values, axis=0).round(8).tolist(),
-    }
-
-
-def build_teacher(arch: dict[str, Any]) -> TeacherNet:
-    return TeacherNet(
-        Standardizer.empty(arch["sau"]["n_lab"]),
-        encoder_from_sau(arch["sau"], "lab"),
-        build_transformer(arch["transformer"]),
-    )
-
-
-def build_student(arch: dict[str, Any]) -> StudentNet:
-    """``arch``: ``{"sau": …, "transformer": …, "use_satellite": bool, "use_covariates": bool}``."""
-    sat = arch["use_satellite"]
-    n_cov = arch["transformer"]["n_covariates"]
-    return StudentNet(
-        build_transformer(arch["transformer"]),
-        encoder_from_sau(arch["sau"], "sat") if sat else None,
-        Standardizer.empty(arch["sau"]["n_sat"]) if sat else None,
-        Standardizer.empty(n_cov) if arch["use_covariates"] else None,
-    )
+def build_student(arch: StudentArch) -> StudentEnsemble:
+    members = [
+        StudentNet(
+            build_encoder(arch.encoder) if arch.encoder is not None else None,
+            build_head(arch.head),
+            Standardizer.empty(arch.n_covariates) if arch.n_covariates else None,
+            Standardizer.empty(1) if arch.survey else None,
+            arch.linear,
+        )
+        for _ in range(arch.members)
+    ]
+    return StudentEnsemble(members, sat_decoder(arch.encoder) if arch.encoder is not None else None)

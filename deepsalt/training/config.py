@@ -1,54 +1,69 @@
 """Training settings: one validated model for the whole chain (SAU → teacher → student).
 
-The variant switches (``use_sau``, ``distill``, ``use_covariates``, ``use_satellite``,
-``model.tokens``) are how the ablations are trained. ``preset: quick`` fills every epoch count,
-patience and the pixel-pool size that the YAML/CLI leave unset with small values, for tests and
-smoke runs; explicit values always win.
+The variant switches (``use_sau``, ``distill``, ``use_covariates``, ``use_survey``,
+``use_satellite``, ``model.head``) are how the ablations are trained. ``preset: quick`` fills every
+epoch count, patience and the pixel-pool size that the YAML/CLI leave unset with small values, for
+tests and smoke runs; explicit values always win.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from deepsalt.config import StageConfig
+from deepsalt.config import FrozenModel, StageConfig
 
-STAGES = ("sau", "teacher", "student")
 
-QUICK = {
-    "data": {"pool_size": 2000},
-    "sau": {"epochs": 12, "patience": 4},
-    "teacher": {"epochs": 40, "patience": 10},
-    "student": {"epochs": 40, "patience": 10},
+class Stage(StrEnum):
+    """The training stages, in the order they depend on each other."""
+
+    SAU = "sau"
+    TEACHER = "teacher"
+    STUDENT = "student"
+
+
+STAGES: tuple[Stage, ...] = tuple(Stage)
+
+QUICK: dict[str, dict[str, Any]] = {
+    "data": {"pool_size": 6000},
+    "sau": {"epochs": 6, "patience": 3},
+    "teacher": {"epochs": 40, "patience": 8},
+    "student": {"epochs": 10, "patience": 4},
 }
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataSettings(_Section):
-    pool_size: PositiveInt = 4000
-    """Unlabelled clear pixels drawn for autoencoder pretraining (bounds memory)."""
+class DataSettings(FrozenModel):
+    pool_size: PositiveInt = 20000
+    """Clear pixels drawn from the scenes: unlabelled spectra for the autoencoders and the survey's
+    map-unit labels for the student (bounds memory and epoch length)."""
     pair_radius_km: PositiveFloat = 0.045
     """Largest lab-sample ↔ pixel-centre distance accepted as a geo-pair (1.5 EnMAP pixels)."""
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     """Share of the samples held out inside each stage for early stopping and calibration."""
 
 
-class ModelSettings(_Section):
-    latent_dim: PositiveInt = 64
-    d_model: PositiveInt = 32
-    """Token width; small because the student runs on millions of pixels (cost ∝ tokens · d_model²)."""
-    tokens: PositiveInt = 8
-    """Latent chunks fed to attention as a sequence; 1 = the degenerate one-token variant."""
-    ff_dim: PositiveInt = 64
+class ModelSettings(FrozenModel):
+    latent_dim: PositiveInt = 32
+    """Shared latent of the lab and satellite autoencoders."""
+    head: Literal["mlp", "transformer"] = "mlp"
+    """Teacher and student heads: residual MLP, or the paper's encoder-only transformer over latent tokens."""
+    hidden: tuple[PositiveInt, ...] = (128, 64)
+    """MLP head widths (one block per width); the feature term aligns teacher and student block by block."""
     dropout: float = Field(0.1, ge=0, lt=1)
+    linear: bool = True
+    """A linear path from the standardised inputs to the mean, beside the head."""
     target_transform: Literal["log1p", "none"] = "log1p"
+    d_model: PositiveInt = 32
+    """Transformer heads only: token width."""
+    tokens: PositiveInt = 8
+    """Transformer heads only: latent chunks fed to attention as a sequence."""
+    ff_dim: PositiveInt = 64
+    """Transformer heads only."""
 
 
-class LoopSettings(_Section):
+class LoopSettings(FrozenModel):
     epochs: PositiveInt = 200
     batch_size: PositiveInt = 64
     """Global batch: each of N Ray workers takes batch_size / N, so results do not depend on N."""
@@ -59,46 +74,76 @@ class LoopSettings(_Section):
 
 
 class SAUSettings(LoopSettings):
-    """An SAU epoch is one pass over the unlabelled pixel pool; every step also draws a batch of pairs."""
+    """An SAU epoch is one pass over the pixel pool; every step also draws library rows and geo-pairs."""
 
-    epochs: PositiveInt = 20
-    patience: PositiveInt = 6
+    epochs: PositiveInt = 15
+    patience: PositiveInt = 5
+    batch_size: PositiveInt = 256
+    pair_batch: PositiveInt = 64
+    """Geo-pairs and library rows drawn with each pool batch."""
     reconstruction_weight: PositiveFloat = 1.0
     align_weight: float = Field(1.0, ge=0)
     nce_weight: float = Field(0.0, ge=0)
-    """In-batch negatives (InfoNCE); off by default: with a few hundred pairs it memorises the pairs
-    (train cosine → 1, held-out cosine ≈ 0 on the demo region) instead of aligning the domains."""
+    """In-batch negatives (InfoNCE); off by default: with a few hundred pairs it memorises the pairs."""
     target_weight: float = Field(0.5, ge=0)
-    """Shared linear salinity read-out on both latents (keeps salt in the latent; see models.sau)."""
+    """Shared linear salinity read-out on both latents, taught by the library and the measured pairs."""
+    survey_target_weight: float = Field(0.1, ge=0)
+    """The same read-out taught by the survey's map-unit ECe on the pool (coarse, so weighted low)."""
     temperature: PositiveFloat = 0.1
-    lab_hidden: tuple[PositiveInt, ...] = (128, 128)
+    mask_fraction: float = Field(0.3, ge=0, lt=1)
+    """Share of a pixel's bands hidden from the satellite encoder in pretraining (masked-band reconstruction)."""
+    lab_hidden: tuple[PositiveInt, ...] = (256, 128)
     lab_binning: PositiveInt = 8
-    """Adjacent lab spectral points averaged before the lab encoder (see models.autoencoder)."""
-    sat_hidden: tuple[PositiveInt, ...] = (128, 128)
+    """Adjacent lab spectral points averaged before the lab encoder (1765 → 220)."""
+    lab_derivative: bool = True
+    """First derivative of the binned lab spectrum: keeps the absorption bands, drops baseline and scatter."""
+    sat_hidden: tuple[PositiveInt, ...] = (128,)
 
 
 class TeacherSettings(LoopSettings):
-    batch_size: PositiveInt = 32
+    epochs: PositiveInt = 120
+    patience: PositiveInt = 15
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 1e-3
+    weight_decay: float = Field(1e-3, ge=0)
     layers: PositiveInt = 3
+    """Transformer heads only (the MLP head has one block per ``model.hidden`` width)."""
     heads: PositiveInt = 8
     nll_weight: float = Field(0.5, ge=0)
+    freeze_encoder: bool = False
+    """Keep the SAU's lab encoder fixed; fine-tuning it lets the teacher keep what the latent lost."""
 
 
 class StudentSettings(LoopSettings):
-    batch_size: PositiveInt = 32
+    """A student epoch is one pass over the survey-labelled pool plus the samples, repeated to a third of it."""
+
+    epochs: PositiveInt = 15
+    patience: PositiveInt = 5
+    batch_size: PositiveInt = 256
+    lr: PositiveFloat = 2e-3
+    weight_decay: float = Field(1e-3, ge=0)
     layers: PositiveInt = 4
+    """Transformer heads only."""
     heads: PositiveInt = 8
     alpha: float = Field(0.07, ge=0)
     beta: float = Field(0.90, ge=0)
     gamma: float = Field(0.10, ge=0)
     nll_weight: float = Field(0.5, ge=0)
-    freeze_encoder: bool = True
+    survey_weight: float = Field(1.0, ge=0)
+    """Weight of a survey-labelled pixel's task term relative to a point sample's."""
+    survey_dropout: float = Field(0.2, ge=0, le=1)
+    """Share of sample rows whose survey input is hidden, so the student also predicts without it."""
+    members: PositiveInt = 3
+    """Students in the ensemble (different seeds): accuracy and the spread of their disagreement."""
+    freeze_encoder: bool = False
     """Keep the SAU's satellite encoder as aligned (True) or fine-tune it with the student."""
     domain_quantile: float = Field(0.95, gt=0, lt=1)
     """Held-out distance quantile that maps to domain_score = 1."""
+    interval_level: float = Field(0.95, gt=0.5, lt=1)
+    """Interval whose coverage on held-out samples calibrates the predictive spread."""
 
 
-class RaySettings(_Section):
+class RaySettings(FrozenModel):
     num_workers: int = Field(0, ge=0)
     """0 = run in this process without Ray; N ≥ 1 = Ray Train TorchTrainer with N workers."""
     use_gpu: bool = False
@@ -109,7 +154,7 @@ class RaySettings(_Section):
 
 class TrainConfig(StageConfig):
     regions: list[str] = Field(default_factory=list)
-    """Demo region folder URLs (deepsalt.synth layout) whose samples are trained on together."""
+    """Demo region folder URLs (deepsalt.synth layout) whose data are trained on together."""
     output: str = "runs/deepsalt"
     """Checkpoint root URL: <output>/sau, <output>/teacher, <output>/student."""
     seed: int = 0
@@ -117,10 +162,13 @@ class TrainConfig(StageConfig):
     threads: PositiveInt = 1
     """torch CPU threads per worker: the networks are small, so more threads mostly add overhead."""
     use_sau: bool = True
-    """False: the autoencoders train without alignment (the unaligned ablation)."""
+    """False: the autoencoders train without alignment or read-out (the unaligned ablation)."""
     distill: bool = True
-    """False: the student learns from the task loss only (no teacher stage needed)."""
+    """False: the student learns from measured samples and the survey only (no teacher stage)."""
     use_covariates: bool = True
+    """Soil texture and climate covariates as student inputs."""
+    use_survey: bool = True
+    """The survey's map-unit ECe as a student input and as coarse labels on the pool."""
     use_satellite: bool = True
     """False: covariates-only student (no satellite latent)."""
     data: DataSettings = DataSettings()
@@ -142,16 +190,21 @@ class TrainConfig(StageConfig):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if not (self.use_satellite or self.use_covariates):
-            raise ValueError("use_satellite and use_covariates cannot both be false")
-        if self.model.latent_dim % self.model.tokens:
-            raise ValueError(
-                f"model.tokens ({self.model.tokens}) must divide model.latent_dim ({self.model.latent_dim})"
-            )
-        for name in ("teacher", "student"):
-            if self.model.d_model % getattr(self, name).heads:
-                raise ValueError(f"{name}.heads must divide model.d_model ({self.model.d_model})")
+        if not (self.use_satellite or self.use_covariates or self.use_survey):
+            raise ValueError("the student needs the satellite, the covariates or the survey as input")
+        if self.model.head == "transformer":
+            if self.model.latent_dim % self.model.tokens:
+                raise ValueError(
+                    f"model.tokens ({self.model.tokens}) must divide model.latent_dim ({self.model.latent_dim})"
+                )
+            for name in ("teacher", "student"):
+                if self.model.d_model % getattr(self, name).heads:
+                    raise ValueError(f"{name}.heads must divide model.d_model ({self.model.d_model})")
         return self
 
-    def stage_url(self, stage: str) -> str:
-        return f"{self.output.rstrip('/')}/{stage}"
+    def stage_url(self, stage: Stage) -> str:
+        return f"{self.output.rstrip('/')}/{Stage(stage).value}"
+
+    def settings(self, stage: Stage) -> LoopSettings:
+        """The loop settings of ``stage``."""
+        return {Stage.SAU: self.sau, Stage.TEACHER: self.teacher, Stage.STUDENT: self.student}[Stage(stage)]

@@ -1,0 +1,306 @@
+"""The student stage: an ensemble of students on satellite pixels, covariates and the survey.
+
+Rows of an epoch:
+
+- **pool pixels** with the survey's map-unit ECe as a coarse label (its own learned noise) and the
+  survey input hidden, since it is the label;
+- **geo-paired samples**, repeated to about a third of the epoch: the measured ECe where the lab
+  measured it, and the teacher's reading of the sample's MIR spectrum (response and feature terms)
+  wherever a spectrum exists, which is how samples without an ECe measurement teach the student.
+
+Each member starts from the SAU's satellite encoder and differs by its seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from statistics import NormalDist
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from deepsalt.errors import InputDataError, LineageError
+from deepsalt.models.losses import DistillationWeights, StudentTargets, distillation_loss
+from deepsalt.models.networks import StudentEnsemble
+from deepsalt.training import builders
+from deepsalt.training.checkpoint import check_axis
+from deepsalt.training.config import Stage, TrainConfig
+from deepsalt.training.data import TrainingData
+from deepsalt.training.loop import Batch, FitResult
+from deepsalt.training.stage_base import (
+    MIN_SAMPLES,
+    ParentCheckpoint,
+    StageOutput,
+    StageTrainer,
+    quality,
+    split_indices,
+    tensor,
+)
+from deepsalt.training.stage_sau import pool_split, sau_parent, sau_part
+
+SURVEY, POINT = 0, 1  # StudentNet.SOURCES
+DOMAIN_FIT_ROWS = 20000
+
+
+class _StudentTraining(nn.Module):
+    """The ensemble with every member's prediction as ``forward`` (DDP synchronises what it computes)."""
+
+    def __init__(self, ensemble: StudentEnsemble):
+        super().__init__()
+        self.ensemble = ensemble
+
+    def forward(self, sat: torch.Tensor, cov: torch.Tensor, survey: torch.Tensor) -> list:
+        return [member(sat, cov, survey) for member in self.ensemble.members]
+
+
+class StudentTrainer(StageTrainer):
+    stage = Stage.STUDENT
+
+    @classmethod
+    def parent_stages(cls, config: TrainConfig) -> tuple[Stage, ...]:
+        return (Stage.SAU, Stage.TEACHER) if config.distill else (Stage.SAU,)
+
+    @classmethod
+    def check_lineage(
+        cls, config: TrainConfig, data: TrainingData, parents: Mapping[Stage, ParentCheckpoint]
+    ) -> None:
+        sau = parents[Stage.SAU]
+        check_axis(
+            "wavelength",
+            sau.meta.band_axis["wavelength"],
+            data.wavelength,
+            f"SAU checkpoint {sau.url} vs training data",
+        )
+        teacher = parents.get(Stage.TEACHER)
+        if teacher is not None and teacher.meta.parents.get(Stage.SAU.value) != sau.meta.checkpoint_id:
+            raise LineageError(
+                f"teacher {teacher.url} was built on SAU {teacher.meta.parents.get(Stage.SAU.value)}, "
+                f"but the student is given SAU {sau.meta.checkpoint_id} ({sau.url})"
+            )
+
+    def prepare(self) -> None:
+        data, config = self.data, self.config
+        self.sau_arch, self.scaler = sau_parent(self.parents)
+        train, val = split_indices(len(data), config.data.val_fraction, config.seed)
+        teacher = self._teacher_outputs() if config.distill else None
+        labelled = data.measured | (data.has_spectrum if teacher is not None else False)
+        rows = np.intersect1d(np.flatnonzero(data.paired & labelled), train)
+        val_rows = np.intersect1d(np.flatnonzero(data.paired & data.measured), val)
+        if len(rows) < MIN_SAMPLES:
+            raise InputDataError(
+                "<training data>", f"only {len(rows)} samples usable by the student; need ≥ {MIN_SAMPLES}"
+            )
+        pool_tr, pool_va = pool_split(len(data.pool), config.seed)
+        use_pool = config.use_survey and config.use_satellite
+        pool_rows = pool_tr if use_pool else np.array([], int)
+        repeat = max(1, round(0.5 * len(pool_rows) / len(rows))) if use_pool else max(1, 2048 // len(rows))
+        sample_rows = np.tile(rows, repeat)
+
+        n_layers = len(config.model.hidden) if config.model.head == "mlp" else config.student.layers
+        columns = self._columns(sample_rows, pool_rows, teacher, n_layers)
+        self.train_set = TensorDataset(*columns)
+        self.val_set = self._columns(val_rows, np.array([], int), None, n_layers)[:4]
+        self.val_obs = data.ece[val_rows]
+        self.pool_train, self.pool_val = pool_tr, pool_va
+        n_cov = data.covariates.shape[1] if config.use_covariates else 0
+        latent = self.sau_arch.sat.latent_dim if config.use_satellite else 0
+        n_side = n_cov + (2 if config.use_survey else 0)
+        self.arch = builders.StudentArch(
+            encoder=self.sau_arch.sat if config.use_satellite else None,
+            head=builders.head_architecture(config, Stage.STUDENT, latent, n_side),
+            n_covariates=n_cov,
+            survey=config.use_survey,
+            linear=config.model.linear,
+            members=config.student.members,
+        )
+        s = config.student
+        self.weights = DistillationWeights(s.alpha, s.beta, s.gamma, s.nll_weight, s.survey_weight)
+        self.cov_rows = np.concatenate([data.covariates[rows], data.pool_covariates[pool_rows]])
+        self.survey_values = np.concatenate([data.survey[rows], data.pool_survey[pool_rows]])
+
+    def _teacher_outputs(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """The teacher's mean, spread and per-layer features for every sample with a lab spectrum."""
+        teacher_parent = self.parents[Stage.TEACHER]
+        net = builders.build_teacher(builders.TeacherArch.model_validate(teacher_parent.meta.architecture))
+        net.load_state_dict(teacher_parent.load(Stage.TEACHER))
+        net.eval()
+        n = len(self.data)
+        has = self.data.has_spectrum
+        with torch.no_grad():
+            out = net(tensor(np.nan_to_num(self.data.lab)))
+        mean = np.where(has, out.mean.numpy(), np.nan)
+        std = np.where(has, out.std.numpy(), np.nan)
+        features = [np.where(has[:, None], f.numpy(), np.nan) for f in out.features]
+        assert len(mean) == n
+        return mean, std, features
+
+    def _columns(
+        self, rows: np.ndarray, pool_rows: np.ndarray, teacher, n_layers: int
+    ) -> tuple[torch.Tensor, ...]:
+        """(sat, cov, survey input, target, source, teacher mean, teacher std, *teacher features)."""
+        data = self.data
+        n, m = len(rows), len(pool_rows)
+        sat = np.concatenate([data.sat[rows], data.pool[pool_rows]])
+        cov = np.concatenate([data.covariates[rows], data.pool_covariates[pool_rows]])
+        survey = np.concatenate([data.survey[rows], np.full(m, np.nan)])
+        ece = np.concatenate([data.ece[rows], data.pool_survey[pool_rows]])
+        y = np.where(np.isfinite(ece), self.scaler.encode(np.nan_to_num(ece)), np.nan)
+        source = np.concatenate([np.full(n, POINT), np.full(m, SURVEY)])
+        if teacher is None:
+            t_mean = t_std = np.full(n + m, np.nan)
+            width = (
+                self.config.model.hidden
+                if self.config.model.head == "mlp"
+                else [self.config.model.d_model] * n_layers
+            )
+            t_features = [np.full((n + m, w), np.nan) for w in width]
+        else:
+            mean, std, features = teacher
+            t_mean = np.concatenate([mean[rows], np.full(m, np.nan)])
+            t_std = np.concatenate([std[rows], np.full(m, np.nan)])
+            t_features = [np.concatenate([f[rows], np.full((m, f.shape[1]), np.nan)]) for f in features]
+        return (
+            tensor(sat),
+            tensor(np.nan_to_num(cov)),
+            tensor(survey),
+            tensor(y),
+            torch.as_tensor(source, dtype=torch.long),
+            tensor(t_mean),
+            tensor(t_std),
+            *(tensor(f) for f in t_features),
+        )
+
+    def build(self) -> nn.Module:
+        ensemble = builders.build_student(self.arch)
+        sau_state = self.parents[Stage.SAU].load(Stage.SAU)
+        with torch.no_grad():
+            for member in ensemble.members:
+                if member.encoder is not None:
+                    member.encoder.load_state_dict(sau_part(sau_state, "sat.encoder."))
+                    member.encoder.norm.requires_grad_(False)
+                    member.encoder.requires_grad_(not self.config.student.freeze_encoder)
+                    member.encoder.norm.requires_grad_(False)
+                if member.cov_norm is not None:
+                    member.cov_norm.fit(self.cov_rows)
+                if member.survey_norm is not None:
+                    member.survey_norm.fit(np.log1p(np.clip(self.survey_values, 0, None))[:, None])
+            if ensemble.decoder is not None:
+                ensemble.decoder.load_state_dict(sau_part(sau_state, "sat.decoder."))
+                ensemble.decoder.requires_grad_(False)
+        # Members differ by their initial weights: they are built one after another from the stage seed.
+        return _StudentTraining(ensemble)
+
+    def _targets(self, batch: Batch) -> StudentTargets:
+        _, _, _, y, source, t_mean, t_std, *t_features = batch
+        return StudentTargets(y, source, t_mean, t_std, list(t_features))
+
+    def loss(self, model: nn.Module, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        sat, cov, survey, *_ = batch
+        source = batch[4]
+        hide = (source == POINT) & (
+            torch.rand(len(survey), generator=generator, device=generator.device).to(survey.device)
+            < self.config.student.survey_dropout
+        )
+        outs = model(sat, cov, torch.where(hide, torch.nan, survey))
+        targets = self._targets(batch)
+        members = _unwrap(model).ensemble.members
+        terms = [
+            distillation_loss(o, m.log_noise.exp(), targets, self.weights)
+            for o, m in zip(outs, members, strict=True)
+        ]
+        return {key: torch.stack([t[key] for t in terms]).sum() for key in terms[0]}
+
+    def val_loss(self, model: nn.Module, val: Batch) -> float:
+        sat, cov, survey, y = val
+        outs = model(sat, cov, survey)
+        members = _unwrap(model).ensemble.members
+        targets = StudentTargets(
+            y,
+            torch.full_like(y, POINT, dtype=torch.long),
+            torch.full_like(y, torch.nan),
+            torch.full_like(y, torch.nan),
+            [],
+        )
+        task_only = DistillationWeights(1.0, 0.0, 0.0, self.config.student.nll_weight)
+        return float(
+            torch.stack(
+                [
+                    distillation_loss(o, m.log_noise.exp(), targets, task_only)["loss"]
+                    for o, m in zip(outs, members, strict=True)
+                ]
+            ).mean()
+        )
+
+    def finalise(self, model: nn.Module, result: FitResult) -> tuple[dict[str, torch.Tensor], StageOutput]:
+        ensemble: StudentEnsemble = model.ensemble
+        data = self.data
+        fit_rows = self.pool_train[:DOMAIN_FIT_ROWS]
+        shrinkage = self._fit_domain(
+            ensemble,
+            data.pool[fit_rows],
+            data.pool_covariates[fit_rows],
+            data.pool[self.pool_val],
+            data.pool_covariates[self.pool_val],
+        )
+        sat, cov, survey, y = self.val_set
+        scale = self._fit_interval(ensemble, sat, cov, survey, y)
+        out = ensemble(sat, cov, survey)
+        metrics = quality(out.mean.numpy(), self.val_obs, self.scaler)
+        metrics["interval_scale"] = scale
+        metrics.update(
+            {f"noise_{s}": float(ensemble.members[0].noise(s)) for s in ensemble.members[0].SOURCES}
+        )
+        return ensemble.state_dict(), StageOutput(
+            band_axis={"wavelength": self.parents[Stage.SAU].meta.band_axis["wavelength"]},
+            normalisation={
+                "target": self.scaler.to_dict(),
+                "covariates": list(data.covariate_names) if self.config.use_covariates else [],
+                "survey": self.config.use_survey,
+                "domain": {
+                    "method": "mahalanobis-ledoit-wolf on latent and log reconstruction error",
+                    "quantile": self.config.student.domain_quantile,
+                    "shrinkage": shrinkage,
+                },
+            },
+            architecture=self.arch.model_dump(mode="json"),
+            metrics=metrics,
+        )
+
+    def _fit_domain(self, ensemble: StudentEnsemble, sat, cov, val_sat, val_cov) -> float:
+        """Mahalanobis statistics from training pixels; held-out pixels' quantile maps to score 1."""
+        from sklearn.covariance import LedoitWolf  # here: only the student's workers pay its import
+
+        def features(s, c):
+            member = ensemble.members[0]
+            s, c = tensor(s), tensor(np.nan_to_num(c))
+            if member.encoder is None:
+                return ensemble.domain_features(None, None, c)
+            x = member.encoder.standardized(s)
+            return ensemble.domain_features(member.encoder.encode(x), x, c)
+
+        fitted = LedoitWolf().fit(features(sat, cov).numpy().astype(np.float64))
+        ensemble.domain.mean.copy_(torch.as_tensor(fitted.location_))
+        ensemble.domain.precision.copy_(torch.as_tensor(fitted.precision_))
+        held_out = ensemble.domain(features(val_sat, val_cov))
+        ensemble.domain.scale.copy_(
+            torch.quantile(held_out, self.config.student.domain_quantile).clamp_min(1e-6)
+        )
+        return float(fitted.shrinkage_)
+
+    def _fit_interval(self, ensemble: StudentEnsemble, sat, cov, survey, y) -> float:
+        """Scale the spread so the configured interval covers that share of the held-out samples."""
+        if len(y) < 5:
+            return 1.0
+        ensemble.interval_scale.fill_(1.0)
+        out = ensemble(sat, cov, survey)
+        level = self.config.student.interval_level
+        z = ((y - out.mean).abs() / out.std).numpy()
+        scale = float(np.clip(np.quantile(z, level) / NormalDist().inv_cdf(0.5 + level / 2), 0.5, 4.0))
+        ensemble.interval_scale.fill_(scale)
+        return scale
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
