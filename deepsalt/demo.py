@@ -58,7 +58,7 @@ class DemoConfig(StageConfig):
         self.synth_config(SEEN, source)
         self.train_config(source)
         self.evaluate_config(source)
-        fields = self._map_fields("memory://check", [0, 0, 1, 1], "EPSG:5070", "x", "y")
+        fields = self._map_fields("http://stac.invalid", [0, 0, 1, 1], "EPSG:5070", "x", "y")
         validate(MapConfig, fields, source, "map")
         return self
 

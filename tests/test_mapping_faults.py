@@ -23,9 +23,9 @@ import xarray as xr
 
 from deepsalt.mapping import run_map
 from deepsalt.mapping.config import MapConfig
-from deepsalt.mapping.store import read_records
+from deepsalt.mapping.records import TileResult, TileStatus, read_records
+from tests.support.mapping_world import World, build_world, map_config
 from tests.support.services import stac_api_server
-from tests.test_mapping_world import World, build_world, map_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 
@@ -57,12 +57,12 @@ def checksums(url: str) -> dict[str, str]:
     }
 
 
-def wait_for_done_record(url: str, proc: subprocess.Popen | None = None) -> dict[str, Any]:
+def wait_for_done_record(url: str, proc: subprocess.Popen | None = None) -> TileResult:
     """The first 'done' record of the run writing ``url``."""
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         if Path(url, "_tiles").exists():
-            done = [r for r in read_records(url).values() if r["status"] == "done"]
+            done = [r for r in read_records(url).values() if r.status is TileStatus.DONE]
             if done:
                 return done[0]
         if proc is not None and proc.poll() is not None:
@@ -71,10 +71,10 @@ def wait_for_done_record(url: str, proc: subprocess.Popen | None = None) -> dict
     raise AssertionError(f"no tile finished within {WAIT_S} s")
 
 
-def assert_complete(url: str, config: MapConfig, reference: dict[str, str]) -> dict[str, dict]:
+def assert_complete(url: str, config: MapConfig, reference: dict[str, str]) -> dict[str, TileResult]:
     records = read_records(url)
     assert checksums(url) == reference
-    assert all(r["status"] in ("done", "no_imagery") for r in records.values())
+    assert all(r.status.finished for r in records.values())
     summary = run_map(config)  # nothing left to do: no tile lost, none redone
     assert summary.tiles_done == 0 and summary.ok
     assert read_records(url) == records
@@ -88,13 +88,13 @@ def test_killing_an_actor_mid_run_loses_no_tile(world: tuple[World, str], refere
     result: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: result.setdefault("summary", run_map(config)))
     runner.start()
-    victim = int(wait_for_done_record(url)["worker"].rsplit(":", 1)[1])
+    victim = int(wait_for_done_record(url).worker.rsplit(":", 1)[1])
     os.kill(victim, signal.SIGKILL)
     runner.join()
     if not result["summary"].ok:  # a tile whose retries were used up by the kill: rerun resumes it
         run_map(config)
     records = assert_complete(url, config, reference)
-    workers = {r["worker"] for r in records.values() if r["status"] == "done"}
+    workers = {r.worker for r in records.values() if r.status is TileStatus.DONE}
     assert any(w.endswith(f":{victim}") for w in workers) and len(workers) >= 2
 
 
@@ -120,11 +120,11 @@ def test_killing_the_driver_then_rerunning_gives_the_same_map(
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    before = {k: r for k, r in read_records(url).items() if r["status"] == "done"}
+    before = {k: r for k, r in read_records(url).items() if r.status is TileStatus.DONE}
     assert before
     summary = run_map(config)
     assert summary.ok and summary.tiles_skipped >= len(before)
     records = assert_complete(url, config, reference)
-    assert len(before) < sum(r["status"] == "done" for r in records.values())  # the kill hit mid-run
+    assert len(before) < sum(r.status is TileStatus.DONE for r in records.values())  # the kill hit mid-run
     for tile, record in before.items():  # finished tiles were not written again
         assert records[tile] == record

@@ -1,4 +1,4 @@
-"""The Zarr v3 store, its pyramid, COG export, quicklooks and STAC item, without Ray."""
+"""The Zarr v3 store, its identity, records, pyramid, COG export, quicklooks and STAC item, without Ray."""
 
 from __future__ import annotations
 
@@ -18,15 +18,18 @@ from deepsalt.mapping import store
 from deepsalt.mapping.config import MapConfig
 from deepsalt.mapping.export import export_cog
 from deepsalt.mapping.grid import Grid
+from deepsalt.mapping.identity import product_hash
 from deepsalt.mapping.quality import Quality
 from deepsalt.mapping.quicklook import write_quicklooks
+from deepsalt.mapping.records import TileResult, TileStatus, read_records, write_record
 from deepsalt.mapping.run import finish_store
 from deepsalt.mapping.stac_item import build_item
 from deepsalt.mapping.tiles import plan_tiles
 
 GRID = Grid(CRS.from_epsg(5070), -1_000_020.0, 2_000_010.0, 30.0, 150, 200)
 CHUNK, SHARD = 32, 64
-ATTRS = store.base_attrs("p" * 16, "c" * 16, {"checkpoint_id": "student-1"})
+IDENTITY = {"grid.crs": "EPSG:5070", "model.student_url (checkpoint content)": "a" * 16}
+ATTRS = store.base_attrs(IDENTITY, "c" * 16, {"checkpoint_id": "student-1"})
 
 
 def tile_values(tile) -> dict[str, np.ndarray]:
@@ -44,7 +47,7 @@ def filled_store(tmp_path: Path) -> str:
     plan = plan_tiles(GRID, SHARD, 1, {})
     for tile in plan.empty[:-1]:  # the last tile stays unwritten
         store.write_tile(url, tile, tile_values(tile))
-        store.write_record(url, tile, "done", predicted=tile.n_pixels)
+        write_record(url, TileResult(tile=tile.id, status=TileStatus.DONE, predicted=tile.n_pixels))
     return url
 
 
@@ -55,7 +58,8 @@ def test_store_opens_with_crs_transform_units_and_sharded_layout(filled_store: s
     assert tuple(ds.rio.transform())[:6] == tuple(GRID.transform)[:6]
     assert ds.ece.attrs["units"] == "dS/m" and ds.ece.dtype == np.float32 and ds.quality.dtype == np.uint8
     assert (
-        ds.attrs["product_hash"] == "p" * 16
+        ds.attrs["product_hash"] == product_hash(IDENTITY)
+        and ds.attrs["product_identity"] == IDENTITY
         and json.loads(ds.attrs["model_lineage"])["checkpoint_id"] == "student-1"
     )
     assert "crs_wkt" in ds.spatial_ref.attrs and "GeoTransform" in ds.spatial_ref.attrs
@@ -75,17 +79,49 @@ def test_rioxarray_and_xarray_agree_on_coordinates(filled_store: str):
 
 
 def test_records_are_read_back_and_half_written_ones_ignored(filled_store: str):
-    records = store.read_records(filled_store)
-    assert len(records) == 11 and all(r["status"] == "done" for r in records.values())
+    records = read_records(filled_store)
+    assert len(records) == 11 and all(r.status is TileStatus.DONE for r in records.values())
     Path(filled_store, "_tiles", "r00002_c00003.json").write_text('{"tile": "r00002_c0')  # killed mid-write
-    assert "r00002_c00003" not in store.read_records(filled_store)
+    assert "r00002_c00003" not in read_records(filled_store)
 
 
-def test_resuming_into_a_store_made_with_other_settings_is_refused(filled_store: str):
+def test_resuming_into_a_store_made_from_another_model_is_refused_naming_it(filled_store: str):
     assert store.create_or_check(filled_store, GRID, CHUNK, SHARD, ATTRS) is True
-    other = {**ATTRS, "product_hash": "q" * 16}
-    with pytest.raises(store.StoreMismatchError, match="other settings"):
-        store.create_or_check(filled_store, GRID, CHUNK, SHARD, other)
+    other = {**IDENTITY, "model.student_url (checkpoint content)": "b" * 16}
+    attrs = store.base_attrs(other, "c" * 16, {"checkpoint_id": "student-2"})
+    with pytest.raises(store.StoreMismatchError) as refused:
+        store.create_or_check(filled_store, GRID, CHUNK, SHARD, attrs)
+    message = str(refused.value)
+    assert message.startswith(filled_store) and "--restart" in message
+    assert f"model.student_url (checkpoint content): store has {'a' * 16}, this run has {'b' * 16}" in message
+    assert "grid.crs" not in message  # only what differs
+    assert len(read_records(filled_store)) == 11  # nothing touched
+
+
+def test_restart_discards_a_store_made_from_other_inputs(filled_store: str):
+    other = {**IDENTITY, "model.student_url (checkpoint content)": "b" * 16}
+    attrs = store.base_attrs(other, "c" * 16, {"checkpoint_id": "student-2"})
+    Path(filled_store, "_lease.json").write_text("{}")  # the restarting run's lease stays
+    assert store.create_or_check(filled_store, GRID, CHUNK, SHARD, attrs, restart=True) is False
+    assert read_records(filled_store) == {}
+    ds = xr.open_zarr(filled_store, decode_coords="all")
+    assert ds.attrs["product_identity"] == other and np.isnan(ds.ece.values).all()
+    assert Path(filled_store, "_lease.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "foreign folder"])
+def test_an_output_that_is_a_file_or_a_foreign_folder_is_refused(tmp_path: Path, kind: str):
+    from deepsalt.errors import OutputError
+
+    target = tmp_path / "out.zarr"
+    if kind == "file":
+        target.write_text("not a map")
+    else:
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"not a map store|not a DeepSalt map"):
+        store.check_output(str(target))
+    store.check_output(str(tmp_path / "new.zarr"))  # absent: fine
 
 
 def test_pyramid_levels_halve_with_nan_mean_and_flag_and(filled_store: str):
@@ -137,7 +173,7 @@ def test_stac_item_points_at_the_store_with_projection(tmp_path: Path):
         }
     )
     item = pystac.Item.from_dict(
-        build_item("s3://bucket/maps/demo.zarr", GRID, config, {"checkpoint_id": "x"}).to_dict()
+        build_item("s3://bucket/maps/demo.zarr", GRID, config, {"checkpoint_id": "x"}, "p" * 16).to_dict()
     )
     assert item.id == "demo"
     assert item.assets["zarr"].href == "s3://bucket/maps/demo.zarr"
@@ -148,19 +184,16 @@ def test_stac_item_points_at_the_store_with_projection(tmp_path: Path):
     assert west < east and south < north and -130 < west < -60
 
 
-def test_product_hash_ignores_the_stac_address_but_not_the_pixels():
-    from deepsalt.mapping.config import MapConfig
+def test_scene_key_follows_what_decides_pixels_not_where_files_are_served():
+    from deepsalt.io.stac import SceneRef
+    from deepsalt.mapping.identity import scenes_key
 
-    def config(stac_url: str, resolution: float = 30.0) -> MapConfig:
-        return MapConfig.model_validate(
-            {
-                "region": {"bounds": [0, 0, 3000, 3000]},
-                "grid": {"crs": "EPSG:5070", "resolution": resolution},
-                "inputs": {"stac_url": stac_url, "covariates_url": "covariates"},
-                "model": {"student_url": "student"},
-                "output": {"url": "map.zarr"},
-            }
-        )
+    def scene(sid: str, cloud: float = 5.0, href: str = "/a") -> SceneRef:
+        return SceneRef(sid, None, cloud, (0, 0, 1, 1), 32613, f"{href}/{sid}.TIF", None)
 
-    assert config("http://127.0.0.1:1").product_hash() == config("http://127.0.0.1:2").product_hash()
-    assert config("http://127.0.0.1:1").product_hash() != config("http://127.0.0.1:1", 60.0).product_hash()
+    a, b = scene("A"), scene("B")
+    assert scenes_key([a, b]) == scenes_key([b, a])
+    assert scenes_key([a]) == scenes_key([scene("A", href="https://mirror")])  # same scene elsewhere
+    assert scenes_key([a]) != scenes_key([a, b])  # a new scene
+    assert scenes_key([a]) != scenes_key([scene("A", cloud=50.0)])  # another ranking
+    assert scenes_key([]) == ""

@@ -6,24 +6,36 @@ that order: data present, not background, and not cloud, cloud shadow, haze, cir
 Pixels seen only under cloud are flagged ``CLOUD``; pixels never seen are ``NODATA``; a clear
 observation of water is kept as the pixel's observation but flagged ``WATER`` and not predicted.
 Later scenes are only read while some pixel of the block still needs an observation.
+
+A scene is evidence only if its values are: when most of the pixels a scene would give a block
+are non-finite or outside the physical reflectance range (a product written with the wrong
+scale, a corrupt or all-NaN file), the scene is skipped on that block and reported, and the
+pixels go to the next scene in the ranking. Pixels that no usable scene fills are flagged
+``OUT_OF_RANGE``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
 
+from deepsalt.io.stac import SceneRef
 from deepsalt.mapping.quality import Quality
+from deepsalt.mapping.warp import WarpedRaster
 
 # DLR quality layer names (after the QL_QUALITY_ prefix) that hide the ground.
 OBSCURING = ("CLOUD", "CLOUDSHADOW", "HAZE", "CIRRUS", "SNOW")
 CLASSES = "CLASSES"
 CLASS_BACKGROUND, CLASS_WATER = 0, 2
 QUALITY_NODATA = 255
+MAX_UNUSABLE = 0.5
+"""A scene whose share of unusable pixels on a block exceeds this is not used on the block."""
+
+# Stored values (n, scene bands) → (reflectance (n, model bands) with NaN = nodata, out-of-range mask (n,)).
+ToReflectance = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def layer_name(key: str) -> str:
@@ -31,7 +43,7 @@ def layer_name(key: str) -> str:
     return key.upper().removeprefix("QL_").removeprefix("QUALITY_").replace("_", "")
 
 
-def rank_scenes(scenes: Sequence[Any]) -> list[Any]:
+def rank_scenes(scenes: Sequence[SceneRef]) -> list[SceneRef]:
     """Least cloud first, then most recent first (ties broken by id for determinism)."""
     by_id = sorted(scenes, key=lambda s: s.id)
     by_time = sorted(by_id, key=lambda s: str(s.datetime or ""), reverse=True)
@@ -40,29 +52,41 @@ def rank_scenes(scenes: Sequence[Any]) -> list[Any]:
 
 @dataclass
 class Observation:
-    """Pixels of one block taken from one scene: flat positions and stored values (n, bands)."""
+    """Pixels of one block taken from one scene: flat positions, reflectance on the model's bands
+    (n, bands; NaN = nodata) and which of them lie outside the physical range."""
 
-    scene: Any
+    scene: SceneRef
     positions: np.ndarray
-    raw: np.ndarray
+    reflectance: np.ndarray
+    out_of_range: np.ndarray
 
 
 @dataclass
 class CompositeBlock:
-    """A block's composite: observations per scene and the quality flags of every pixel."""
+    """A block's composite: observations per scene, the quality flags of every pixel, and the
+    ids of scenes skipped on the block because their values were mostly unusable."""
 
     flags: np.ndarray
     observations: list[Observation] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
 
 
 class SceneReader:
-    """The warped spectral and quality rasters of one scene over one tile."""
+    """The warped spectral and quality rasters of one scene over one tile, and its band conversion."""
 
-    def __init__(self, scene: Any, spectral: Any, quality: dict[str, Any], nodata: float):
+    def __init__(
+        self,
+        scene: SceneRef,
+        spectral: WarpedRaster,
+        quality: Mapping[str, WarpedRaster],
+        nodata: float,
+        to_reflectance: ToReflectance,
+    ):
         self.scene = scene
         self.spectral = spectral
         self.quality = quality
         self.nodata = nodata
+        self.to_reflectance = to_reflectance
 
     def masks(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(has data, obscured, water) for the window from the quality layers."""
@@ -86,6 +110,7 @@ def composite_block(readers: Sequence[SceneReader], window: Window) -> Composite
     shape = (int(window.height), int(window.width))
     need = np.ones(shape, dtype=bool)
     seen = np.zeros(shape, dtype=bool)
+    unusable = np.zeros(shape, dtype=bool)
     flags = np.zeros(shape, dtype=np.uint8)
     block = CompositeBlock(flags)
     for reader in readers:
@@ -99,14 +124,23 @@ def composite_block(readers: Sequence[SceneReader], window: Window) -> Composite
             continue
         raw = reader.spectral.read(window)
         take &= ~np.all(raw == reader.nodata, axis=0)
+        positions = np.flatnonzero(take)
+        if not positions.size:
+            continue
+        reflectance, out_of_range = reader.to_reflectance(raw.reshape(raw.shape[0], -1)[:, positions].T)
+        bad = out_of_range | ~np.isfinite(reflectance).all(axis=1)
+        if bad.mean() > MAX_UNUSABLE:
+            block.rejected.append(reader.scene.id)
+            unusable |= take
+            continue
         need &= ~take
         flags[take & water] |= np.uint8(Quality.WATER)
-        use = take & ~water
-        if use.any():
-            positions = np.flatnonzero(use)
+        land = ~water.reshape(-1)[positions]
+        if land.any():
             block.observations.append(
-                Observation(reader.scene, positions, raw.reshape(raw.shape[0], -1)[:, positions].T)
+                Observation(reader.scene, positions[land], reflectance[land], out_of_range[land])
             )
-    flags[need & seen] |= np.uint8(Quality.CLOUD)
-    flags[need & ~seen] |= np.uint8(Quality.NODATA)
+    flags[need & unusable] |= np.uint8(Quality.OUT_OF_RANGE)
+    flags[need & ~unusable & seen] |= np.uint8(Quality.CLOUD)
+    flags[need & ~unusable & ~seen] |= np.uint8(Quality.NODATA)
     return block

@@ -17,7 +17,8 @@ import numpy as np
 import rasterio.shutil
 import xarray as xr
 
-from deepsalt.mapping.store import VARIABLES, url_for
+from deepsalt.io.paths import url_for
+from deepsalt.mapping.store import VARIABLES
 
 DEFAULT_VARIABLES = tuple(v.name for v in VARIABLES)
 

@@ -19,7 +19,7 @@ import xarray as xr
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.patches import Patch
 
-from deepsalt.mapping.store import url_for
+from deepsalt.io.paths import url_for
 
 # USDA salinity classes (dS/m): non-saline, slightly, moderately, strongly, very strongly saline.
 SALINITY_CLASSES = (

@@ -29,7 +29,9 @@ def _interval(value: str | None) -> tuple[datetime | None, datetime | None]:
     return parse(start), parse(end or start)
 
 
-def build_item(store_url: str, grid: Grid, config: MapConfig, lineage: Mapping[str, Any]) -> pystac.Item:
+def build_item(
+    store_url: str, grid: Grid, config: MapConfig, lineage: Mapping[str, Any], product_hash: str
+) -> pystac.Item:
     west, south, east, north = grid.bounds_lonlat()
     start, end = _interval(config.region.datetime)
     created = datetime.now(UTC)
@@ -50,7 +52,7 @@ def build_item(store_url: str, grid: Grid, config: MapConfig, lineage: Mapping[s
             "proj:transform": list(grid.transform)[:6],
             "deepsalt:version": __version__,
             "deepsalt:config_hash": config.config_hash(),
-            "deepsalt:product_hash": config.product_hash(),
+            "deepsalt:product_hash": product_hash,
             "deepsalt:model_lineage": dict(lineage),
         },
         stac_extensions=[PROJECTION_EXT],
@@ -74,8 +76,13 @@ def build_item(store_url: str, grid: Grid, config: MapConfig, lineage: Mapping[s
 
 
 def write_item(
-    item_url: str, store_url: str, grid: Grid, config: MapConfig, lineage: Mapping[str, Any]
+    item_url: str,
+    store_url: str,
+    grid: Grid,
+    config: MapConfig,
+    lineage: Mapping[str, Any],
+    product_hash: str,
 ) -> None:
-    item = build_item(store_url, grid, config, lineage)
+    item = build_item(store_url, grid, config, lineage, product_hash)
     with fsspec.open(item_url, "w") as f:
         json.dump(item.to_dict(include_self_link=False), f, indent=1, default=str)

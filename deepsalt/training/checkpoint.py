@@ -103,6 +103,15 @@ def read_meta(url: str, stage: str | None = None) -> CheckpointMeta:
     return meta
 
 
+def content_hash(url: str) -> str:
+    """SHA-256 (16 hex) of ``meta.json``, which records the weights' own hash (checked on load):
+    one value that changes with the weights, the statistics or the band axis of the checkpoint."""
+    try:
+        return hashlib.sha256(_read(_join(url, META))).hexdigest()[:16]
+    except FileNotFoundError as exc:
+        raise InputDataError(url, f"no checkpoint here ({META} missing)") from exc
+
+
 def has_checkpoint(url: str) -> bool:
     return _exists(_join(url, META))
 
