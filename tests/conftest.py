@@ -5,6 +5,7 @@
   their environment, as a node gets its credentials: DeepSalt never passes them through Ray.
 - ``s3``: a moto S3 server in its own process, with a bucket, reachable through s3fs and GDAL.
 - ``stac_api_factory``: starts rustac's in-memory STAC API loaded with given items.
+- ``demo_world``: the small demo region and a student trained on it for a few epochs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.demo_world import DemoWorld, build_demo_world
 from tests.support.services import moto_s3_server, ray_temp_dir, stac_api_server
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -125,3 +127,9 @@ def stac_api_factory(tmp_path: Path) -> Iterator[StacFactory]:
             return stack.enter_context(stac_api_server(folder, collection, items))
 
         yield start
+
+
+@pytest.fixture(scope="session")
+def demo_world(tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
+    """The small demo region and a quickly trained student, shared by the session."""
+    return build_demo_world(tmp_path_factory.mktemp("demo-world"))

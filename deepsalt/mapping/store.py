@@ -127,11 +127,19 @@ _OWN_ENTRIES = (LEASE, RECORDS)
 
 
 def check_output(url: str) -> None:
-    """Refuse an output that is a file, or a folder holding something other than a DeepSalt map."""
+    """Refuse an output that is a file, or a folder holding something other than a DeepSalt map.
+
+    ``info`` (not ``exists``/``isfile``, which some filesystems answer False on any error) lets an
+    unreachable object store or a permission problem surface here, before any work.
+    """
     fs, path = fsspec.core.url_to_fs(url)
-    if fs.isfile(path):
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        return
+    if info["type"] != "directory":
         raise OutputError(url, "exists and is a file, not a map store; choose another output.url")
-    if not fs.isdir(path) or store_exists(url):
+    if store_exists(url):
         return
     foreign = sorted(
         name
