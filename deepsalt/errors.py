@@ -8,6 +8,7 @@ same wherever it happens.
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
 from enum import IntEnum
 
 
@@ -81,17 +82,19 @@ _OS_REASONS = {
 def explain(exc: BaseException) -> tuple[ExitCode, str]:
     """The exit code and the one-line message for ``exc``.
 
-    DeepSalt's own errors already name their file or field. Operating-system and object-store
-    failures are named by the path or endpoint they carry. Anything else is a defect: its type
-    and text are shown with a pointer to ``--debug``.
+    DeepSalt's own errors already name their file or field, also when they arrive wrapped (Ray
+    re-raises an actor's exception inside its own). Operating-system and object-store failures
+    are named by the path or endpoint they carry. Anything else is a defect: its type and text
+    are shown with a pointer to ``--debug``.
     """
-    if isinstance(exc, DeepSaltError):
-        return exc.exit_code, str(exc)
+    own = next((e for e in _chain(exc) if isinstance(e, DeepSaltError)), None)
+    if own is not None:
+        return own.exit_code, str(own)
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED, "interrupted"
     if isinstance(exc, OSError) and exc.errno in _OS_REASONS:
-        where = exc.filename or _strip_errno(exc)
-        return ExitCode.FAILURE, f"{where}: {_OS_REASONS[exc.errno]}"
+        reason = _OS_REASONS[exc.errno]
+        return ExitCode.FAILURE, f"{exc.filename}: {reason}" if exc.filename else reason
     unreachable = _unreachable_endpoint(exc)
     if unreachable:
         return ExitCode.FAILURE, f"{unreachable}: cannot be reached (check the address and the network)"
@@ -100,22 +103,26 @@ def explain(exc: BaseException) -> tuple[ExitCode, str]:
     return ExitCode.FAILURE, f"unexpected error {type(exc).__name__}: {exc} (rerun with --debug for details)"
 
 
-def _strip_errno(exc: OSError) -> str:
-    """The text of an OSError without its ``[Errno n] reason`` prefix (libraries put paths there)."""
-    text = str(exc)
-    return text.split("] ", 1)[-1] if text.startswith("[Errno") else text
-
-
-def _unreachable_endpoint(exc: BaseException) -> str | None:
-    """The address of an object store or web service that could not be connected to, if that is the cause."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it: Ray's ``cause`` of a task error first, then Python's chain."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        cause = getattr(current, "cause", None)
+        if isinstance(cause, BaseException) and id(cause) not in seen:
+            current = cause  # Ray's wrapper subclasses the cause; the cause has the plain message
+            continue
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _unreachable_endpoint(exc: BaseException) -> str | None:
+    """The address of an object store or web service that could not be connected to, if that is the cause."""
+    for current in _chain(exc):
         kind = type(current).__name__
         if kind in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
             return str(getattr(current, "kwargs", {}).get("endpoint_url") or current)
         if kind in ("ClientConnectorError", "ServerTimeoutError", "ConnectionError", "NewConnectionError"):
             return str(current)
-        current = current.__cause__ or current.__context__
     return None

@@ -43,13 +43,13 @@ def say(label: str, message: str, style: str = "bold red") -> None:
     """Print ``label message`` on stderr: the label styled, the message exactly as written.
 
     Messages carry paths, URLs and extents such as ``[min_x, min_y, max_x, max_y]``; rich would
-    read brackets in them as markup, so the message is never parsed, and never wrapped (a path
-    broken over two lines cannot be copied).
+    read brackets in them as markup, so the message is never parsed, and it stays on one line (a
+    path broken over two lines cannot be copied).
     """
     line = Text(label, style=style) if label else Text()
     if label:
         line.append(" ")
-    line.append(message)
+    line.append(" ".join(message.split()))  # one line, also when a library's text has several
     console.print(line, soft_wrap=True, highlight=False)
 
 

@@ -144,12 +144,13 @@ class StoreLease:
         """Write the lease only if there is none (FileExistsError otherwise), never half-written."""
         if isinstance(self.fs, LocalFileSystem):
             temporary = f"{self.path}.{self.run_id}"
-            with open(temporary, "wb") as fh:
-                fh.write(payload)
             try:
+                with open(temporary, "wb") as fh:
+                    fh.write(payload)
                 os.link(temporary, self.path)
             finally:
-                os.unlink(temporary)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temporary)
             return
         with self.fs.open(self.path, "xb") as fh:
             fh.write(payload)
@@ -182,8 +183,13 @@ class StoreLease:
         if current is not None and current.run_id == self.run_id:
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm_file(self.path)
-        if self._made_folder and self.fs.exists(self.folder) and not self.fs.ls(self.folder):
-            self.fs.rmdir(self.folder)  # a refused run leaves no empty store behind
+        self._remove_empty_folder()
+
+    def _remove_empty_folder(self) -> None:
+        """A run refused or stopped before its skeleton leaves no empty store folder behind."""
+        with contextlib.suppress(OSError):
+            if self._made_folder and not self.fs.ls(self.folder):
+                self.fs.rmdir(self.folder)
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.renew_s) and not self.lost:
@@ -193,7 +199,11 @@ class StoreLease:
                 log.warning("store lease not renewed", extra={"store": self.url, "error": str(exc)})
 
     def __enter__(self) -> StoreLease:
-        self.acquire()
+        try:
+            self.acquire()
+        except BaseException:
+            self._remove_empty_folder()
+            raise
         self._thread = threading.Thread(target=self._renew_loop, name="store-lease", daemon=True)
         self._thread.start()
         return self

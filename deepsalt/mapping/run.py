@@ -235,13 +235,7 @@ def _run(
 
             write_quicklooks(url, config.output.quicklook_dir)
     except KeyboardInterrupt:
-        left = len(todo) - progress.done - progress.failed
-        raise Interrupted(
-            f"{url}: stopped; {progress.done} tiles mapped in this run and {skipped} from earlier runs "
-            f"are kept in the store, {left} still to map"
-            + ("" if left else " (the pyramid and STAC item were not finished)")
-            + ". Run the same command again to resume"
-        ) from None
+        raise Interrupted(stopped_message(url, tile_plan, keys)) from None
     done = [r for r in results if r.status is TileStatus.DONE]
     summary = MapSummary(
         store_url=url,
@@ -261,6 +255,22 @@ def _run(
         "map finished", extra={"summary": summary.__dict__ | {"pixels_per_s": round(summary.pixels_per_s)}}
     )
     return summary
+
+
+def stopped_message(url: str, tile_plan: TilePlan, keys: Mapping[str, str]) -> str:
+    """What a stopped run leaves: the finished tiles as the store records them, and how to go on."""
+    try:
+        records = read_records(url)
+    except Exception:  # the store itself may be what failed; say what is certain
+        return (
+            f"{url}: stopped; the finished tiles are kept in the store. Run the same command again to resume"
+        )
+    finished = sum(t.id in records and records[t.id].is_current(keys[t.id]) for t in tile_plan.tiles)
+    total = len(tile_plan.tiles)
+    return (
+        f"{url}: stopped; {finished} of {total} tiles with imagery are finished and kept in the store, "
+        f"{total - finished} still to map. Run the same command again to resume"
+    )
 
 
 def record_empty_tiles(
