@@ -9,7 +9,7 @@ groups could add) before any work is submitted, and says which setting asks too 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from deepsalt.errors import ConfigError, DeepSaltError
 from deepsalt.logs import get_logger
@@ -42,11 +42,27 @@ def require_resources(per_unit: Mapping[str, float], units: int, fields: Mapping
     """
     import ray
 
+    nodes, autoscaling = _node_capacities()
+    source = f"Ray cluster {ray.get_runtime_context().gcs_address}"
+    check_fit(nodes, autoscaling, per_unit, units, fields, source)
+
+
+Nodes = Sequence[tuple[Mapping[str, float], float]]
+"""(resources of one node, how many such nodes may exist: ``math.inf`` for an unbounded group)."""
+
+
+def check_fit(
+    nodes: Nodes,
+    autoscaling: bool,
+    per_unit: Mapping[str, float],
+    units: int,
+    fields: Mapping[str, str],
+    source: str,
+) -> None:
+    """:func:`require_resources` on a given list of nodes (or autoscaling node groups)."""
     wanted = {name: float(amount) for name, amount in per_unit.items() if amount > 0}
     if not wanted or units <= 0:
         return
-    source = f"Ray cluster {ray.get_runtime_context().gcs_address}"
-    nodes, autoscaling = _node_capacities()
     for name, amount in wanted.items():
         largest = max((node.get(name, 0.0) for node, _ in nodes), default=0.0)
         if largest < amount:
@@ -62,7 +78,7 @@ def require_resources(per_unit: Mapping[str, float], units: int, fields: Mapping
         names = " and ".join(f"{fields.get(n, n)}={a:g}" for n, a in wanted.items())
         raise ConfigError(
             source,
-            fields.get(next(iter(wanted))),
+            fields.get(next(iter(wanted)), next(iter(wanted))),
             f"{units} workers with {names} each do not fit in the cluster (room for {int(fit)}; "
             "the work would wait forever)",
         )
@@ -72,7 +88,7 @@ def _units_on(node: Mapping[str, float], wanted: Mapping[str, float]) -> float:
     return min(math.floor(node.get(name, 0.0) / amount + 1e-9) for name, amount in wanted.items())
 
 
-def _node_capacities() -> tuple[list[tuple[dict[str, float], float]], bool]:
+def _node_capacities() -> tuple[list[tuple[Mapping[str, float], float]], bool]:
     """(resources of a node, how many such nodes) and whether the cluster autoscales.
 
     An autoscaling cluster (KubeRay with autoscaling, ``ray up``) publishes its node groups and

@@ -1,17 +1,18 @@
 """Compositing several scenes into one observation per pixel.
 
 Rule (documented in configs/map.yaml): scenes are ranked by scene cloud cover (least first),
-then acquisition time (most recent first). Each pixel takes its first *clear* observation in
-that order: data present, not background, and not cloud, cloud shadow, haze, cirrus or snow.
-Pixels seen only under cloud are flagged ``CLOUD``; pixels never seen are ``NODATA``; a clear
-observation of water is kept as the pixel's observation but flagged ``WATER`` and not predicted.
-Later scenes are only read while some pixel of the block still needs an observation.
+then acquisition time (most recent first). Each pixel takes its first *clear, usable*
+observation in that order: data present, not background, not cloud, cloud shadow, haze, cirrus
+or snow, and every band finite and inside the physical reflectance range. Pixels seen only under
+cloud are flagged ``CLOUD``; pixels never seen, or seen only with bands missing, are ``NODATA``;
+pixels seen only outside the physical range are ``OUT_OF_RANGE``; a clear observation of water is
+kept as the pixel's observation but flagged ``WATER`` and not predicted. Later scenes are only
+read while some pixel of the block still needs an observation.
 
 A scene is evidence only if its values are: when most of the pixels a scene would give a block
-are non-finite or outside the physical reflectance range (a product written with the wrong
-scale, a corrupt or all-NaN file), the scene is skipped on that block and reported, and the
-pixels go to the next scene in the ranking. Pixels that no usable scene fills are flagged
-``OUT_OF_RANGE``.
+are unusable (a product written with the wrong scale, a corrupt or all-NaN file), none of its
+pixels is trusted there. The scene is skipped on that block (it sets neither values nor flags)
+and reported, and the block's pixels go to the next scene in the ranking.
 """
 
 from __future__ import annotations
@@ -52,13 +53,12 @@ def rank_scenes(scenes: Sequence[SceneRef]) -> list[SceneRef]:
 
 @dataclass
 class Observation:
-    """Pixels of one block taken from one scene: flat positions, reflectance on the model's bands
-    (n, bands; NaN = nodata) and which of them lie outside the physical range."""
+    """Land pixels of one block taken from one scene: flat positions and reflectance on the
+    model's bands (n, bands), every value finite and inside the physical range."""
 
     scene: SceneRef
     positions: np.ndarray
     reflectance: np.ndarray
-    out_of_range: np.ndarray
 
 
 @dataclass
@@ -109,8 +109,9 @@ def composite_block(readers: Sequence[SceneReader], window: Window) -> Composite
     """Apply the compositing rule over ``readers`` (already ranked) for one window."""
     shape = (int(window.height), int(window.width))
     need = np.ones(shape, dtype=bool)
-    seen = np.zeros(shape, dtype=bool)
-    unusable = np.zeros(shape, dtype=bool)
+    seen = np.zeros(shape, dtype=bool)  # under cloud in some scene
+    out_of_range = np.zeros(shape, dtype=bool)  # outside the physical range in some scene
+    incomplete = np.zeros(shape, dtype=bool)  # with a band missing in some scene
     flags = np.zeros(shape, dtype=np.uint8)
     block = CompositeBlock(flags)
     for reader in readers:
@@ -123,24 +124,24 @@ def composite_block(readers: Sequence[SceneReader], window: Window) -> Composite
         if not take.any():
             continue
         raw = reader.spectral.read(window)
-        take &= ~np.all(raw == reader.nodata, axis=0)
-        positions = np.flatnonzero(take)
+        positions = np.flatnonzero(take & ~np.all(raw == reader.nodata, axis=0))
         if not positions.size:
             continue
-        reflectance, out_of_range = reader.to_reflectance(raw.reshape(raw.shape[0], -1)[:, positions].T)
-        bad = out_of_range | ~np.isfinite(reflectance).all(axis=1)
-        if bad.mean() > MAX_UNUSABLE:
+        reflectance, beyond = reader.to_reflectance(raw.reshape(raw.shape[0], -1)[:, positions].T)
+        missing = ~np.isfinite(reflectance).all(axis=1)
+        usable = ~(beyond | missing)
+        if 1.0 - usable.mean() > MAX_UNUSABLE:  # not evidence: neither values nor flags
             block.rejected.append(reader.scene.id)
-            unusable |= take
             continue
-        need &= ~take
-        flags[take & water] |= np.uint8(Quality.WATER)
-        land = ~water.reshape(-1)[positions]
-        if land.any():
-            block.observations.append(
-                Observation(reader.scene, positions[land], reflectance[land], out_of_range[land])
-            )
-    flags[need & unusable] |= np.uint8(Quality.OUT_OF_RANGE)
-    flags[need & ~unusable & seen] |= np.uint8(Quality.CLOUD)
-    flags[need & ~unusable & ~seen] |= np.uint8(Quality.NODATA)
+        out_of_range.flat[positions[beyond]] = True
+        incomplete.flat[positions[missing]] = True
+        positions, reflectance = positions[usable], reflectance[usable]
+        need.flat[positions] = False
+        is_water = water.reshape(-1)[positions]
+        flags.flat[positions[is_water]] |= np.uint8(Quality.WATER)
+        if not is_water.all():
+            block.observations.append(Observation(reader.scene, positions[~is_water], reflectance[~is_water]))
+    flags[need & out_of_range] |= np.uint8(Quality.OUT_OF_RANGE)
+    flags[need & ~out_of_range & (incomplete | ~seen)] |= np.uint8(Quality.NODATA)
+    flags[need & ~out_of_range & ~incomplete & seen] |= np.uint8(Quality.CLOUD)
     return block

@@ -183,9 +183,6 @@ class TileMapper:
         if composite.observations:
             positions = np.concatenate([obs.positions for obs in composite.observations])
             reflectance = np.concatenate([obs.reflectance for obs in composite.observations])
-            out_of_range = np.concatenate([obs.out_of_range for obs in composite.observations])
-            flags[positions[out_of_range]] |= np.uint8(Quality.OUT_OF_RANGE)
-            flags[positions[~np.isfinite(reflectance).all(axis=1)]] |= np.uint8(Quality.NODATA)
             covariates = self._covariates(tile, window)[positions]
             flags[positions[~np.isfinite(covariates).all(axis=1)]] |= np.uint8(Quality.NO_SOIL)
             keep = flags[positions] == 0
