@@ -200,7 +200,11 @@ def test_a_negative_ece_anywhere_is_refused_naming_its_row(tmp_path_factory, ece
             [["a", "1", "2"], ["b", "", "2"]],
             r"row 2 \(sample 'b', line 3\), column 'lat': the coordinate is missing",
         ),
-        (["id", "lat", "lon"], [["a", "91", "2"]], r"row 1 \(sample 'a', line 2\), column 'lat': 91 is outside \[-90, 90\] degrees"),
+        (
+            ["id", "lat", "lon"],
+            [["a", "91", "2"]],
+            r"row 1 \(sample 'a', line 2\), column 'lat': 91 is outside \[-90, 90\] degrees",
+        ),
         (["id", "lat"], [["a", "1"]], r"has a 'lat' column but no 'lon' column"),
     ],
 )

@@ -102,16 +102,33 @@ def assert_complete(url: str, config: MapConfig, reference: dict[str, str]) -> d
     return records
 
 
-def start_driver(config: MapConfig) -> subprocess.Popen:
-    """``run_map(config)`` in a driver process of its own (output on a pipe)."""
-    script = "import sys; from deepsalt.mapping import MapConfig, run_map; run_map(MapConfig.model_validate_json(sys.argv[1]))"
+def start(argv: list[str]) -> subprocess.Popen:
+    """A driver process of its own, output on a pipe; the test predictor is importable from it."""
     return subprocess.Popen(
-        [sys.executable, "-c", script, config.model_dump_json()],
+        argv,
         cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def start_driver(config: MapConfig) -> subprocess.Popen:
+    """``run_map(config)`` in a driver process of its own."""
+    script = "import sys; from deepsalt.mapping import MapConfig, run_map; run_map(MapConfig.model_validate_json(sys.argv[1]))"
+    return start([sys.executable, "-c", script, config.model_dump_json()])
+
+
+def kill_driver_after_its_first_tile(config: MapConfig) -> None:
+    """kill -9 a driver running ``config`` once its first tile is recorded."""
+    proc = start_driver(config)
+    try:
+        wait_for_done_record(config.output.url, proc)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
 
 
 def on_session_ray(w: World, api: str, url: str, **sections: dict[str, Any]) -> MapConfig:
@@ -141,18 +158,10 @@ def test_killing_an_actor_mid_run_loses_no_tile(world: tuple[World, str], refere
 def test_killing_the_driver_then_rerunning_gives_the_same_map(
     world: tuple[World, str], reference: dict[str, str]
 ):
-    import ray
-
     w, api = world
     url = str(w.root / "driver-kill.zarr")
-    config = map_config(w, api, url, ray={"address": ray.get_runtime_context().gcs_address})
-    proc = start_driver(config)
-    try:
-        wait_for_done_record(url, proc)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    config = on_session_ray(w, api, url)
+    kill_driver_after_its_first_tile(config)
     before = {k: r for k, r in read_records(url).items() if r.status is TileStatus.DONE}
     assert before
     summary = run_map(config)
@@ -171,14 +180,7 @@ def test_ctrl_c_says_what_was_kept_and_the_rerun_finishes_the_same_map(
     config = on_session_ray(w, api, url)
     config_file = tmp_path / "map.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
-    proc = subprocess.Popen(
-        [str(BIN / "deepsalt"), "map", "-c", str(config_file)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},  # the test predictor lives in tests/
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start([str(BIN / "deepsalt"), "map", "-c", str(config_file)])
     try:
         wait_for_done_record(url, proc)
         proc.send_signal(signal.SIGINT)
@@ -241,12 +243,7 @@ def test_a_replaced_model_is_refused_and_restart_gives_the_new_models_map(
     LinearPredictor.save(student, delay=0.4)
     url = str(tmp_path / "swap.zarr")
     config = on_session_ray(w, api, url, model={"student_url": str(student)})
-    proc = start_driver(config)
-    try:
-        wait_for_done_record(url, proc)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
+    kill_driver_after_its_first_tile(config)
     partial = checksums(url)
     records = read_records(url)
 

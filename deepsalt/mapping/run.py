@@ -60,25 +60,15 @@ class MapSummary:
 
 
 @contextmanager
-def reading(field_name: str, url: str) -> Iterator[None]:
-    """Name the config field and the URL when reading an input fails in any way."""
+def naming(field_name: str, url: str, output: bool = False) -> Iterator[None]:
+    """Name the config field and the URL when reading an input (or writing an output) fails."""
     try:
         yield
     except DeepSaltError:
         raise
     except Exception as exc:
-        raise InputDataError(url, f"cannot be read ({field_name}): {explain(exc)[1]}") from exc
-
-
-@contextmanager
-def writing(field_name: str, url: str) -> Iterator[None]:
-    """Name the config field and the URL when writing an output fails in any way."""
-    try:
-        yield
-    except DeepSaltError:
-        raise
-    except Exception as exc:
-        raise OutputError(url, f"cannot be written ({field_name}): {explain(exc)[1]}") from exc
+        error, verb = (OutputError, "written") if output else (InputDataError, "read")
+        raise error(url, f"cannot be {verb} ({field_name}): {explain(exc)[1]}") from exc
 
 
 def plan(config: MapConfig) -> tuple[TilePlan, dict[str, SceneRef]]:
@@ -86,7 +76,7 @@ def plan(config: MapConfig) -> tuple[TilePlan, dict[str, SceneRef]]:
     from deepsalt.io.stac import search_scenes
 
     grid = Grid.from_config(config.grid, config.region)
-    with reading("inputs.stac_url", config.inputs.stac_url):
+    with naming("inputs.stac_url", config.inputs.stac_url):
         scenes = search_scenes(
             config.inputs.stac_url,
             grid.bounds_lonlat(),
@@ -117,7 +107,7 @@ def covariate_digests(folder_url: str) -> dict[str, str]:
 
     digests = {}
     for name, url in covariate_urls(folder_url).items():
-        with reading("inputs.covariates_url", url):
+        with naming("inputs.covariates_url", url):
             try:
                 digests[name] = content_digest(url)
             except FileNotFoundError:
@@ -129,7 +119,7 @@ def check_outputs(config: MapConfig, url: str, item_url: str) -> None:
     """Refuse outputs that exist as the wrong kind of thing, before any work."""
     import fsspec
 
-    with writing("output.url", url):
+    with naming("output.url", url, output=True):
         store.check_output(url)
     for field_name, target, want_folder in (
         ("output.stac_item_url", item_url, False),
@@ -137,7 +127,7 @@ def check_outputs(config: MapConfig, url: str, item_url: str) -> None:
     ):
         if target is None:
             continue
-        with writing(field_name, target):
+        with naming(field_name, target, output=True):
             fs, path = fsspec.core.url_to_fs(target)
             if fs.exists(path) and fs.isdir(path) != want_folder:
                 kind = "a file" if want_folder else "a folder"
@@ -151,7 +141,7 @@ def run_map(config: MapConfig, restart: bool = False) -> MapSummary:
     """
     url = config.output.url.rstrip("/")
     item_url = config.output.stac_item_url or default_item_url(url)
-    with reading("model.student_url", config.model.student_url):
+    with naming("model.student_url", config.model.student_url):
         model = describe_model(config.model.predictor, config.model.student_url)
     covariates = covariate_digests(config.inputs.covariates_url)
     tile_plan, scenes = plan(config)
@@ -164,7 +154,7 @@ def run_map(config: MapConfig, restart: bool = False) -> MapSummary:
         )
     check_outputs(config, url, item_url)
     with ExitStack() as stack:
-        with writing("output.url", url):
+        with naming("output.url", url, output=True):
             lease = stack.enter_context(StoreLease(url))
         summary = _run(config, url, item_url, tile_plan, scenes, model, covariates, lease, restart)
     return summary
@@ -194,7 +184,7 @@ def _run(
     )
     identity = product_identity(config, grid, model, covariates)
     attrs = store.base_attrs(identity, config.config_hash(), model.lineage)
-    with writing("output.url", url):
+    with naming("output.url", url, output=True):
         resumed = store.create_or_check(url, grid, config.grid.chunk, config.grid.shard, attrs, restart)
         records = read_records(url) if resumed else {}
         record_empty_tiles(url, tile_plan.empty, records, resumed)

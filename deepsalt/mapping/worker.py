@@ -112,24 +112,29 @@ class TileMapper:
         record = read_record(self.job.store_url, tile)
         if record is not None and record.status is TileStatus.DONE and record.scenes_key == key:
             return record
+
+        def outcome(status: TileStatus, attempts: int, **fields: object) -> TileResult:
+            result = TileResult.model_validate(
+                {
+                    "tile": tile.id,
+                    "status": status,
+                    "scenes_key": key,
+                    "pixels": tile.n_pixels,
+                    "attempts": attempts,
+                    "worker": WORKER,
+                    **fields,
+                }
+            )
+            write_record(self.job.store_url, result)
+            return result
+
         error = ""
         attempts = 0
         for attempts in range(1, self.job.retries + 2):
             try:
                 arrays, predicted, rejected = self.map_tile(tile)
                 store.write_tile(self.job.store_url, tile, arrays)
-                result = TileResult(
-                    tile=tile.id,
-                    status=TileStatus.DONE,
-                    scenes_key=key,
-                    pixels=tile.n_pixels,
-                    predicted=predicted,
-                    attempts=attempts,
-                    rejected_scenes=rejected,
-                    worker=WORKER,
-                )
-                write_record(self.job.store_url, result)
-                return result
+                return outcome(TileStatus.DONE, attempts, predicted=predicted, rejected_scenes=rejected)
             except InputDataError as exc:  # the same file fails the same way: no retry
                 error = str(exc)
                 break
@@ -139,17 +144,7 @@ class TileMapper:
                     "tile attempt failed", extra={"tile": tile.id, "attempt": attempts, "error": error}
                 )
         log.error("tile failed", extra={"tile": tile.id, "attempts": attempts, "error": error})
-        result = TileResult(
-            tile=tile.id,
-            status=TileStatus.FAILED,
-            scenes_key=key,
-            pixels=tile.n_pixels,
-            attempts=attempts,
-            error=error,
-            worker=WORKER,
-        )
-        write_record(self.job.store_url, result)
-        return result
+        return outcome(TileStatus.FAILED, attempts, error=error)
 
     def map_tile(self, tile: Tile) -> tuple[dict[str, np.ndarray], int, tuple[str, ...]]:
         """The tile's output arrays, the number of predicted pixels and the scenes rejected on some block."""
