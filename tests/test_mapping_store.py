@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pystac
 import pytest
 import rasterio
 import rioxarray  # noqa: F401
@@ -15,55 +14,38 @@ import zarr
 from pyproj import CRS
 
 from deepsalt.mapping import store
-from deepsalt.mapping.config import MapConfig
 from deepsalt.mapping.export import export_cog
-from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.identity import product_hash
 from deepsalt.mapping.quality import Quality
 from deepsalt.mapping.quicklook import write_quicklooks
-from deepsalt.mapping.records import TileResult, TileStatus, read_records, write_record
+from deepsalt.mapping.records import TileStatus, read_records
 from deepsalt.mapping.run import finish_store
-from deepsalt.mapping.stac_item import build_item
-from deepsalt.mapping.tiles import plan_tiles
-
-GRID = Grid(CRS.from_epsg(5070), -1_000_020.0, 2_000_010.0, 30.0, 150, 200)
-CHUNK, SHARD = 32, 64
-IDENTITY = {"grid.crs": "EPSG:5070", "model.student_url (checkpoint content)": "a" * 16}
-ATTRS = store.base_attrs(IDENTITY, "c" * 16, {"checkpoint_id": "student-1"})
-
-
-def tile_values(tile) -> dict[str, np.ndarray]:
-    """Deterministic values per tile: ECe = row + col/1000 of the global pixel; a water stripe."""
-    rows, cols = np.mgrid[tile.y0 : tile.y0 + tile.height, tile.x0 : tile.x0 + tile.width]
-    quality = np.where(cols % 50 == 0, Quality.WATER, 0).astype(np.uint8)
-    ece = np.where(quality == 0, rows + cols / 1000.0, np.nan).astype(np.float32)
-    return {"ece": ece, "ece_std": ece / 10, "domain_score": np.ones_like(ece), "quality": quality}
+from tests.support.small_map import ATTRS, CHUNK, GRID, IDENTITY, SHARD, write_small_map
 
 
 @pytest.fixture
 def filled_store(tmp_path: Path) -> str:
-    url = str(tmp_path / "map.zarr")
-    assert store.create_or_check(url, GRID, CHUNK, SHARD, ATTRS) is False
-    plan = plan_tiles(GRID, SHARD, 1, {})
-    for tile in plan.empty[:-1]:  # the last tile stays unwritten
-        store.write_tile(url, tile, tile_values(tile))
-        write_record(url, TileResult(tile=tile.id, status=TileStatus.DONE, predicted=tile.n_pixels))
-    return url
+    return write_small_map(str(tmp_path / "map.zarr"))
+
+
+def full_resolution(url: str, **kwargs) -> xr.Dataset:
+    return xr.open_zarr(url, group="0", decode_coords="all", **kwargs)
 
 
 def test_store_opens_with_crs_transform_units_and_sharded_layout(filled_store: str):
     finish_store(filled_store, GRID, CHUNK, SHARD, pyramid_min_size=40)
-    ds = xr.open_zarr(filled_store, consolidated=True, decode_coords="all")
+    ds = full_resolution(filled_store, consolidated=True)
     assert ds.rio.crs == CRS.from_epsg(5070)
     assert tuple(ds.rio.transform())[:6] == tuple(GRID.transform)[:6]
     assert ds.ece.attrs["units"] == "dS/m" and ds.ece.dtype == np.float32 and ds.quality.dtype == np.uint8
+    root = zarr.open_group(filled_store, mode="r").attrs
     assert (
-        ds.attrs["product_hash"] == product_hash(IDENTITY)
-        and ds.attrs["product_identity"] == IDENTITY
-        and json.loads(ds.attrs["model_lineage"])["checkpoint_id"] == "student-1"
+        root["product_hash"] == product_hash(IDENTITY)
+        and root["product_identity"] == IDENTITY
+        and json.loads(root["model_lineage"])["checkpoint_id"] == "student-1"
     )
     assert "crs_wkt" in ds.spatial_ref.attrs and "GeoTransform" in ds.spatial_ref.attrs
-    meta = zarr.open_array(filled_store, path="ece").metadata
+    meta = zarr.open_array(filled_store, path="0/ece").metadata
     assert meta.to_dict()["codecs"][0]["name"] == "sharding_indexed"
     assert meta.to_dict()["codecs"][0]["configuration"]["chunk_shape"] == (CHUNK, CHUNK)
     assert meta.chunk_grid.chunk_shape == (SHARD, SHARD)
@@ -73,7 +55,7 @@ def test_store_opens_with_crs_transform_units_and_sharded_layout(filled_store: s
 
 
 def test_rioxarray_and_xarray_agree_on_coordinates(filled_store: str):
-    ds = xr.open_zarr(filled_store, decode_coords="all")
+    ds = full_resolution(filled_store)
     assert ds.rio.bounds() == pytest.approx(GRID.bounds)
     assert ds.rio.resolution() == (30.0, -30.0)
 
@@ -104,8 +86,8 @@ def test_restart_discards_a_store_made_from_other_inputs(filled_store: str):
     Path(filled_store, "_lease.json").write_text("{}")  # the restarting run's lease stays
     assert store.create_or_check(filled_store, GRID, CHUNK, SHARD, attrs, restart=True) is False
     assert read_records(filled_store) == {}
-    ds = xr.open_zarr(filled_store, decode_coords="all")
-    assert ds.attrs["product_identity"] == other and np.isnan(ds.ece.values).all()
+    root = zarr.open_group(filled_store, mode="r").attrs
+    assert root["product_identity"] == other and np.isnan(full_resolution(filled_store).ece.values).all()
     assert Path(filled_store, "_lease.json").exists()
 
 
@@ -127,20 +109,20 @@ def test_an_output_that_is_a_file_or_a_foreign_folder_is_refused(tmp_path: Path,
 def test_pyramid_levels_halve_with_nan_mean_and_flag_and(filled_store: str):
     shapes = finish_store(filled_store, GRID, CHUNK, SHARD, pyramid_min_size=40)
     assert shapes == [(75, 100), (38, 50), (19, 25)]
-    level1 = xr.open_zarr(filled_store, group="pyramid/1", decode_coords="all")
+    level1 = xr.open_zarr(filled_store, group="1", decode_coords="all")
     assert level1.rio.crs == CRS.from_epsg(5070) and level1.rio.resolution() == (60.0, -60.0)
     assert level1.rio.bounds()[:2] == pytest.approx((GRID.x0, GRID.y0 - 60 * 75))
     # block (rows 0-1, cols 0-1): col 0 is water (NaN), col 1 is valid → mean of the two valid pixels
     assert float(level1.ece[0, 0]) == pytest.approx((0.001 + 1.001) / 2, abs=1e-4)
     assert int(level1.quality[0, 0]) == 0  # water on half the block only
-    full = xr.open_zarr(filled_store, decode_coords="all")
+    full = full_resolution(filled_store)
     assert int(full.quality[0, 50]) == Quality.WATER
 
 
 def test_gdal_3_10_cannot_read_sharded_zarr_so_export_writes_cogs(filled_store: str, tmp_path: Path):
     assert rasterio.__gdal_version__.startswith("3.10")
     with pytest.raises(rasterio.errors.RasterioIOError, match="sharding_indexed"):
-        rasterio.open(f'ZARR:"{filled_store}":/ece')
+        rasterio.open(f'ZARR:"{filled_store}":/0/ece')
     written = export_cog(filled_store, str(tmp_path / "cog"), variables=("ece", "quality"))
     with rasterio.open(written["ece"]) as src:
         assert src.crs.to_epsg() == 5070
@@ -149,10 +131,10 @@ def test_gdal_3_10_cannot_read_sharded_zarr_so_export_writes_cogs(filled_store: 
         assert src.overviews(1) or max(src.shape) <= 512
         ece = src.read(1)
         assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
-    expected = xr.open_zarr(filled_store).ece.values
+    expected = full_resolution(filled_store).ece.values
     np.testing.assert_array_equal(ece, expected)
     with rasterio.open(written["quality"]) as src:
-        np.testing.assert_array_equal(src.read(1), xr.open_zarr(filled_store).quality.values)
+        np.testing.assert_array_equal(src.read(1), full_resolution(filled_store).quality.values)
 
 
 def test_quicklooks_are_pngs_of_each_layer(filled_store: str, tmp_path: Path):
@@ -161,27 +143,6 @@ def test_quicklooks_are_pngs_of_each_layer(filled_store: str, tmp_path: Path):
     assert set(written) == {"ece", "ece_std", "domain_score"}
     for path in written.values():
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_stac_item_points_at_the_store_with_projection(tmp_path: Path):
-    config = MapConfig.model_validate(
-        {
-            "region": {"bounds": GRID.bounds, "datetime": "2024-05-01/2024-09-30"},
-            "inputs": {"stac_url": "http://stac", "covariates_url": "/cov"},
-            "model": {"student_url": "/student"},
-            "output": {"url": "s3://bucket/maps/demo.zarr"},
-        }
-    )
-    item = pystac.Item.from_dict(
-        build_item("s3://bucket/maps/demo.zarr", GRID, config, {"checkpoint_id": "x"}, "p" * 16).to_dict()
-    )
-    assert item.id == "demo"
-    assert item.assets["zarr"].href == "s3://bucket/maps/demo.zarr"
-    assert item.assets["zarr"].media_type.startswith("application/vnd+zarr")
-    assert item.properties["proj:code"] == "EPSG:5070" and item.properties["proj:shape"] == [150, 200]
-    assert item.properties["start_datetime"].startswith("2024-05-01")
-    west, south, east, north = item.bbox
-    assert west < east and south < north and -130 < west < -60
 
 
 def test_scene_key_follows_what_decides_pixels_not_where_files_are_served():

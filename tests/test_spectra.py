@@ -23,8 +23,11 @@ from deepsalt.spectra import (
     interpolate_mir,
     resample_to_bands,
     scale_reflectance,
+    srf_weights,
     water_vapour_mask,
 )
+from deepsalt.spectra.masks import MODEL_RANGE_NM
+from deepsalt.spectra.resample import FILL_GAP_NM, match_bands
 from tests.conftest import FIXTURES
 
 TILE = FIXTURES / "enmap" / "enmap_potsdam_tile_128_0.tif"
@@ -142,8 +145,69 @@ def test_band_table_rejects_mismatched_lengths():
 
 
 def test_water_vapour_mask():
-    wl = np.array([500.0, 1339.0, 1340.0, 1400.0, 1460.0, 1461.0, 1800.0, 1960.0, 2200.0])
-    assert water_vapour_mask(wl).tolist() == [True, True, False, False, False, True, False, False, True]
+    wl = np.array([500.0, 1286.7, 1290.0, 1400.0, 1515.0, 1518.9, 1720.5, 1725.0, 1972.0, 1977.1, 2200.0])
+    expected = [True, True, False, False, False, True, True, False, False, True, True]
+    assert water_vapour_mask(wl).tolist() == expected
+
+
+def real_band_tables() -> dict[str, BandTable]:
+    """The three real EnMAP band tables: Potsdam v1.3.2 tags, pre-launch METADATA.XML, 2024 STAC item."""
+    return {
+        "potsdam": BandTable.from_band_tags(str(TILE)),
+        "metadata": BandTable.from_metadata_xml(str(METADATA_XML)),
+        "stac": BandTable.from_stac_item(json.loads(STAC_ITEM.read_text())),
+    }
+
+
+def test_windows_cover_every_band_real_products_flag():
+    potsdam = real_band_tables()["potsdam"]
+    assert not water_vapour_mask(potsdam.wavelength[~potsdam.good]).any()  # its bbl list
+    # the pre-launch product's neighbours of its gaps, which the Potsdam product flags
+    assert not water_vapour_mask(np.array([1334.7, 1772.7])).any()
+    # the bands of the 2024 layout found filled with nodata in real products (numbers 127-141, 161-167)
+    stac = real_band_tables()["stac"]
+    dropped = np.r_[126:141, 160:167]
+    assert stac.wavelength[dropped].min() == pytest.approx(1294.91)
+    assert not water_vapour_mask(stac.wavelength[dropped]).any()
+
+
+@pytest.mark.parametrize("name", ["potsdam", "metadata", "stac"])
+def test_model_axis_of_real_products(name: str):
+    table = real_band_tables()[name]
+    axis = table.model_axis()
+    assert np.all(np.diff(axis.wavelength) > 0)  # sorted, also for the Potsdam detector order
+    assert axis.wavelength.min() >= MODEL_RANGE_NM[0] and axis.wavelength.max() <= MODEL_RANGE_NM[1]
+    assert water_vapour_mask(axis.wavelength).all() and axis.good.all()
+    assert not np.isin(axis.wavelength, table.wavelength[~table.good]).any()
+    assert 170 <= axis.n_bands <= 200
+
+
+@pytest.mark.parametrize("trained_on", ["potsdam", "metadata", "stac"])
+@pytest.mark.parametrize("shift", [-3.0, 0.0, 3.0])
+def test_model_axis_of_one_product_is_resampled_from_every_other(trained_on: str, shift: float):
+    """Band centres differ between products and processor versions, and by a few nm more."""
+    tables = real_band_tables()
+    axis = tables[trained_on].model_axis()
+    for name, table in tables.items():
+        usable = table.usable()
+        match = match_bands(table.wavelength[usable] + shift, axis)
+        assert not match.missing.any(), name
+        assert not match.filled.any(), name
+        np.testing.assert_allclose(match.weights.sum(axis=1), 1.0)
+
+
+def test_metadata_xml_band_statistics_mark_nodata_bands(tmp_path: Path):
+    text = gzip.decompress(METADATA_XML.read_bytes()).decode()
+    start = text.index("<bandStatistics>")
+    first = text.index("<mean>", start)
+    end = text.index("</stdDeviation>", first)
+    # band 1's statistics as DLR writes them for a band filled with nodata
+    text = text[:first] + "<mean>-1000000</mean>\n        <stdDeviation>0" + text[end:]
+    path = tmp_path / "x-METADATA.XML"
+    path.write_text(text)
+    table = BandTable.from_metadata_xml(str(path))
+    assert table.good.tolist() == [False] + [True] * 217
+    assert 423.03 not in table.model_axis().wavelength
 
 
 def test_usable_combines_bbl_and_water_vapour():
@@ -151,7 +215,7 @@ def test_usable_combines_bbl_and_water_vapour():
     usable = table.usable()
     assert not usable[~table.good].any()
     assert not usable[(table.wavelength > 1800) & (table.wavelength < 1950)].any()
-    assert usable[(table.wavelength > 500) & (table.wavelength < 1300)].all()
+    assert usable[(table.wavelength > 500) & (table.wavelength < 1290)].all()
 
 
 def test_known_pixel_reflectance_after_scaling():
@@ -235,6 +299,34 @@ def test_resampling_skips_nan_samples():
     values[100] = np.nan  # one dropped sample at 500 nm inside a 20 nm wide band
     target = BandTable(np.array([500.0]), np.array([20.0]), np.ones(1, bool))
     assert resample_to_bands(values, src, target)[0] == pytest.approx(0.25)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.permutations(list(range(12))))
+def test_srf_weights_follow_the_source_band_order(order: list[int]):
+    """EnMAP lists the VNIR detector's bands, then the SWIR's: weights do not depend on the order."""
+    src = np.array([900.0, 910.0, 920.0, 930.0, 902.0, 911.8, 919.8, 928.0, 936.1, 944.2, 952.4, 960.5])
+    target = BandTable(np.array([905.0, 925.0, 950.0]), np.full(3, 10.0), np.ones(3, bool))
+    order = np.array(order)
+    np.testing.assert_allclose(srf_weights(src[order], target), srf_weights(src, target)[:, order])
+    values = np.sin(src / 50.0)
+    np.testing.assert_allclose(
+        resample_to_bands(values[order], src[order], target), resample_to_bands(values, src, target)
+    )
+
+
+def test_match_bands_fills_a_band_from_its_neighbours_or_says_it_is_missing():
+    target = BandTable(np.array([1000.0, 1100.0, 1300.0]), np.full(3, 10.0), np.ones(3, bool))
+    src = np.arange(900.0, 1400.0, 10.0)
+    gap_near = (src > 1085) & (src < 1115)  # 1090-1110 gone: neighbours 15 nm away
+    gap_far = (src > 1260) & (src < 1340)  # 1270-1330 gone: neighbours 40 nm away
+    kept = src[~(gap_near | gap_far)]
+    match = match_bands(kept, target)
+    assert match.filled.tolist() == [False, True, False]
+    assert match.missing.tolist() == [False, False, True]
+    ramp = 0.2 + 1e-4 * kept
+    assert (match.weights @ ramp)[1] == pytest.approx(0.2 + 1e-4 * 1100.0)  # linear between 1080 and 1120
+    assert 1120.0 - 1080.0 <= FILL_GAP_NM < 1340.0 - 1260.0
 
 
 def test_resampling_rejects_axis_length_mismatch():

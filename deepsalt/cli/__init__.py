@@ -13,8 +13,10 @@ from deepsalt.cli import (
     info,  # noqa: F401  (registers commands on import)
     map,  # noqa: F401
     submit,  # noqa: F401
+    survey,  # noqa: F401
     synth,  # noqa: F401
     train,  # noqa: F401
+    view,  # noqa: F401
 )
 from deepsalt.cli.common import app
 

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from deepsalt.cli.common import ConfigOption, SetOption, app, console, error_boundary, say
+from deepsalt.cli.view import view_command
 from deepsalt.errors import ExitCode
 
 
@@ -38,8 +39,9 @@ def demo(
         f"{scores['coverage_95']:.0%} on {scores['n']:,} pixels not used in training",
     )
     table.add_row("stage times", ", ".join(f"{k} {v:.0f} s" for k, v in summary.seconds.items()))
-    table.add_row("open with", Text(f'xr.open_zarr("{summary.map_url}", decode_coords="all")'))
+    table.add_row("open with", Text(f'xr.open_zarr("{summary.map_url}", group="0", decode_coords="all")'))
     console.print(table)
+    say("look at it:", view_command(summary.map_url), "bold")  # one line, to copy
     if not summary.map_ok:
         say("some map tiles failed:", "rerun the same command to retry them")
         raise typer.Exit(int(ExitCode.FAILURE))

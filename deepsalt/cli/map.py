@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from deepsalt.cli.common import ConfigOption, SetOption, app, console, error_boundary, say
+from deepsalt.cli.view import view_command
 from deepsalt.errors import ConfigError, ExitCode, InputDataError
 
 StoreArg = Annotated[str, typer.Argument(help="The map's Zarr store (local path or s3://...).")]
@@ -41,8 +42,9 @@ def map_command(config: ConfigOption = None, set_: SetOption = None, restart: Re
     table.add_row(
         "speed", f"{summary.pixels:,} px in {summary.seconds:.1f} s = {summary.pixels_per_s:,.0f} px/s"
     )
-    table.add_row("open with", Text(f'xr.open_zarr("{summary.store_url}", decode_coords="all")'))
+    table.add_row("open with", Text(f'xr.open_zarr("{summary.store_url}", group="0", decode_coords="all")'))
     console.print(table)
+    say("look at it:", view_command(summary.store_url), "bold")  # one line, to copy
     for tile, scenes in summary.rejected_scenes.items():
         say(
             "scene not used",

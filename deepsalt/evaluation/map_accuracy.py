@@ -45,7 +45,9 @@ def score_map(
     """
     import rioxarray  # registers .rio on xarray objects
 
-    ds = xr.open_zarr(store_url, decode_coords="all")
+    from deepsalt.mapping.pyramid import open_level
+
+    ds = open_level(store_url)
     truth = rioxarray.open_rasterio(truth_url, masked=True).squeeze("band", drop=True)
     if truth.rio.crs != ds.rio.crs or truth.shape != ds.ece.shape:
         truth = truth.rio.reproject_match(ds.ece)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,11 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from deepsalt.errors import InputDataError
+from deepsalt.io.cube import SpectralLayout, file_scene, parse_time
+from deepsalt.io.formats import SceneFormat
 from deepsalt.io.layout import EnmapProduct, locate_product
+from deepsalt.io.paths import gdal_path
+from deepsalt.io.stac import SceneRef
 from deepsalt.logs import get_logger
 from deepsalt.spectra import ENMAP_NODATA, REFLECTANCE_SCALE, BandTable, scale_reflectance
 
@@ -215,3 +220,35 @@ def _check_has_data(ds: rasterio.DatasetReader, url: str, table: BandTable, noda
 
 def _any_valid(values: np.ndarray, nodata: float) -> bool:
     return bool(np.any(np.isfinite(values) & (values != nodata)))
+
+
+def enmap_layout(scene: SceneRef) -> SpectralLayout:
+    """The band table of an EnMAP scene: its METADATA.XML when it has one (band centres, scaling and
+    the product's own nodata bands), else the STAC item's ``eo:bands``, else the image's band tags."""
+    if scene.metadata_href is not None:
+        table = BandTable.from_metadata_xml(scene.metadata_href)
+    elif scene.bands is not None:
+        table = scene.bands
+    else:
+        table = BandTable.from_band_tags(gdal_path(scene.spectral_href))
+    return SpectralLayout(table, ENMAP_NODATA)
+
+
+def describe_enmap(url: str) -> SceneRef:
+    """A SceneRef for a local or remote EnMAP product (folder, .zip, SPECTRAL_IMAGE or tagged GeoTIFF)."""
+    product = locate_product(url)
+    with _raster(product.spectral, url) as ds:
+        _check_georeferencing(ds, url)
+        tags = ds.tags()
+        start = parse_time(tags.get("start_time") or tags.get("TIFFTAG_DATETIME"))
+        scene = file_scene(
+            product.spectral,
+            SceneFormat.ENMAP_L2A,
+            ds.crs,
+            ds.transform,
+            ds.shape,
+            start,
+            metadata_href=product.metadata,
+            quality_hrefs=product.quality,
+        )
+    return replace(scene, id=scene.id.removesuffix("-SPECTRAL_IMAGE"))

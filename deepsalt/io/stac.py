@@ -15,6 +15,7 @@ from pystac_client import Client
 from pystac_client.exceptions import APIError
 
 from deepsalt.errors import InputDataError
+from deepsalt.io.formats import SceneFormat
 from deepsalt.io.layout import file_role
 from deepsalt.logs import get_logger
 from deepsalt.spectra import BandTable
@@ -38,6 +39,7 @@ class SceneRef:
     metadata_href: str | None
     quality_hrefs: dict[str, str] = field(default_factory=dict)
     bands: BandTable | None = None
+    format: SceneFormat = SceneFormat.ENMAP_L2A  # which reader opens spectral_href
 
 
 def search_scenes(

@@ -1,9 +1,15 @@
 """From a scene's stored band values to the student's input: scale, drop bad bands, match bands.
 
 The student was trained on one band axis (``predictor.wavelength``). When those bands are among
-the scene's usable bands they are picked directly; otherwise the scene's usable bands are
-resampled onto the student's axis with Gaussian SRFs. Bad bands (``bbl``) and the water-vapour
+the scene's usable bands they are picked directly; otherwise the scene's usable bands, in whatever
+order the product lists them, are resampled onto the student's axis with Gaussian SRFs, following
+:func:`deepsalt.spectra.resample.match_bands`: a student band the scene does not cover is filled
+from its neighbours (the pixels are flagged ``BANDS_FILLED``), and a scene that cannot give a band
+at all is refused with an error naming it and the band. Bad bands (``bbl``) and the water-vapour
 windows never enter the model.
+
+A scene that ships no land/water classes (a bare GeoTIFF, the other imaging spectrometers) has its
+water found from the spectrum (:meth:`BandMatcher.water`).
 """
 
 from __future__ import annotations
@@ -13,13 +19,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from deepsalt.errors import InputDataError
-from deepsalt.spectra import REFLECTANCE_SCALE, BandTable, scale_reflectance, srf_weights
-from deepsalt.spectra.resample import MIN_COVERAGE
+from deepsalt.spectra import REFLECTANCE_SCALE, BandTable, scale_reflectance
+from deepsalt.spectra.resample import FILL_GAP_NM, match_bands
 
 # Reflectance beyond this range on a usable band is an artefact, not ground (flagged OUT_OF_RANGE).
 PLAUSIBLE_RANGE = (-0.05, 1.2)
 # Two band centres closer than this (nm) are the same band.
 SAME_BAND_NM = 0.5
+# Open water by its spectrum: dark in the near infrared and darker still in the shortwave infrared,
+# where land covers (wet soil, dark roofs, shaded canopy) stay brighter. (centre nm, max reflectance)
+WATER_NIR = (865.0, 0.05)
+WATER_SWIR = (1610.0, 0.03)
+# A water test band must lie this close (nm) to a student band.
+WATER_BAND_NM = 25.0
 
 
 @dataclass(frozen=True)
@@ -32,31 +44,38 @@ class BandMatcher:
     offset: np.ndarray
     nodata: float
     pick: np.ndarray | None  # student band -> position among usable bands (direct match)
-    weights: np.ndarray | None  # (student bands, usable bands) row-normalised SRF weights
+    weights: np.ndarray | None  # (student bands, usable bands) row-normalised weights
+    filled: tuple[float, ...]  # student bands (nm) interpolated from the scene's neighbours
+    water_bands: tuple[int, int] | None  # student band positions of the NIR/SWIR water test
 
     @classmethod
     def build(cls, table: BandTable, target: np.ndarray, nodata: float, source: str) -> BandMatcher:
         """``source`` names the scene in errors."""
         usable = np.flatnonzero(table.usable())
         n = usable.size
+        if n < 2:
+            raise InputDataError(source, f"only {n} usable band(s): cannot give the model's bands")
         gain = np.full(n, 1.0 / REFLECTANCE_SCALE) if table.gain is None else table.gain[usable]
         offset = np.zeros(n) if table.offset is None else table.offset[usable]
         target = np.asarray(target, dtype=np.float64)
+        water = _water_bands(target)
         distance = np.abs(table.wavelength[usable][None, :] - target[:, None])
         nearest = distance.argmin(axis=1)
         if np.all(distance[np.arange(target.size), nearest] < SAME_BAND_NM):
-            return cls(table.n_bands, usable, gain, offset, nodata, nearest, None)
-        widths = table.fwhm[np.abs(table.wavelength[None, :] - target[:, None]).argmin(axis=1)]
-        weights = srf_weights(table.wavelength[usable], BandTable(target, widths, np.ones(target.size, bool)))
-        coverage = weights.sum(axis=1)
-        if np.any(coverage < MIN_COVERAGE):
-            missing = ", ".join(f"{w:.1f}" for w in target[coverage < MIN_COVERAGE][:5])
+            return cls(table.n_bands, usable, gain, offset, nodata, nearest, None, (), water)
+        widths = table.fwhm[usable][nearest]
+        match = match_bands(table.wavelength[usable], BandTable(target, widths, np.ones(target.size, bool)))
+        if match.missing.any():
+            missing = ", ".join(f"{w:.1f}" for w in target[match.missing][:5])
             raise InputDataError(
                 source,
-                f"no usable band near the student's band(s) at {missing} nm (bad or water-vapour bands)",
+                f"cannot give the model's band(s) at {missing} nm: no usable bands on both sides within "
+                f"{FILL_GAP_NM:.0f} nm of each other (the scene's bands there are bad, in a water-vapour "
+                "window or absent)",
             )
-        weights = weights / coverage[:, None]
-        return cls(table.n_bands, usable, gain, offset, nodata, None, weights.astype(np.float32))
+        filled = tuple(float(w) for w in target[match.filled])
+        weights = match.weights.astype(np.float32)
+        return cls(table.n_bands, usable, gain, offset, nodata, None, weights, filled, water)
 
     def reflectance(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(reflectance (n, student bands) float32 with NaN = nodata, out-of-range mask (n,))."""
@@ -69,3 +88,21 @@ class BandMatcher:
         scaled = scale_reflectance(stored.T[..., None], self.nodata, self.gain, self.offset)[..., 0].T
         matched = scaled[:, self.pick] if self.pick is not None else scaled @ self.weights.T
         return np.ascontiguousarray(matched, dtype=np.float32), out_of_range
+
+    def water(self, reflectance: np.ndarray) -> np.ndarray:
+        """(n,) True where a spectrum on the student's axis is open water (all False without the
+        NIR and SWIR bands the test needs)."""
+        if self.water_bands is None:
+            return np.zeros(len(reflectance), dtype=bool)
+        nir, swir = self.water_bands
+        with np.errstate(invalid="ignore"):
+            return (reflectance[:, nir] < WATER_NIR[1]) & (reflectance[:, swir] < WATER_SWIR[1])
+
+
+def _water_bands(target: np.ndarray) -> tuple[int, int] | None:
+    """Student band positions nearest the water test's NIR and SWIR centres, if close enough."""
+    centres = np.array([WATER_NIR[0], WATER_SWIR[0]])
+    picks = np.abs(target[None, :] - centres[:, None]).argmin(axis=1)
+    if np.any(np.abs(target[picks] - centres) > WATER_BAND_NM):
+        return None
+    return int(picks[0]), int(picks[1])

@@ -25,7 +25,7 @@ from rasterio.windows import Window
 
 from deepsalt.io.stac import SceneRef
 from deepsalt.mapping.quality import Quality
-from deepsalt.mapping.warp import WarpedRaster
+from deepsalt.mapping.warp import WarpedCube, WarpedRaster
 
 # DLR quality layer names (after the QL_QUALITY_ prefix) that hide the ground.
 OBSCURING = ("CLOUD", "CLOUDSHADOW", "HAZE", "CIRRUS", "SNOW")
@@ -35,8 +35,9 @@ QUALITY_NODATA = 255
 MAX_UNUSABLE = 0.5
 """A scene whose share of unusable pixels on a block exceeds this is not used on the block."""
 
-# Stored values (n, scene bands) → (reflectance (n, model bands) with NaN = nodata, out-of-range mask (n,)).
-ToReflectance = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+# Stored values (n, scene bands) → (reflectance (n, model bands) with NaN = nodata, out-of-range
+# mask (n,), quality flags the scene's converter adds per pixel (n,): water by spectrum, bands filled).
+ToReflectance = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def layer_name(key: str) -> str:
@@ -53,12 +54,14 @@ def rank_scenes(scenes: Sequence[SceneRef]) -> list[SceneRef]:
 
 @dataclass
 class Observation:
-    """Land pixels of one block taken from one scene: flat positions and reflectance on the
-    model's bands (n, bands), every value finite and inside the physical range."""
+    """Land pixels of one block taken from one scene: flat positions, reflectance on the model's
+    bands (n, bands), every value finite and inside the physical range, and the flags the
+    scene's converter set on them (water by spectrum, bands filled)."""
 
     scene: SceneRef
     positions: np.ndarray
     reflectance: np.ndarray
+    flags: np.ndarray
 
 
 @dataclass
@@ -77,7 +80,7 @@ class SceneReader:
     def __init__(
         self,
         scene: SceneRef,
-        spectral: WarpedRaster,
+        spectral: WarpedRaster | WarpedCube,
         quality: Mapping[str, WarpedRaster],
         nodata: float,
         to_reflectance: ToReflectance,
@@ -127,7 +130,9 @@ def composite_block(readers: Sequence[SceneReader], window: Window) -> Composite
         positions = np.flatnonzero(take & ~np.all(raw == reader.nodata, axis=0))
         if not positions.size:
             continue
-        reflectance, beyond = reader.to_reflectance(raw.reshape(raw.shape[0], -1)[:, positions].T)
+        reflectance, beyond, pixel_flags = reader.to_reflectance(
+            raw.reshape(raw.shape[0], -1)[:, positions].T
+        )
         missing = ~np.isfinite(reflectance).all(axis=1)
         usable = ~(beyond | missing)
         if 1.0 - usable.mean() > MAX_UNUSABLE:  # not evidence: neither values nor flags
@@ -135,12 +140,15 @@ def composite_block(readers: Sequence[SceneReader], window: Window) -> Composite
             continue
         out_of_range.flat[positions[beyond]] = True
         incomplete.flat[positions[missing]] = True
-        positions, reflectance = positions[usable], reflectance[usable]
+        positions, reflectance, pixel_flags = positions[usable], reflectance[usable], pixel_flags[usable]
         need.flat[positions] = False
         is_water = water.reshape(-1)[positions]
         flags.flat[positions[is_water]] |= np.uint8(Quality.WATER)
         if not is_water.all():
-            block.observations.append(Observation(reader.scene, positions[~is_water], reflectance[~is_water]))
+            land = ~is_water
+            block.observations.append(
+                Observation(reader.scene, positions[land], reflectance[land], pixel_flags[land])
+            )
     flags[need & out_of_range] |= np.uint8(Quality.OUT_OF_RANGE)
     flags[need & ~out_of_range & (incomplete | ~seen)] |= np.uint8(Quality.NODATA)
     flags[need & ~out_of_range & ~incomplete & seen] |= np.uint8(Quality.CLOUD)

@@ -12,6 +12,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from deepsalt.config import StageConfig
+from deepsalt.io.formats import SceneFormat
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -98,21 +99,41 @@ class GridConfig(_Section):
         return self
 
 
-class InputsConfig(_Section):
-    """Where the imagery and covariates come from."""
+class SceneFile(_Section):
+    """One scene given as a file instead of found in a STAC API."""
 
-    stac_url: str
+    url: str
+    format: SceneFormat = SceneFormat.ENMAP_L2A
+
+
+class InputsConfig(_Section):
+    """Where the imagery and covariates come from: a STAC API (the main way), or a list of files."""
+
+    stac_url: str | None = None
     collection: str = "ENMAP_HSI_L2A"
     max_cloud_cover: float | None = Field(None, ge=0, le=100)
+    scenes: tuple[SceneFile, ...] | None = Field(None, description="scene files, when there is no STAC API")
     covariates_url: str = Field(description="folder holding <name>.tif per covariate")
 
     @field_validator("stac_url")
     @classmethod
-    def _web_address(cls, value: str) -> str:
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parsed = urlparse(value)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"'{value}' is not the http(s):// address of a STAC API")
         return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputsConfig:
+        if (self.stac_url is None) == (self.scenes is None):
+            raise ValueError(
+                "give exactly one of inputs.stac_url (a STAC API) or inputs.scenes (a list of files)"
+            )
+        if self.scenes is not None and not self.scenes:
+            raise ValueError("inputs.scenes is empty")
+        return self
 
 
 class ModelConfig(_Section):

@@ -15,17 +15,12 @@ from pathlib import Path
 import fsspec
 import numpy as np
 import rasterio.shutil
-import xarray as xr
 
 from deepsalt.io.paths import url_for
+from deepsalt.mapping.pyramid import open_level
 from deepsalt.mapping.store import VARIABLES
 
 DEFAULT_VARIABLES = tuple(v.name for v in VARIABLES)
-
-
-def open_level(store_url: str, level: int = 0) -> xr.Dataset:
-    group = None if level == 0 else f"pyramid/{level}"
-    return xr.open_zarr(store_url, group=group, decode_coords="all")
 
 
 def export_cog(

@@ -70,6 +70,7 @@ def scene_fingerprint(scene: SceneRef) -> dict[str, Any]:
     bands = scene.bands
     return {
         "id": scene.id,
+        "format": str(scene.format),
         "datetime": scene.datetime.isoformat() if scene.datetime else None,
         "cloud_cover": scene.cloud_cover,
         "epsg": scene.epsg,

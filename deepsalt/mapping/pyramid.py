@@ -1,4 +1,5 @@
-"""Multiscale pyramid for viewers: levels of 2x downsampling written as groups ``pyramid/<k>``.
+"""Multiscale pyramid for viewers: levels of 2x downsampling in sibling groups ``1``, ``2``, ... beside
+the full-resolution group ``0``, listed by the root's ``multiscales`` layout (``conventions``).
 
 Level k is computed from the full-resolution map with dask, chunk by chunk, so memory stays bounded for a
 continent. Floats are NaN-aware means; quality flags keep a bit only where all covered
@@ -11,16 +12,26 @@ import math
 
 import fsspec
 import xarray as xr
+import zarr
 
+from deepsalt.errors import InputDataError
+from deepsalt.mapping.conventions import layout_paths, level_path, root_attrs
 from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.quality import Quality
-from deepsalt.mapping.store import VARIABLES, georeference, layout, set_encoding
+from deepsalt.mapping.store import (
+    FULL_RESOLUTION,
+    VARIABLES,
+    georeference,
+    layout,
+    set_encoding,
+    update_attrs,
+)
 
 FLOAT_VARS = tuple(v.name for v in VARIABLES if v.dtype.startswith("float"))
-
-
-def level_path(level: int) -> str:
-    return f"pyramid/{level}"
+QUALITY_RESAMPLING = (
+    "on overview levels a flag is set only where every full-resolution pixel of the block has it "
+    "(bitwise AND per flag)"
+)
 
 
 def level_grids(grid: Grid, min_size: int) -> list[Grid]:
@@ -56,6 +67,7 @@ def downsample(ds: xr.Dataset, grid: Grid, factor: int) -> xr.Dataset:
     out["quality"] = sum(planes[1:], planes[0]).fillna(int(Quality.NODATA)).astype("uint8")
     for name in out.data_vars:
         out[name].attrs = dict(ds[name].attrs)
+    out["quality"].attrs["comment"] = QUALITY_RESAMPLING
     return georeference(out, grid)
 
 
@@ -67,22 +79,34 @@ def remove_group(url: str, group: str) -> None:
 
 
 def build_pyramid(url: str, grid: Grid, chunk: int, shard: int, min_size: int) -> list[tuple[int, int]]:
-    """Write every level below the full-resolution map; returns the level shapes."""
-    shapes = []
-    source = xr.open_zarr(url, consolidated=False, decode_coords="all")
-    for level, level_grid in enumerate(level_grids(grid, min_size), start=1):
+    """Write every level below the full-resolution map and the root's ``multiscales`` layout.
+
+    Returns the shapes of the levels below full resolution.
+    """
+    grids = level_grids(grid, min_size)
+    source = xr.open_zarr(url, group=FULL_RESOLUTION, consolidated=False, decode_coords="all")
+    for level, level_grid in enumerate(grids, start=1):
         ds = downsample(source, level_grid, 2**level)
         _, (shard_y, shard_x) = layout(level_grid.shape, chunk, shard)
         ds = set_encoding(ds.chunk({"y": shard_y, "x": shard_x}), chunk, shard)
         remove_group(url, level_path(level))  # a rerun rebuilds the level from the updated map
         ds.to_zarr(url, group=level_path(level), mode="w-", zarr_format=3, consolidated=False)
-        shapes.append(level_grid.shape)
-    return shapes
+    update_attrs(url, root_attrs([grid, *grids]))
+    return [g.shape for g in grids]
 
 
-def multiscales_attr(n_levels: int) -> list[dict]:
-    """Root attribute listing the levels (path, downsampling factor, resampling per variable)."""
-    datasets = [{"path": ".", "level": 0, "factor": 1}]
-    datasets += [{"path": level_path(k), "level": k, "factor": 2**k} for k in range(1, n_levels + 1)]
-    resampling = dict.fromkeys(FLOAT_VARS, "mean") | {"quality": "bitwise_and"}
-    return [{"datasets": datasets, "resampling": resampling}]
+def level_paths(url: str) -> list[str]:
+    """The store's level groups, finest first, as its ``multiscales`` layout lists them.
+
+    A store whose pyramid is not built yet (a run still mapping) has only the full-resolution level.
+    """
+    paths = layout_paths(dict(zarr.open_group(url, mode="r").attrs))
+    return paths or [FULL_RESOLUTION]
+
+
+def open_level(url: str, level: int = 0) -> xr.Dataset:
+    """One resolution level of a map as a dataset (0 = full resolution), CRS and transform decoded."""
+    paths = level_paths(url)
+    if not 0 <= level < len(paths):
+        raise InputDataError(url, f"the map has pyramid levels 0 to {len(paths) - 1}, not {level}")
+    return xr.open_zarr(url, group=paths[level], decode_coords="all")

@@ -20,27 +20,15 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.patches import Patch
 
 from deepsalt.io.paths import url_for
+from deepsalt.mapping.legend import NO_DATA_COLOUR, RAMPS, SALINITY_CLASSES
+from deepsalt.mapping.pyramid import level_paths
 
-# USDA salinity classes (dS/m): non-saline, slightly, moderately, strongly, very strongly saline.
-SALINITY_CLASSES = (
-    (0, 2, "non-saline"),
-    (2, 4, "slightly"),
-    (4, 8, "moderately"),
-    (8, 16, "strongly"),
-    (16, np.inf, "very strongly"),
-)
-CLASS_COLOURS = ("#1a9850", "#a6d96a", "#fee08b", "#f46d43", "#a50026")
 MAX_PIXELS_PER_SIDE = 2048
 
 
 def pick_level(url: str) -> xr.Dataset:
     """The finest level whose larger side is at most MAX_PIXELS_PER_SIDE (else the coarsest)."""
-    root = xr.open_zarr(url, decode_coords="all")
-    levels = [root] + [
-        xr.open_zarr(url, group=entry["path"], decode_coords="all")
-        for entry in root.attrs.get("multiscales", [{"datasets": []}])[0]["datasets"]
-        if entry["path"] != "."
-    ]
+    levels = [xr.open_zarr(url, group=path, decode_coords="all") for path in level_paths(url)]
     for ds in levels:
         if max(ds.sizes["y"], ds.sizes["x"]) <= MAX_PIXELS_PER_SIDE:
             return ds
@@ -58,22 +46,20 @@ def _figure(ds: xr.Dataset, values: np.ndarray, title: str, label: str, **imshow
     ax.set_title(title)
     ax.set_xlabel(f"x (km, {ds.rio.crs.to_string()})")
     ax.set_ylabel("y (km)")
-    ax.set_facecolor("#d9d9d9")
+    ax.set_facecolor(NO_DATA_COLOUR)
     fig.colorbar(image, ax=ax, shrink=0.8).set_label(label)
     return fig
 
 
 def ece_figure(ds: xr.Dataset) -> plt.Figure:
-    bounds = [c[0] for c in SALINITY_CLASSES] + [max(32.0, float(np.nanmax(ds.ece.values, initial=0.0)))]
-    cmap = ListedColormap(CLASS_COLOURS)
+    top = max(32.0, float(np.nanmax(ds.ece.values, initial=0.0)))
+    bounds = [c.low for c in SALINITY_CLASSES] + [top]
+    cmap = ListedColormap([c.colour for c in SALINITY_CLASSES])
     fig = _figure(
         ds, ds.ece.values, "Soil salinity ECe", "ECe (dS/m)", cmap=cmap, norm=BoundaryNorm(bounds, cmap.N)
     )
-    handles = [
-        Patch(color=c, label=f"{name} ({lo}-{hi} dS/m)" if np.isfinite(hi) else f"{name} (> {lo} dS/m)")
-        for (lo, hi, name), c in zip(SALINITY_CLASSES, CLASS_COLOURS, strict=True)
-    ]
-    handles.append(Patch(color="#d9d9d9", label="no prediction (see quality)"))
+    handles = [Patch(color=c.colour, label=c.label) for c in SALINITY_CLASSES]
+    handles.append(Patch(color=NO_DATA_COLOUR, label="no prediction (see quality)"))
     fig.axes[0].legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.9)
     return fig
 
@@ -84,14 +70,18 @@ def write_quicklooks(url: str, out_dir: str) -> dict[str, str]:
     figures = {
         "ece": ece_figure(ds),
         "ece_std": _figure(
-            ds, ds.ece_std.values, "Uncertainty: predictive spread of ECe", "ECe std (dS/m)", cmap="magma"
+            ds,
+            ds.ece_std.values,
+            "Uncertainty: predictive spread of ECe",
+            "ECe std (dS/m)",
+            cmap=RAMPS["ece_std"],
         ),
         "domain_score": _figure(
             ds,
             ds.domain_score.values,
             "Domain score",
             "distance from training distribution (large = extrapolating)",
-            cmap="cividis",
+            cmap=RAMPS["domain_score"],
         ),
     }
     fs, root = fsspec.core.url_to_fs(out_dir)

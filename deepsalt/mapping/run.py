@@ -71,19 +71,20 @@ def naming(field_name: str, url: str, output: bool = False) -> Iterator[None]:
         raise error(url, f"cannot be {verb} ({field_name}): {explain(exc)[1]}") from exc
 
 
+def scene_source(config: MapConfig) -> tuple[str, str]:
+    """(config field, URL) the scenes come from, for messages."""
+    if config.inputs.stac_url is not None:
+        return "inputs.stac_url", config.inputs.stac_url
+    return "inputs.scenes", ", ".join(entry.url for entry in config.inputs.scenes or ())
+
+
 def plan(config: MapConfig) -> tuple[TilePlan, dict[str, SceneRef]]:
-    """Grid, scenes from STAC and the tile plan: no pixel is read."""
-    from deepsalt.io.stac import search_scenes
+    """Grid, scenes (STAC search or the listed files) and the tile plan: no pixel is read."""
+    from deepsalt.mapping.scenes import find_scenes
 
     grid = Grid.from_config(config.grid, config.region)
-    with naming("inputs.stac_url", config.inputs.stac_url):
-        scenes = search_scenes(
-            config.inputs.stac_url,
-            grid.bounds_lonlat(),
-            datetime=config.region.datetime,
-            max_cloud_cover=config.inputs.max_cloud_cover,
-            collection=config.inputs.collection,
-        )
+    with naming(*scene_source(config)):
+        scenes = find_scenes(config.inputs, grid.bounds_lonlat(), config.region.datetime)
     tile_plan = plan_tiles(
         grid, config.grid.shard, config.grid.tile_shards, {s.id: tuple(s.bbox) for s in scenes}
     )
@@ -146,11 +147,17 @@ def run_map(config: MapConfig, restart: bool = False) -> MapSummary:
     covariates = covariate_digests(config.inputs.covariates_url)
     tile_plan, scenes = plan(config)
     if not tile_plan.tiles:
+        field_name, source = scene_source(config)
         raise InputDataError(
-            config.inputs.stac_url,
-            f"no scene of collection '{config.inputs.collection}' covers the region"
-            + (f" in {config.region.datetime}" if config.region.datetime else "")
-            + "; nothing to map (check region, region.datetime and inputs.max_cloud_cover)",
+            source,
+            "no scene covers the region"
+            + (
+                f" in {config.region.datetime}"
+                if config.region.datetime and config.inputs.scenes is None
+                else ""
+            )
+            + f"; nothing to map (check region and {field_name}"
+            + (", region.datetime and inputs.max_cloud_cover)" if config.inputs.scenes is None else ")"),
         )
     check_outputs(config, url, item_url)
     with ExitStack() as stack:
@@ -283,8 +290,7 @@ def record_empty_tiles(
 def finish_store(
     url: str, grid: Grid, chunk: int, shard: int, pyramid_min_size: int
 ) -> list[tuple[int, int]]:
-    """Pyramid, the multiscales attribute, then consolidated metadata (last, once)."""
+    """Pyramid with its multiscales layout, then consolidated metadata (last, once)."""
     shapes = pyramid.build_pyramid(url, grid, chunk, shard, pyramid_min_size)
-    store.update_attrs(url, {"multiscales": pyramid.multiscales_attr(len(shapes))})
     store.consolidate(url)
     return shapes

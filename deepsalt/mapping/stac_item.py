@@ -1,20 +1,37 @@
-"""The STAC item describing a map, with the Zarr store as its data asset."""
+"""The STAC item describing a map, with the Zarr store as its data asset.
+
+It follows the STAC best practices for Zarr: the asset points at the store's root group (the
+``multiscales`` group, hence the ``profile=multiscales`` media type), a ``store`` link names the
+store, and the variables are the asset's ``bands`` with unit, nodata and data type (the quality
+flags described by classification bit fields). Every prefixed field belongs to an extension the
+item declares.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import fsspec
 import pystac
+from pystac.extensions.classification import Bitfield, Classification
+from pystac.extensions.projection import ProjectionExtension
 
 from deepsalt import __version__
 from deepsalt.mapping.config import MapConfig
 from deepsalt.mapping.grid import Grid
+from deepsalt.mapping.quality import FLAG_DESCRIPTIONS, Quality
+from deepsalt.mapping.store import VARIABLES, Variable
 
-PROJECTION_EXT = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
+CLASSIFICATION_EXT = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
+PROCESSING_EXT = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
+ZARR_EXT = "https://stac-extensions.github.io/zarr/v1.1.0/schema.json"
+ZARR_MEDIA_TYPE = "application/vnd.zarr; version=3"
+ZARR_MULTISCALES_MEDIA_TYPE = f"{ZARR_MEDIA_TYPE}; profile=multiscales"
+DATA_ASSET = "data"
 
 
 def default_item_url(store_url: str) -> str:
@@ -27,6 +44,50 @@ def _interval(value: str | None) -> tuple[datetime | None, datetime | None]:
     start, _, end = value.partition("/")
     parse = lambda s: None if s in ("", "..") else datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
     return parse(start), parse(end or start)
+
+
+def quality_bitfields() -> list[dict[str, Any]]:
+    """One single-bit field per quality flag, as the classification extension describes bit masks."""
+    fields = []
+    for flag in Quality:
+        name = str(flag.name).lower()
+        fields.append(
+            Bitfield.create(
+                offset=int(flag).bit_length() - 1,
+                length=1,
+                name=name,
+                description=FLAG_DESCRIPTIONS[flag],
+                classes=[
+                    Classification.create(value=0, name=f"not_{name}"),
+                    Classification.create(value=1, name=name, description=FLAG_DESCRIPTIONS[flag]),
+                ],
+            ).to_dict()
+        )
+    return fields
+
+
+def band(variable: Variable) -> dict[str, Any]:
+    """A STAC band for a store variable: its unit, nodata and data type, from the store's own table."""
+    entry: dict[str, Any] = {
+        "name": variable.name,
+        "description": variable.attrs["long_name"],
+        "data_type": variable.dtype,
+    }
+    if "units" in variable.attrs:
+        entry["unit"] = variable.attrs["units"]
+    if isinstance(variable.fill, float) and math.isnan(variable.fill):
+        entry["nodata"] = "nan"
+    if variable.name == "quality":
+        entry["classification:bitfields"] = quality_bitfields()
+    return entry
+
+
+def _lineage(config: MapConfig, lineage: Mapping[str, Any], product_hash: str) -> str:
+    models = ", ".join(f"{key} {value}" for key, value in sorted(lineage.items()))
+    return (
+        f"ECe predicted per pixel from EnMAP L2A reflectance and soil/climate covariates by the DeepSalt "
+        f"student ({models}); config hash {config.config_hash()}, product hash {product_hash}"
+    )
 
 
 def build_item(
@@ -47,28 +108,34 @@ def build_item(
         end_datetime=end.replace(tzinfo=end.tzinfo or UTC) if end else None,
         properties={
             "created": created.isoformat(),
-            "proj:wkt2": grid.crs.to_wkt(),
-            "proj:shape": list(grid.shape),
-            "proj:transform": list(grid.transform)[:6],
-            "deepsalt:version": __version__,
-            "deepsalt:config_hash": config.config_hash(),
-            "deepsalt:product_hash": product_hash,
-            "deepsalt:model_lineage": dict(lineage),
+            "processing:level": "L4",
+            "processing:software": {"deepsalt": __version__},
+            "processing:lineage": _lineage(config, lineage, product_hash),
         },
-        stac_extensions=[PROJECTION_EXT],
+        stac_extensions=[CLASSIFICATION_EXT, PROCESSING_EXT, ZARR_EXT],
     )
+    projection = ProjectionExtension.ext(item, add_if_missing=True)
     authority = grid.crs.to_authority()
-    if authority:
-        item.properties["proj:code"] = ":".join(authority)
+    projection.apply(
+        code=":".join(authority) if authority else None,
+        wkt2=None if authority else grid.crs.to_wkt(),
+        shape=list(grid.shape),
+        transform=list(grid.transform)[:6],
+        bbox=list(grid.bounds),
+    )
+    item.add_link(pystac.Link(rel="store", target=store_url, media_type=ZARR_MEDIA_TYPE, title="Zarr store"))
     item.add_asset(
-        "zarr",
+        DATA_ASSET,
         pystac.Asset(
             href=store_url,
-            media_type="application/vnd+zarr; version=3",
+            media_type=ZARR_MULTISCALES_MEDIA_TYPE,
             roles=["data"],
-            title="ECe map (ece, ece_std, domain_score, quality) with pyramid/<k> overviews",
+            title="Soil salinity map with its multiscale pyramid (levels 0, 1, ... as child groups)",
             extra_fields={
-                "xarray:open_kwargs": {"engine": "zarr", "consolidated": True, "decode_coords": "all"}
+                "zarr:consolidated": True,
+                "zarr:node_type": "group",
+                "zarr:zarr_format": 3,
+                "bands": [band(variable) for variable in VARIABLES],
             },
         ),
     )

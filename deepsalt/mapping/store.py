@@ -1,5 +1,7 @@
 """The output Zarr v3 store: skeleton, product identity check and per-tile region writes.
 
+The root group holds the map's identity (product hash, lineage); the full-resolution variables live
+in its child group ``0``, the first level of the pyramid (see ``deepsalt.mapping.conventions``).
 The whole skeleton (metadata, coordinates, CF ``spatial_ref``) is written once, before any tile,
 so workers only ever write array shards. The store's attributes record the product identity
 (:mod:`deepsalt.mapping.identity`); a run with another identity is refused before it writes.
@@ -28,12 +30,15 @@ from zarr.codecs import ZstdCodec
 
 from deepsalt import __version__
 from deepsalt.errors import OutputError
+from deepsalt.mapping.conventions import level_attrs, level_path
 from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.identity import differences, product_hash
 from deepsalt.mapping.lease import LEASE
 from deepsalt.mapping.quality import FLAG_MASKS, FLAG_MEANINGS, Quality
 from deepsalt.mapping.records import RECORDS
 from deepsalt.mapping.tiles import Tile
+
+FULL_RESOLUTION = level_path(0)
 
 
 @dataclass(frozen=True)
@@ -77,8 +82,10 @@ class StoreMismatchError(OutputError):
 
 
 def georeference(ds: xr.Dataset, grid: Grid) -> xr.Dataset:
-    """Attach projected x/y coordinates and the CF ``spatial_ref`` (crs_wkt + GeoTransform)."""
+    """Attach projected x/y coordinates, the CF ``spatial_ref`` (crs_wkt + GeoTransform) and the
+    ``spatial:``/``proj:`` convention attributes."""
     ds = ds.assign_coords(y=grid.y_coords(), x=grid.x_coords())
+    ds = ds.assign_attrs({"Conventions": "CF-1.10", **level_attrs(grid)})
     ds.x.attrs.update(units="m", standard_name="projection_x_coordinate")
     ds.y.attrs.update(units="m", standard_name="projection_y_coordinate")
     return ds.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
@@ -104,7 +111,7 @@ def set_encoding(ds: xr.Dataset, chunk: int, shard: int) -> xr.Dataset:
     return ds
 
 
-def skeleton(grid: Grid, chunk: int, shard: int, attrs: Mapping[str, Any]) -> xr.Dataset:
+def skeleton(grid: Grid, chunk: int, shard: int) -> xr.Dataset:
     """Lazy dataset of the full map (nothing computed) carrying coordinates, CRS and encodings."""
     _, blocks = layout(grid.shape, chunk, shard)
     data_vars = {
@@ -113,7 +120,7 @@ def skeleton(grid: Grid, chunk: int, shard: int, attrs: Mapping[str, Any]) -> xr
         )
         for var in VARIABLES
     }
-    ds = georeference(xr.Dataset(data_vars, attrs=dict(attrs)), grid)
+    ds = georeference(xr.Dataset(data_vars), grid)
     return set_encoding(ds, chunk, shard)
 
 
@@ -165,21 +172,22 @@ def create_or_check(
     """
     if store_exists(url):
         stored = zarr.open_group(url, mode="r").attrs.asdict()
-        found = stored.get("product_identity") or {}
-        changed = differences(found, attrs["product_identity"])
-        if not changed:
-            return True
-        if not restart:
+        changed = differences(stored.get("product_identity") or {}, attrs["product_identity"])
+        if changed and not restart:
             raise StoreMismatchError(
                 url,
                 "this store was made from other inputs, so resuming would mix two maps: "
                 + "; ".join(changed)
                 + ". Map into another output.url, or rerun with --restart to discard this store",
             )
-        clear(url)
-    ds = skeleton(grid, chunk, shard, attrs)
-    # mode "a": the folder already holds this run's lease; check_output vouched for the rest
-    ds.to_zarr(url, mode="a", compute=False, zarr_format=3, consolidated=False)
+        if changed:
+            clear(url)
+        elif store_exists(f"{url}/{FULL_RESOLUTION}"):
+            return True
+    if not store_exists(url):
+        zarr.create_group(url, attributes=dict(attrs), zarr_format=3)
+    ds = skeleton(grid, chunk, shard)
+    ds.to_zarr(url, group=FULL_RESOLUTION, mode="w-", compute=False, zarr_format=3, consolidated=False)
     return False
 
 
@@ -196,7 +204,7 @@ def write_tile(url: str, tile: Tile, arrays: Mapping[str, np.ndarray]) -> None:
     """Write one tile's arrays into their (shard-aligned) region of the store."""
     ys, xs = tile.slices()
     for name, values in arrays.items():
-        target = zarr.open_array(url, path=name, mode="r+")
+        target = zarr.open_array(url, path=f"{FULL_RESOLUTION}/{name}", mode="r+")
         target[ys, xs] = values
 
 

@@ -19,6 +19,8 @@ import numpy as np
 from rasterio.windows import Window
 
 from deepsalt.errors import InputDataError
+from deepsalt.io.cube import SpectralLayout
+from deepsalt.io.scenes import spectral_layout
 from deepsalt.io.stac import SceneRef
 from deepsalt.logs import get_logger
 from deepsalt.mapping import rows, store
@@ -27,6 +29,7 @@ from deepsalt.mapping.composite import (
     CLASSES,
     OBSCURING,
     SceneReader,
+    ToReflectance,
     composite_block,
     layer_name,
     rank_scenes,
@@ -34,11 +37,10 @@ from deepsalt.mapping.composite import (
 from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.identity import scenes_key
 from deepsalt.mapping.predictor import load_predictor
-from deepsalt.mapping.quality import Quality
+from deepsalt.mapping.quality import NO_PREDICTION, Quality
 from deepsalt.mapping.records import TileResult, TileStatus, read_record, write_record
 from deepsalt.mapping.tiles import Tile
-from deepsalt.mapping.warp import WarpedRaster
-from deepsalt.spectra import ENMAP_NODATA, BandTable
+from deepsalt.mapping.warp import WarpedRaster, open_spectral
 
 log = get_logger(__name__)
 
@@ -69,25 +71,19 @@ def blocks(tile: Tile, size: int) -> Iterator[Window]:
             yield Window(col, row, min(size, tile.width - col), min(size, tile.height - row))
 
 
-def band_table(scene: SceneRef) -> BandTable:
-    return scene.bands if scene.bands is not None else BandTable.from_metadata_xml(scene.metadata_href)
-
-
 def open_scene(
-    stack: ExitStack, scene: SceneRef, grid: Grid, tile: Tile, matcher: BandMatcher
+    stack: ExitStack, scene: SceneRef, grid: Grid, tile: Tile, layout: SpectralLayout, convert: ToReflectance
 ) -> SceneReader:
     """The scene's spectral image (with its band count checked) and quality layers, on the tile's grid."""
     transform = grid.window_transform(tile.y0, tile.x0)
     shape = (tile.height, tile.width)
-    spectral = WarpedRaster(
-        stack, scene.spectral_href, grid.crs, transform, shape, ENMAP_NODATA, matcher.n_bands
-    )
+    spectral = open_spectral(stack, scene, layout, grid.crs, transform, shape)
     quality = {
         layer_name(key): WarpedRaster(stack, href, grid.crs, transform, shape, 255)
         for key, href in scene.quality_hrefs.items()
         if layer_name(key) in (*OBSCURING, CLASSES)
     }
-    return SceneReader(scene, spectral, quality, ENMAP_NODATA, matcher.reflectance)
+    return SceneReader(scene, spectral, quality, layout.nodata, convert)
 
 
 class TileMapper:
@@ -97,6 +93,7 @@ class TileMapper:
         self.job = job
         self.predictor = load_predictor(job.predictor, job.student_url)
         self.target_wavelength = np.asarray(self.predictor.wavelength, dtype=np.float64)
+        self.layouts: dict[str, SpectralLayout] = {}
         self.matchers: dict[str, BandMatcher] = {}
 
     def __call__(self, batch: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
@@ -156,7 +153,8 @@ class TileMapper:
         with ExitStack() as stack:
             scenes = rank_scenes([self.job.scenes[s] for s in tile.scenes])
             readers = [
-                open_scene(stack, scene, self.job.grid, tile, self._matcher(scene)) for scene in scenes
+                open_scene(stack, scene, self.job.grid, tile, self._layout(scene), self._converter(scene))
+                for scene in scenes
             ]
             for window in blocks(tile, self.job.block):
                 predicted += self.map_block(tile, window, readers, out, rejected)
@@ -178,29 +176,54 @@ class TileMapper:
         if composite.observations:
             positions = np.concatenate([obs.positions for obs in composite.observations])
             reflectance = np.concatenate([obs.reflectance for obs in composite.observations])
+            flags[positions] |= np.concatenate([obs.flags for obs in composite.observations])
             covariates = self._covariates(tile, window)[positions]
             flags[positions[~np.isfinite(covariates).all(axis=1)]] |= np.uint8(Quality.NO_SOIL)
-            keep = flags[positions] == 0
+            keep = (flags[positions] & np.uint8(NO_PREDICTION)) == 0
             positions, reflectance, covariates = positions[keep], reflectance[keep], covariates[keep]
         else:
             positions = np.zeros(0, dtype=np.int64)
-        rows = slice(int(window.row_off), int(window.row_off + window.height))
-        cols = slice(int(window.col_off), int(window.col_off + window.width))
-        out["quality"][rows, cols] = flags.reshape(composite.flags.shape)
+        ys = slice(int(window.row_off), int(window.row_off + window.height))
+        xs = slice(int(window.col_off), int(window.col_off + window.width))
+        out["quality"][ys, xs] = flags.reshape(composite.flags.shape)
         if positions.size:
             for name, values in self._predict(reflectance, covariates).items():
-                block = out[name][rows, cols].reshape(-1)
+                block = out[name][ys, xs].reshape(-1)
                 block[positions] = values
-                out[name][rows, cols] = block.reshape(composite.flags.shape)
+                out[name][ys, xs] = block.reshape(composite.flags.shape)
         return int(positions.size)
+
+    def _layout(self, scene: SceneRef) -> SpectralLayout:
+        if scene.id not in self.layouts:
+            self.layouts[scene.id] = spectral_layout(scene)
+        return self.layouts[scene.id]
 
     def _matcher(self, scene: SceneRef) -> BandMatcher:
         if scene.id not in self.matchers:
-            table = band_table(scene)
+            layout = self._layout(scene)
             self.matchers[scene.id] = BandMatcher.build(
-                table, self.target_wavelength, ENMAP_NODATA, scene.spectral_href
+                layout.table, self.target_wavelength, layout.nodata, scene.spectral_href
             )
         return self.matchers[scene.id]
+
+    def _converter(self, scene: SceneRef) -> ToReflectance:
+        """The scene's stored values → (reflectance on the student's axis, out of range, flags).
+
+        The spectrum decides water only for a scene that ships no land/water classes.
+        """
+        matcher = self._matcher(scene)
+        water_by_spectrum = not any(layer_name(key) == CLASSES for key in scene.quality_hrefs)
+
+        def convert(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            reflectance, out_of_range = matcher.reflectance(raw)
+            flags = np.zeros(len(reflectance), dtype=np.uint8)
+            if water_by_spectrum:
+                flags[matcher.water(reflectance)] |= np.uint8(Quality.WATER)
+            if matcher.filled:
+                flags |= np.uint8(Quality.BANDS_FILLED)
+            return reflectance, out_of_range, flags
+
+        return convert
 
     def _covariates(self, tile: Tile, window: Window) -> np.ndarray:
         """(pixels, 8) covariates of the block, bilinear on the grid."""

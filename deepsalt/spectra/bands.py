@@ -17,7 +17,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from deepsalt.errors import InputDataError
-from deepsalt.spectra.masks import water_vapour_mask
+from deepsalt.spectra.masks import model_band_mask, water_vapour_mask
 
 _MICROMETRE_UNITS = {"micrometers", "micrometer", "micrometres", "micrometre", "um", "µm", "microns"}
 _NANOMETRE_UNITS = {"nanometers", "nanometer", "nanometres", "nanometre", "nm"}
@@ -69,6 +69,16 @@ class BandTable:
         """Bands that are flagged good and lie outside the water-vapour windows."""
         return self.good & water_vapour_mask(self.wavelength)
 
+    def model_axis(self) -> BandTable:
+        """The bands a model built on this product takes as input, by increasing wavelength.
+
+        The rule (:func:`deepsalt.spectra.masks.model_band_mask`) keeps out every band that any
+        EnMAP product may flag bad, so a model trained on one product can read all others.
+        """
+        keep = np.flatnonzero(model_band_mask(self.wavelength, self.good))
+        keep = keep[np.argsort(self.wavelength[keep], kind="stable")]
+        return BandTable(self.wavelength[keep], self.fwhm[keep], np.ones(keep.size, dtype=bool))
+
     @classmethod
     def from_metadata_xml(cls, url: str) -> BandTable:
         """Read ``bandCharacterisation`` of a DLR ``*-METADATA.XML`` (any fsspec URL; ``.gz`` too)."""
@@ -93,11 +103,15 @@ class BandTable:
             ]
         except (KeyError, ValueError) as exc:
             raise InputDataError(url, f"malformed bandCharacterisation entry: {exc}") from exc
+        try:
+            empty = _nodata_bands(root, [int(b.attrib["number"]) for b in bands])
+        except ValueError as exc:
+            raise InputDataError(url, f"malformed bandStatistics entry: {exc}") from exc
         table = np.array(rows)
         return cls(
             wavelength=table[:, 0],
             fwhm=table[:, 1],
-            good=np.ones(len(rows), dtype=bool),
+            good=~empty,
             gain=table[:, 2],
             offset=table[:, 3],
         )
@@ -156,6 +170,20 @@ class BandTable:
             gain=None if None in gain else np.array(gain, dtype=float),
             offset=None if None in offset else np.array(offset, dtype=float),
         )
+
+
+def _nodata_bands(root: ET.Element, numbers: list[int]) -> np.ndarray:
+    """Bands that DLR's ``bandStatistics`` mark as filled with nodata (mean -1000000, deviation 0).
+
+    That is how an L2A product states its own bad bands (the ones its atmospheric correction
+    could not retrieve); a band without statistics counts as good.
+    """
+    empty: set[int] = set()
+    for entry in root.findall(".//bandStatistics/bandID"):
+        mean, deviation = entry.findtext("mean"), entry.findtext("stdDeviation")
+        if mean is not None and deviation is not None and float(mean) == -1e6 and float(deviation) == 0:
+            empty.add(int(entry.attrib.get("number", -1)))
+    return np.array([n in empty for n in numbers], dtype=bool)
 
 
 def _text(element: ET.Element, tag: str, default: str | None = None) -> str:

@@ -189,22 +189,19 @@ class _SceneSampler:
 
     def __init__(self, url: str, axis: _BandAxis | None):
         from deepsalt.io import open_enmap, open_enmap_quality
-        from deepsalt.spectra import BandTable, water_vapour_mask
+        from deepsalt.spectra import BandTable
 
         self.url = url
         reflectance = open_enmap(url)
         wavelength = reflectance["wavelength"].to_numpy()
-        usable = reflectance["good_band"].to_numpy() & water_vapour_mask(wavelength)
-        self.reflectance = reflectance.isel(band=np.flatnonzero(usable))
-        if axis is None:
-            table = BandTable(
-                wavelength[usable], reflectance["fwhm"].to_numpy()[usable], np.ones(usable.sum(), bool)
-            )
-            axis = _BandAxis(table)
+        table = BandTable(wavelength, reflectance["fwhm"].to_numpy(), reflectance["good_band"].to_numpy())
+        if axis is None:  # the model band axis: deepsalt.spectra.masks.model_band_mask
+            axis = _BandAxis(table.model_axis())
         self.axis = axis
-        self.resample = not (
-            usable.sum() == axis.n_bands and np.allclose(wavelength[usable], axis.table.wavelength, atol=1e-3)
-        )
+        own = (np.abs(wavelength[:, None] - axis.table.wavelength[None, :]) < 1e-3) & table.usable()[:, None]
+        self.resample = not own.any(axis=0).all()
+        usable = np.flatnonzero(table.usable()) if self.resample else own.argmax(axis=0)
+        self.reflectance = reflectance.isel(band=usable)
         quality = open_enmap_quality(url)
         self.clear = ~np.logical_or.reduce([quality[name].to_numpy() for name in quality.data_vars])
         self.crs = reflectance.rio.crs
