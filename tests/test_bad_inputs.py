@@ -541,7 +541,9 @@ def export_of_an_unknown_variable(c: Case) -> Expect:
 @case
 def export_of_a_missing_level(c: Case) -> Expect:
     return Expect(
-        ["export", c.world.store, str(c.tmp / "cog"), "--level", "9"], 1, (c.world.store, "level 9")
+        ["export", c.world.store, str(c.tmp / "cog"), "--level", "9"],
+        1,
+        (c.world.store, "pyramid levels 0 to", "not 9"),
     )
 
 

@@ -86,13 +86,7 @@ def export(
             f"unknown variable '{unknown[0]}' (one of {', '.join(DEFAULT_VARIABLES)})",
         )
     _require_store(store)
-    try:
-        written = export_cog(store, out, variable or DEFAULT_VARIABLES, level)
-    except (KeyError, FileNotFoundError) as exc:  # the level's group is absent
-        if level == 0:
-            raise
-        raise InputDataError(store, f"has no pyramid level {level}") from exc
-    for name, url in written.items():
+    for name, url in export_cog(store, out, variable or DEFAULT_VARIABLES, level).items():
         say(f"{name}:", url, "bold")
 
 
