@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -105,9 +106,7 @@ class StoreLease:
         """The current lease, None when there is none; an unreadable one counts as stale (None)."""
         try:
             return LeaseRecord.model_validate_json(self.fs.cat_file(self.path))
-        except FileNotFoundError:
-            return None
-        except (ValidationError, UnicodeDecodeError):
+        except (FileNotFoundError, ValidationError, UnicodeDecodeError):
             return None
 
     def acquire(self) -> None:
@@ -142,27 +141,32 @@ class StoreLease:
 
     def _create(self, payload: bytes) -> None:
         """Write the lease only if there is none (FileExistsError otherwise), never half-written."""
-        if isinstance(self.fs, LocalFileSystem):
-            temporary = f"{self.path}.{self.run_id}"
-            try:
-                with open(temporary, "wb") as fh:
-                    fh.write(payload)
-                os.link(temporary, self.path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temporary)
+        if not isinstance(self.fs, LocalFileSystem):
+            with self.fs.open(self.path, "xb") as fh:  # S3: If-None-Match
+                fh.write(payload)
             return
-        with self.fs.open(self.path, "xb") as fh:
-            fh.write(payload)
+        with self._local_copy(payload) as temporary:
+            os.link(temporary, self.path)
 
     def _replace(self, payload: bytes) -> None:
-        if isinstance(self.fs, LocalFileSystem):
-            temporary = f"{self.path}.{self.run_id}"
+        """Overwrite the lease in one step (readers never see it half-written)."""
+        if not isinstance(self.fs, LocalFileSystem):
+            self.fs.pipe_file(self.path, payload)
+            return
+        with self._local_copy(payload) as temporary:
+            os.replace(temporary, self.path)
+
+    @contextlib.contextmanager
+    def _local_copy(self, payload: bytes) -> Iterator[str]:
+        """``payload`` in a file beside the lease, removed afterwards unless renamed into place."""
+        temporary = f"{self.path}.{self.run_id}"
+        try:
             with open(temporary, "wb") as fh:
                 fh.write(payload)
-            os.replace(temporary, self.path)
-        else:
-            self.fs.pipe_file(self.path, payload)
+            yield temporary
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
 
     def renew(self) -> None:
         """Extend the lease; notice when another run has taken it (then stop renewing)."""
