@@ -226,14 +226,14 @@ def model_floor(
 
 
 def end_to_end(
-    case: MapCase, scratch: Path, on_records: Callable[[dict[str, dict[str, Any]]], Any] | None = None
+    case: MapCase, scratch: Path, on_records: Callable[[dict[str, Any]], Any] | None = None
 ) -> Callable[[], Any]:
     """``run_map`` into a fresh store each call (deleted afterwards); fails on any failed tile.
 
     ``on_records`` sees the store's tile completion records (which actor, when) before deletion.
     """
     from deepsalt.mapping import run_map
-    from deepsalt.mapping.store import read_records
+    from deepsalt.mapping.records import read_records
 
     def run() -> Any:
         url = scratch / f"{case.name}-{uuid.uuid4().hex[:8]}.zarr"
@@ -368,17 +368,15 @@ class ActorTiles:
         return peak_at(list(self.series), self.done[tiles - 1])
 
 
-def actor_tiles(
-    series: dict[int, list[tuple[float, int]]], records: dict[str, dict[str, Any]]
-) -> list[ActorTiles]:
+def actor_tiles(series: dict[int, list[tuple[float, int]]], records: dict[str, Any]) -> list[ActorTiles]:
     """Join memory samples (by pid) with the completion records (``worker`` = host:pid, ``time``)."""
     from datetime import datetime
 
     done: dict[int, list[tuple[float, int]]] = {}
     for record in records.values():
-        pid = int(str(record["worker"]).rsplit(":", 1)[1])
-        when = datetime.fromisoformat(record["time"]).timestamp()
-        done.setdefault(pid, []).append((when, int(record.get("predicted", 0))))
+        pid = int(record.worker.rsplit(":", 1)[1])  # a deepsalt.mapping.records.TileResult
+        when = datetime.fromisoformat(record.time).timestamp()
+        done.setdefault(pid, []).append((when, record.predicted))
     actors = []
     for pid, samples in series.items():
         tiles = sorted(done.get(pid, []))
@@ -467,7 +465,7 @@ def benchmark(
     settings: Settings,
 ) -> dict[str, Any]:
     """Every mapping measurement, interleaved round-robin so they share the machine's load."""
-    from deepsalt.mapping.worker import load_predictor
+    from deepsalt.mapping.predictor import load_predictor
 
     scratch.mkdir(parents=True, exist_ok=True)
     model = {"student_url": student_url} | ({"predictor": predictor_spec} if predictor_spec else {})

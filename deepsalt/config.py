@@ -77,7 +77,7 @@ def validate(model: type[T], data: dict[str, Any], source: str, section: str = "
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in (section, *err["loc"]) if p != "") or "<root>"
-        message = err["msg"]
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field (misspelt?)"
         raise ConfigError(source, field, message) from exc

@@ -58,7 +58,7 @@ class DemoConfig(StageConfig):
         self.synth_config(SEEN, source)
         self.train_config(source)
         self.evaluate_config(source)
-        fields = self._map_fields("memory://check", [0, 0, 1, 1], "EPSG:5070", "x", "y")
+        fields = self._map_fields("http://stac.invalid", [0, 0, 1, 1], "EPSG:5070", "x", "y")
         validate(MapConfig, fields, source, "map")
         return self
 
@@ -176,7 +176,8 @@ def run_demo(config: DemoConfig) -> DemoSummary:
 
     t = time.perf_counter()
     with serve_stac(seen.href(seen.files.stac_collection), seen.href(seen.files.stac_items)) as stac_url:
-        summary = run_map(config.map_config(seen, stac_url, student_url))
+        # restart: the demo owns its output, so a retrained student replaces the old map
+        summary = run_map(config.map_config(seen, stac_url, student_url), restart=True)
     timed("map", t)
 
     t = time.perf_counter()

@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from deepsalt.errors import InputDataError
 from deepsalt.io.covariates import COVARIATE_NAMES
+from deepsalt.mapping.predictor import ModelCard
 from deepsalt.models.target import TargetScaler
 from deepsalt.training import builders
-from deepsalt.training.checkpoint import load_checkpoint
+from deepsalt.training.checkpoint import CheckpointMeta, content_hash, load_checkpoint, read_meta
 
 
 class StudentPredictor:
@@ -40,13 +42,17 @@ class StudentPredictor:
         self.covariate_names: tuple[str, ...] = tuple(meta.normalisation.get("covariates", ()))
         self.uses_survey: bool = bool(meta.normalisation.get("survey", False))
         self.checkpoint_id = meta.checkpoint_id
-        self.lineage: dict[str, Any] = {
-            "student": meta.checkpoint_id,
-            **meta.parents,
-            "config_hash": meta.config_hash,
-            "aligned": bool(meta.config.get("use_sau", True)),
-        }
+        self.lineage = lineage(meta)
         self.meta = meta
+
+    @classmethod
+    def describe(cls, url: str) -> ModelCard:
+        """The checkpoint's id, content hash and lineage from ``meta.json`` (weights not read)."""
+        meta = read_meta(url, "student")
+        check_band_axis(url, meta)
+        return ModelCard(
+            meta.checkpoint_id, content_hash(url), {"checkpoint_id": meta.checkpoint_id, **lineage(meta)}
+        )
 
     @classmethod
     def load(
@@ -54,8 +60,13 @@ class StudentPredictor:
     ) -> StudentPredictor:
         """Read ``url`` (a student checkpoint directory, any fsspec URL); verifies the weights' hash."""
         state, meta = load_checkpoint(url, "student")
+        check_band_axis(url, meta)
         net = builders.build_student(builders.StudentArch.model_validate(meta.architecture))
-        net.load_state_dict(state)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:  # torch lists every mismatching tensor: the first says enough
+            reason = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+            raise InputDataError(url, f"weights do not fit the architecture in meta.json: {reason}") from exc
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         return cls(net, TargetScaler(**meta.normalisation["target"]), meta, torch.device(device), batch_size)
@@ -100,3 +111,28 @@ class StudentPredictor:
                 score[idx] = domain.float().cpu().numpy()
         ece, ece_std = self.scaler.decode(mean, std)
         return {"ece": ece, "ece_std": ece_std, "domain_score": score}
+
+
+def lineage(meta: CheckpointMeta) -> dict[str, Any]:
+    """The student's id, its parents' ids and its config hash, as recorded in a map."""
+    return {
+        "student": meta.checkpoint_id,
+        **meta.parents,
+        "config_hash": meta.config_hash,
+        "aligned": bool(meta.config.get("use_sau", True)),
+    }
+
+
+def check_band_axis(url: str, meta: CheckpointMeta) -> None:
+    """The band axis in ``meta.json`` must have as many bands as the network's satellite input."""
+    encoder = meta.architecture.get("encoder")
+    if encoder is None:
+        return
+    n_axis = len(meta.band_axis.get("wavelength", []))
+    n_net = int(encoder["n_inputs"])
+    if n_axis != n_net:
+        raise InputDataError(
+            f"{url.rstrip('/')}/meta.json",
+            f"band_axis.wavelength lists {n_axis} bands but the network takes {n_net} "
+            "(the checkpoint was edited or assembled from two runs)",
+        )

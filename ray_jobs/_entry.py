@@ -1,7 +1,9 @@
 """What the Ray job entrypoints share: arguments, logging, config loading and exit codes.
 
-Exit codes follow ``deepsalt.cli``: 0 done, 1 failed (the job server reports FAILED), 2 invalid
-config (nothing was started). Unexpected exceptions propagate with their traceback (exit 1).
+Exit codes and messages are the command line's (``deepsalt.errors.ExitCode`` and ``explain``): 0
+done, 1 failed (the job server reports FAILED), 2 invalid config (nothing was started), 130
+stopped. Every failure is logged as one ``job failed`` line naming the file or field; the
+traceback goes with it at debug level (``--log-level DEBUG``).
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from deepsalt.config import StageConfig, load_config
-from deepsalt.errors import ConfigError, DeepSaltError
+from deepsalt.errors import ExitCode, explain
 from deepsalt.logs import get_logger, setup_logging
-
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
 
 log = get_logger("deepsalt.ray_jobs")
 C = TypeVar("C", bound=StageConfig)
@@ -43,11 +43,10 @@ def run(
             },
         )
         ok = work(config)
-    except ConfigError as exc:
-        log.error("invalid config", extra={"reason": str(exc)})
-        return EXIT_CONFIG
-    except DeepSaltError as exc:
-        log.error("job failed", extra={"reason": str(exc)})
-        return EXIT_FAILURE
+    except (Exception, KeyboardInterrupt) as exc:
+        code, reason = explain(exc)
+        log.debug("traceback", exc_info=exc)
+        log.error("invalid config" if code == ExitCode.CONFIG else "job failed", extra={"reason": reason})
+        return int(code)
     log.info("job finished" if ok else "job finished with failures", extra={"ok": ok})
-    return EXIT_OK if ok else EXIT_FAILURE
+    return int(ExitCode.OK if ok else ExitCode.FAILURE)

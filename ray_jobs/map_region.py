@@ -18,6 +18,8 @@ from deepsalt.mapping import MapConfig, run_map
 
 def map_region(config: MapConfig) -> bool:
     summary = run_map(config)
+    for tile, scenes in summary.rejected_scenes.items():
+        log.warning("scenes not used", extra={"tile": tile, "scenes": list(scenes)})
     for tile, error in summary.failures.items():
         log.error("tile failed", extra={"tile": tile, "reason": error})
     log.info(

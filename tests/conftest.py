@@ -1,9 +1,11 @@
 """Shared fixtures: every one starts a real local component on 127.0.0.1.
 
 - ``ray_cluster``: a local Ray instance (private temp dir, small object store, fake GPUs so that
-  GPU scheduling paths run on CPU).
+  GPU scheduling paths run on CPU). Its processes are started with the test S3 credentials in
+  their environment, as a node gets its credentials: DeepSalt never passes them through Ray.
 - ``s3``: a moto S3 server in its own process, with a bucket, reachable through s3fs and GDAL.
 - ``stac_api_factory``: starts rustac's in-memory STAC API loaded with given items.
+- ``demo_world``: the small demo region and a student trained on it for a few epochs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.demo_world import DemoWorld, build_demo_world
 from tests.support.services import moto_s3_server, ray_temp_dir, stac_api_server
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -33,13 +36,21 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 FAKE_GPUS = 2
 
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[dict[str, Any]]:
     """A real local Ray instance shared by the session; yields its resources."""
     import ray
 
-    with ray_temp_dir() as temp_dir:
+    with ray_temp_dir() as temp_dir, pytest.MonkeyPatch.context() as env:
+        for key, value in S3_ENV.items():  # Ray's processes inherit them; the tests' own env is restored
+            env.setenv(key, value)
         ray.init(
             address="local",
             num_cpus=2,
@@ -51,6 +62,7 @@ def ray_cluster() -> Iterator[dict[str, Any]]:
             log_to_driver=False,
             ignore_reinit_error=True,
         )
+        env.undo()
         try:
             yield ray.cluster_resources()
         finally:
@@ -69,13 +81,6 @@ class S3Server:
         import s3fs
 
         return s3fs.S3FileSystem(anon=False, client_kwargs={"endpoint_url": self.endpoint})
-
-
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(scope="session")
@@ -122,3 +127,9 @@ def stac_api_factory(tmp_path: Path) -> Iterator[StacFactory]:
             return stack.enter_context(stac_api_server(folder, collection, items))
 
         yield start
+
+
+@pytest.fixture(scope="session")
+def demo_world(tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
+    """The small demo region and a quickly trained student, shared by the session."""
+    return build_demo_world(tmp_path_factory.mktemp("demo-world"))

@@ -277,10 +277,15 @@ def test_peak_at_is_the_last_sample_at_or_before_the_time():
 
 
 def test_actor_tiles_joins_memory_samples_with_the_completion_records_by_pid():
-    records = {
-        "t1": {"worker": "node-a:12", "time": "2026-01-01T00:00:05+00:00", "predicted": 7},
-        "t0": {"worker": "node-a:12", "time": "2026-01-01T00:00:02+00:00", "predicted": 9},
-    }
+    from deepsalt.mapping.records import TileResult, TileStatus
+
+    def done(tile: str, second: int, predicted: int) -> TileResult:
+        when = f"2026-01-01T00:00:0{second}+00:00"
+        return TileResult(
+            tile=tile, status=TileStatus.DONE, worker="node-a:12", time=when, predicted=predicted
+        )
+
+    records = {"t1": done("t1", 5, 7), "t0": done("t0", 2, 9)}
     actors = actor_tiles({12: [(1.0, 10)], 13: [(1.0, 20)]}, records)
     base = 1767225600.0  # 2026-01-01T00:00:00Z
     assert [(a.done, a.predicted) for a in actors] == [((base + 2, base + 5), (9, 7)), ((), ())]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from brukeropus import read_opus
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deepsalt.errors import InputDataError
 from deepsalt.io import read_lab_spectra
@@ -141,3 +144,74 @@ def test_yamsys_table_with_labels():
     assert spectra.file_id.values[:2].tolist() == ["BF_lo_01_soil_cal.0", "BF_lo_01_soil_cal.1"]
     assert spectra.c.values[0] == pytest.approx(6.9237)  # rounded in the fixture
     assert spectra.clay.values[0] == pytest.approx(9.18)
+
+
+def _table(tmp_path: Path, header: list[str], rows: list[list[str]]) -> str:
+    spectral = OSSL_MIR.read_text().splitlines()[0].split(",")[1:]
+    values = OSSL_MIR.read_text().splitlines()[1].split(",")[1:]
+    path = tmp_path / "lab.csv"
+    path.write_text(
+        "\n".join([",".join([*header, *spectral])] + [",".join([*r, *values]) for r in rows]) + "\n"
+    )
+    return str(path)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    ece=st.lists(st.floats(0, 200, allow_nan=False).map(lambda v: f"{v:.3f}"), min_size=2, max_size=8),
+    bad=st.data(),
+)
+def test_a_negative_ece_anywhere_is_refused_naming_its_row(tmp_path_factory, ece: list[str], bad):
+    row = bad.draw(st.integers(0, len(ece) - 1))
+    value = bad.draw(st.floats(-100, -0.001).map(lambda v: f"{v:.3f}"))
+    ece[row] = value
+    rows = [[f"S{i}", "36.4", "-120.3", v] for i, v in enumerate(ece)]
+    url = _table(tmp_path_factory.mktemp("lab"), ["id", "lat", "lon", "ece"], rows)
+    with pytest.raises(InputDataError) as refused:
+        read_lab_spectra(url)
+    assert str(refused.value) == (
+        f"{url}: row {row + 1} (sample 'S{row}', line {row + 2}), column 'ece': "
+        f"{float(value):g} is negative (ECe is at least 0 dS/m)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "rows", "message"),
+    [
+        (["id", "lat", "lon", "EC_e"], [["a", "1", "2", "3"]], None),  # another label: not ECe, kept
+        (["id", "lat", "lon", "ece"], [["a", "1", "2", ""]], None),  # unlabelled sample: kept
+        (
+            ["id", "lat", "lon", "ece"],
+            [["a", "1", "2", "3 dS/m"]],
+            r"row 1 \(sample 'a', line 2\), column 'ece': '3 dS/m' is not a number",
+        ),
+        (
+            ["id", "lat", "lon", "ece", "ECE"],
+            [["a", "1", "2", "3", "3"]],
+            r"columns 'ece' and 'ECE' \(column 5\) hold the same quantity",
+        ),
+        (
+            ["id", "Latitude", "lon", "lat"],
+            [["a", "1", "2", "1"]],
+            r"columns 'Latitude' and 'lat' \(column 4\)",
+        ),
+        (
+            ["id", "lat", "lon"],
+            [["a", "1", "2"], ["b", "", "2"]],
+            r"row 2 \(sample 'b', line 3\), column 'lat': the coordinate is missing",
+        ),
+        (
+            ["id", "lat", "lon"],
+            [["a", "91", "2"]],
+            r"row 1 \(sample 'a', line 2\), column 'lat': 91 is outside \[-90, 90\] degrees",
+        ),
+        (["id", "lat"], [["a", "1"]], r"has a 'lat' column but no 'lon' column"),
+    ],
+)
+def test_lab_tables_are_refused_not_repaired(tmp_path: Path, header, rows, message):
+    url = _table(tmp_path, header, rows)
+    if message is None:
+        assert read_lab_spectra(url).shape[0] == len(rows)
+        return
+    with pytest.raises(InputDataError, match=rf"^{re.escape(url)}: {message}"):
+        read_lab_spectra(url)

@@ -1,4 +1,11 @@
-"""Fault tests: kill -9 a mapping actor, and separately the driver; the rerun gives the same map.
+"""Fault and resume tests: whatever happens to a run, the map in the store is one clean map.
+
+- kill -9 a mapping actor, or the driver, or Ctrl-C the command: the rerun gives the same map;
+- a second run into a store that is being written is refused; the first completes as if alone;
+- replace the student at the same URL and rerun: refused, naming the model; ``--restart`` gives
+  the new model's map, identical to a clean run;
+- the catalogue gains a scene: the rerun maps exactly the tiles it touches (tiles that had no
+  imagery included), identical to a clean run with the new catalogue.
 
 The test predictor sleeps a little per call so that a kill lands in the middle of a run; the kill
 is triggered by the first completion record appearing in the store (no timing assumptions).
@@ -8,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,12 +28,18 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
+import yaml
+import zarr
 
+from deepsalt.errors import ExitCode
 from deepsalt.mapping import run_map
 from deepsalt.mapping.config import MapConfig
-from deepsalt.mapping.store import read_records
-from tests.support.services import stac_api_server
-from tests.test_mapping_world import World, build_world, map_config
+from deepsalt.mapping.lease import LEASE, StoreBusyError
+from deepsalt.mapping.records import TileResult, TileStatus, read_records
+from deepsalt.mapping.run import plan
+from deepsalt.mapping.store import StoreMismatchError
+from tests.support.mapping_world import COLLECTION, LinearPredictor, World, build_world, map_config
+from tests.support.services import BIN, stac_api_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 
@@ -42,9 +56,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str
 
 
 @pytest.fixture(scope="module")
-def reference(world: tuple[World, str], ray_cluster: dict) -> dict[str, str]:
+def quick_student(world: tuple[World, str]) -> dict[str, str]:
+    """The world's student without the per-call sleep, as a model section (same content hash)."""
+    folder = world[0].root / "quick-student"
+    LinearPredictor.save(folder)
+    return {"student_url": str(folder)}
+
+
+@pytest.fixture(scope="module")
+def reference(world: tuple[World, str], quick_student: dict[str, str], ray_cluster: dict) -> dict[str, str]:
     w, api = world
-    summary = run_map(map_config(w, api, str(w.root / "reference.zarr")))
+    summary = run_map(map_config(w, api, str(w.root / "reference.zarr"), model=quick_student))
     assert summary.ok
     return checksums(summary.store_url)
 
@@ -57,12 +79,12 @@ def checksums(url: str) -> dict[str, str]:
     }
 
 
-def wait_for_done_record(url: str, proc: subprocess.Popen | None = None) -> dict[str, Any]:
+def wait_for_done_record(url: str, proc: subprocess.Popen | None = None) -> TileResult:
     """The first 'done' record of the run writing ``url``."""
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         if Path(url, "_tiles").exists():
-            done = [r for r in read_records(url).values() if r["status"] == "done"]
+            done = [r for r in read_records(url).values() if r.status is TileStatus.DONE]
             if done:
                 return done[0]
         if proc is not None and proc.poll() is not None:
@@ -71,14 +93,50 @@ def wait_for_done_record(url: str, proc: subprocess.Popen | None = None) -> dict
     raise AssertionError(f"no tile finished within {WAIT_S} s")
 
 
-def assert_complete(url: str, config: MapConfig, reference: dict[str, str]) -> dict[str, dict]:
+def assert_complete(url: str, config: MapConfig, reference: dict[str, str]) -> dict[str, TileResult]:
     records = read_records(url)
     assert checksums(url) == reference
-    assert all(r["status"] in ("done", "no_imagery") for r in records.values())
+    assert all(r.status.finished for r in records.values())
     summary = run_map(config)  # nothing left to do: no tile lost, none redone
     assert summary.tiles_done == 0 and summary.ok
     assert read_records(url) == records
     return records
+
+
+def start(argv: list[str]) -> subprocess.Popen:
+    """A driver process of its own, output on a pipe; the test predictor is importable from it."""
+    return subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def start_driver(config: MapConfig) -> subprocess.Popen:
+    """``run_map(config)`` in a driver process of its own."""
+    script = "import sys; from deepsalt.mapping import MapConfig, run_map; run_map(MapConfig.model_validate_json(sys.argv[1]))"
+    return start([sys.executable, "-c", script, config.model_dump_json()])
+
+
+def kill_driver_after_its_first_tile(config: MapConfig) -> None:
+    """kill -9 a driver running ``config`` once its first tile is recorded."""
+    proc = start_driver(config)
+    try:
+        wait_for_done_record(config.output.url, proc)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def on_session_ray(w: World, api: str, url: str, **sections: dict[str, Any]) -> MapConfig:
+    """A map config whose driver joins the test session's Ray (a driver subprocess starts none)."""
+    import ray
+
+    return map_config(w, api, url, ray={"address": ray.get_runtime_context().gcs_address}, **sections)
 
 
 def test_killing_an_actor_mid_run_loses_no_tile(world: tuple[World, str], reference: dict[str, str]):
@@ -88,43 +146,148 @@ def test_killing_an_actor_mid_run_loses_no_tile(world: tuple[World, str], refere
     result: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: result.setdefault("summary", run_map(config)))
     runner.start()
-    victim = int(wait_for_done_record(url)["worker"].rsplit(":", 1)[1])
+    victim = int(wait_for_done_record(url).worker.rsplit(":", 1)[1])
     os.kill(victim, signal.SIGKILL)
     runner.join()
     if not result["summary"].ok:  # a tile whose retries were used up by the kill: rerun resumes it
         run_map(config)
     records = assert_complete(url, config, reference)
-    workers = {r["worker"] for r in records.values() if r["status"] == "done"}
+    workers = {r.worker for r in records.values() if r.status is TileStatus.DONE}
     assert any(w.endswith(f":{victim}") for w in workers) and len(workers) >= 2
 
 
 def test_killing_the_driver_then_rerunning_gives_the_same_map(
     world: tuple[World, str], reference: dict[str, str]
 ):
-    import ray
-
     w, api = world
     url = str(w.root / "driver-kill.zarr")
-    config = map_config(w, api, url, ray={"address": ray.get_runtime_context().gcs_address})
-    script = "import sys; from deepsalt.mapping import MapConfig, run_map; run_map(MapConfig.model_validate_json(sys.argv[1]))"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, config.model_dump_json()],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for_done_record(url, proc)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    before = {k: r for k, r in read_records(url).items() if r["status"] == "done"}
+    config = on_session_ray(w, api, url)
+    kill_driver_after_its_first_tile(config)
+    before = {k: r for k, r in read_records(url).items() if r.status is TileStatus.DONE}
     assert before
     summary = run_map(config)
     assert summary.ok and summary.tiles_skipped >= len(before)
     records = assert_complete(url, config, reference)
-    assert len(before) < sum(r["status"] == "done" for r in records.values())  # the kill hit mid-run
+    assert len(before) < sum(r.status is TileStatus.DONE for r in records.values())  # the kill hit mid-run
     for tile, record in before.items():  # finished tiles were not written again
         assert records[tile] == record
+
+
+def test_ctrl_c_says_what_was_kept_and_the_rerun_finishes_the_same_map(
+    world: tuple[World, str], reference: dict[str, str], tmp_path: Path
+):
+    w, api = world
+    url = str(w.root / "ctrl-c.zarr")
+    config = on_session_ray(w, api, url)
+    config_file = tmp_path / "map.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    proc = start([str(BIN / "deepsalt"), "map", "-c", str(config_file)])
+    try:
+        wait_for_done_record(url, proc)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=WAIT_S)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output
+    stopped = [line for line in output.splitlines() if line.startswith("interrupted ")]
+    assert len(stopped) == 1, output
+    kept = sum(r.status is TileStatus.DONE for r in read_records(url).values())
+    said = re.search(
+        r": stopped; (\d+) of (\d+) tiles with imagery are finished and kept in the store, (\d+) still to map\. Run the same command again to resume$",
+        stopped[0],
+    )
+    assert said and stopped[0].startswith(f"interrupted {url}: "), stopped[0]
+    finished, total, left = map(int, said.groups())
+    assert (
+        1 <= finished <= kept and finished + left == total
+    )  # an actor may finish a tile as the driver stops
+    assert not Path(url, LEASE).exists()  # the lease went with the run
+    summary = run_map(config)
+    assert summary.ok and summary.tiles_skipped == kept
+    assert_complete(url, config, reference)
+
+
+def test_a_second_writer_is_refused_and_the_first_completes_as_if_alone(
+    world: tuple[World, str], reference: dict[str, str], tmp_path: Path
+):
+    w, api = world
+    url = str(w.root / "two-writers.zarr")
+    config = on_session_ray(w, api, url)
+    first = start_driver(config)
+    try:
+        wait_for_done_record(url, first)
+        with pytest.raises(StoreBusyError, match=f"another run is writing this store .* pid {first.pid}"):
+            run_map(config)
+        other_model = tmp_path / "other-student"
+        LinearPredictor.save(other_model, gain=12.0)
+        with pytest.raises(StoreBusyError):  # another product into the same store: refused alike
+            run_map(
+                config.model_copy(
+                    update={"model": config.model.model_copy(update={"student_url": str(other_model)})}
+                )
+            )
+        output, _ = first.communicate(timeout=WAIT_S)
+    finally:
+        first.kill()
+        first.wait()
+    assert first.returncode == 0, output
+    assert_complete(url, config, reference)
+
+
+def test_a_replaced_model_is_refused_and_restart_gives_the_new_models_map(
+    world: tuple[World, str], tmp_path: Path
+):
+    w, api = world
+    student = tmp_path / "student"
+    LinearPredictor.save(student, delay=0.4)
+    url = str(tmp_path / "swap.zarr")
+    config = on_session_ray(w, api, url, model={"student_url": str(student)})
+    kill_driver_after_its_first_tile(config)
+    partial = checksums(url)
+    records = read_records(url)
+
+    LinearPredictor.save(student, gain=12.0)  # a new model at the same URL
+    with pytest.raises(
+        StoreMismatchError,
+        match=r"model\.student_url \(checkpoint content\): store has \w+ \(checkpoint linear-10\), this run has \w+ \(checkpoint linear-12\)",
+    ):
+        run_map(config)
+    assert checksums(url) == partial and read_records(url) == records  # nothing touched
+
+    restarted = run_map(config, restart=True)
+    clean = run_map(
+        config.model_copy(
+            update={"output": config.output.model_copy(update={"url": str(tmp_path / "clean.zarr")})}
+        )
+    )
+    assert restarted.ok and clean.ok
+    assert checksums(url) == checksums(clean.store_url)
+    assert checksums(url) != partial
+    lineage = zarr.open_group(url, mode="r").attrs["model_lineage"]
+    assert "linear-12" in lineage and "linear-10" not in lineage
+
+
+def test_a_new_scene_is_mapped_into_exactly_the_tiles_it_touches(
+    world: tuple[World, str], reference: dict[str, str], quick_student: dict[str, str], tmp_path: Path
+):
+    w, api = world
+    only_a = [item for item in w.items if item["id"] == "SCENE_A"]
+    url = str(tmp_path / "new-scene.zarr")
+    with stac_api_server(tmp_path / "stac-a", COLLECTION, only_a) as api_a:
+        before = run_map(map_config(w, api_a, url, model=quick_student))
+    records = read_records(url)
+    assert before.ok and any(r.status is TileStatus.NO_IMAGERY for r in records.values())
+
+    config = map_config(w, api, url, model=quick_student)  # the catalogue now has scene B too
+    touched = {tile.id for tile in plan(config)[0].tiles if "SCENE_B" in tile.scenes}
+    after = run_map(config)
+
+    assert after.ok and after.tiles_done == len(touched)
+    assert checksums(url) == reference  # as if mapped from A and B from the start
+    again = read_records(url)
+    assert {tile for tile in again if again[tile] != records[tile]} == touched
+    assert any(records[t].status is TileStatus.NO_IMAGERY for t in touched)  # empty tiles revisited
+    assert any(records[t].status is TileStatus.DONE for t in touched)  # mapped tiles B now reaches
+    assert all(again[t].status is TileStatus.DONE for t in touched)

@@ -19,9 +19,8 @@ from deepsalt.cli import app
 from deepsalt.mapping import run_map
 from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.quality import Quality
-from deepsalt.mapping.store import read_records
-from tests.support.services import stac_api_server
-from tests.test_mapping_world import (
+from deepsalt.mapping.records import TileStatus, read_records
+from tests.support.mapping_world import (
     CLOUD,
     ORIGIN,
     SCENES,
@@ -31,6 +30,7 @@ from tests.test_mapping_world import (
     expected_ece,
     map_config,
 )
+from tests.support.services import stac_api_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 
@@ -120,7 +120,7 @@ def test_store_has_grid_georeferencing_pyramid_and_stac_item(mapped: dict[str, A
         assert level_ds.rio.resolution() == (30.0 * 2**level, -30.0 * 2**level)
     item = json.loads(Path(summary.stac_item_url).read_text())
     assert item["assets"]["data"]["href"] == summary.store_url
-    assert "checkpoint_id linear-test" in item["properties"]["processing:lineage"]
+    assert "checkpoint_id linear-10" in item["properties"]["processing:lineage"]
     assert {p.name for p in (mapped["world"].root / "ql").iterdir()} == {
         "ece.png",
         "ece_std.png",
@@ -134,10 +134,9 @@ def test_summary_counts_tiles_and_records_empty_ones(mapped: dict[str, Any]):
     assert summary.ok and summary.failures == {}
     assert summary.tiles_empty > 0 and summary.tiles_done > 0
     assert summary.tiles_done + summary.tiles_empty == summary.tiles_total == len(records)
-    statuses = [r["status"] for r in records.values()]
-    assert (
-        statuses.count("no_imagery") == summary.tiles_empty and statuses.count("done") == summary.tiles_done
-    )
+    statuses = [r.status for r in records.values()]
+    assert statuses.count(TileStatus.NO_IMAGERY) == summary.tiles_empty
+    assert statuses.count(TileStatus.DONE) == summary.tiles_done
     assert summary.pixels_per_s > 0
 
 
@@ -167,9 +166,9 @@ def test_bad_inputs_fail_their_tiles_with_reasons_and_the_rest_is_mapped(tmp_pat
     assert "tile(s) failed" in output
     assert f"look at it: deepsalt view {tmp_path / 'bad.zarr'}\n" in result.output  # whole, to copy
     records = read_records(str(tmp_path / "bad.zarr"))
-    failed = {k: r["error"] for k, r in records.items() if r["status"] == "failed"}
+    failed = {k: r.error for k, r in records.items() if r.status is TileStatus.FAILED}
     assert len(failed) >= 3 and all("SCENE_A" not in e for e in failed.values())
-    done = [k for k, r in records.items() if r["status"] == "done"]
+    done = [k for k, r in records.items() if r.status is TileStatus.DONE]
     assert done, "tiles of the good scene were not mapped"
     ds = xr.open_zarr(str(tmp_path / "bad.zarr"), group="0", decode_coords="all")
     assert int(np.isfinite(ds.ece.values).sum()) > 5000

@@ -50,7 +50,7 @@ def item() -> dict[str, Any]:
             "output": {"url": STORE},
         }
     )
-    return build_item(STORE, GRID, config, {"checkpoint_id": "x"}).to_dict(include_self_link=False)
+    return build_item(STORE, GRID, config, {"checkpoint_id": "x"}, "p" * 16).to_dict(include_self_link=False)
 
 
 def test_item_validates_against_core_and_every_declared_extension(item: dict[str, Any]):
@@ -132,3 +132,4 @@ def test_asset_is_the_multiscales_store_with_units_nodata_and_types(item: dict[s
     west, south, east, north = parsed.bbox
     assert west < east and south < north and -130 < west < -60
     assert "checkpoint_id x" in parsed.properties["processing:lineage"]
+    assert f"product hash {'p' * 16}" in parsed.properties["processing:lineage"]

@@ -1,4 +1,4 @@
-"""The Zarr v3 store, its pyramid, COG export, quicklooks and STAC item, without Ray."""
+"""The Zarr v3 store, its identity, records, pyramid, COG export, quicklooks and STAC item, without Ray."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from pyproj import CRS
 
 from deepsalt.mapping import store
 from deepsalt.mapping.export import export_cog
+from deepsalt.mapping.identity import product_hash
 from deepsalt.mapping.quality import Quality
 from deepsalt.mapping.quicklook import write_quicklooks
+from deepsalt.mapping.records import TileStatus, read_records
 from deepsalt.mapping.run import finish_store
-from tests.support.small_map import ATTRS, CHUNK, GRID, SHARD, write_small_map
+from tests.support.small_map import ATTRS, CHUNK, GRID, IDENTITY, SHARD, write_small_map
 
 
 @pytest.fixture
@@ -38,7 +40,9 @@ def test_store_opens_with_crs_transform_units_and_sharded_layout(filled_store: s
     assert ds.ece.attrs["units"] == "dS/m" and ds.ece.dtype == np.float32 and ds.quality.dtype == np.uint8
     root = zarr.open_group(filled_store, mode="r").attrs
     assert (
-        root["product_hash"] == "p" * 16 and json.loads(root["model_lineage"])["checkpoint_id"] == "student-1"
+        root["product_hash"] == product_hash(IDENTITY)
+        and root["product_identity"] == IDENTITY
+        and json.loads(root["model_lineage"])["checkpoint_id"] == "student-1"
     )
     assert "crs_wkt" in ds.spatial_ref.attrs and "GeoTransform" in ds.spatial_ref.attrs
     meta = zarr.open_array(filled_store, path="0/ece").metadata
@@ -57,17 +61,49 @@ def test_rioxarray_and_xarray_agree_on_coordinates(filled_store: str):
 
 
 def test_records_are_read_back_and_half_written_ones_ignored(filled_store: str):
-    records = store.read_records(filled_store)
-    assert len(records) == 11 and all(r["status"] == "done" for r in records.values())
+    records = read_records(filled_store)
+    assert len(records) == 11 and all(r.status is TileStatus.DONE for r in records.values())
     Path(filled_store, "_tiles", "r00002_c00003.json").write_text('{"tile": "r00002_c0')  # killed mid-write
-    assert "r00002_c00003" not in store.read_records(filled_store)
+    assert "r00002_c00003" not in read_records(filled_store)
 
 
-def test_resuming_into_a_store_made_with_other_settings_is_refused(filled_store: str):
+def test_resuming_into_a_store_made_from_another_model_is_refused_naming_it(filled_store: str):
     assert store.create_or_check(filled_store, GRID, CHUNK, SHARD, ATTRS) is True
-    other = {**ATTRS, "product_hash": "q" * 16}
-    with pytest.raises(store.StoreMismatchError, match="other settings"):
-        store.create_or_check(filled_store, GRID, CHUNK, SHARD, other)
+    other = {**IDENTITY, "model.student_url (checkpoint content)": "b" * 16}
+    attrs = store.base_attrs(other, "c" * 16, {"checkpoint_id": "student-2"})
+    with pytest.raises(store.StoreMismatchError) as refused:
+        store.create_or_check(filled_store, GRID, CHUNK, SHARD, attrs)
+    message = str(refused.value)
+    assert message.startswith(filled_store) and "--restart" in message
+    assert f"model.student_url (checkpoint content): store has {'a' * 16}, this run has {'b' * 16}" in message
+    assert "grid.crs" not in message  # only what differs
+    assert len(read_records(filled_store)) == 11  # nothing touched
+
+
+def test_restart_discards_a_store_made_from_other_inputs(filled_store: str):
+    other = {**IDENTITY, "model.student_url (checkpoint content)": "b" * 16}
+    attrs = store.base_attrs(other, "c" * 16, {"checkpoint_id": "student-2"})
+    Path(filled_store, "_lease.json").write_text("{}")  # the restarting run's lease stays
+    assert store.create_or_check(filled_store, GRID, CHUNK, SHARD, attrs, restart=True) is False
+    assert read_records(filled_store) == {}
+    root = zarr.open_group(filled_store, mode="r").attrs
+    assert root["product_identity"] == other and np.isnan(full_resolution(filled_store).ece.values).all()
+    assert Path(filled_store, "_lease.json").exists()
+
+
+@pytest.mark.parametrize("kind", ["file", "foreign folder"])
+def test_an_output_that_is_a_file_or_a_foreign_folder_is_refused(tmp_path: Path, kind: str):
+    from deepsalt.errors import OutputError
+
+    target = tmp_path / "out.zarr"
+    if kind == "file":
+        target.write_text("not a map")
+    else:
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"not a map store|not a DeepSalt map"):
+        store.check_output(str(target))
+    store.check_output(str(tmp_path / "new.zarr"))  # absent: fine
 
 
 def test_pyramid_levels_halve_with_nan_mean_and_flag_and(filled_store: str):
@@ -109,19 +145,16 @@ def test_quicklooks_are_pngs_of_each_layer(filled_store: str, tmp_path: Path):
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_product_hash_ignores_the_stac_address_but_not_the_pixels():
-    from deepsalt.mapping.config import MapConfig
+def test_scene_key_follows_what_decides_pixels_not_where_files_are_served():
+    from deepsalt.io.stac import SceneRef
+    from deepsalt.mapping.identity import scenes_key
 
-    def config(stac_url: str, resolution: float = 30.0) -> MapConfig:
-        return MapConfig.model_validate(
-            {
-                "region": {"bounds": [0, 0, 3000, 3000]},
-                "grid": {"crs": "EPSG:5070", "resolution": resolution},
-                "inputs": {"stac_url": stac_url, "covariates_url": "covariates"},
-                "model": {"student_url": "student"},
-                "output": {"url": "map.zarr"},
-            }
-        )
+    def scene(sid: str, cloud: float = 5.0, href: str = "/a") -> SceneRef:
+        return SceneRef(sid, None, cloud, (0, 0, 1, 1), 32613, f"{href}/{sid}.TIF", None)
 
-    assert config("http://127.0.0.1:1").product_hash() == config("http://127.0.0.1:2").product_hash()
-    assert config("http://127.0.0.1:1").product_hash() != config("http://127.0.0.1:1", 60.0).product_hash()
+    a, b = scene("A"), scene("B")
+    assert scenes_key([a, b]) == scenes_key([b, a])
+    assert scenes_key([a]) == scenes_key([scene("A", href="https://mirror")])  # same scene elsewhere
+    assert scenes_key([a]) != scenes_key([a, b])  # a new scene
+    assert scenes_key([a]) != scenes_key([scene("A", cloud=50.0)])  # another ranking
+    assert scenes_key([]) == ""

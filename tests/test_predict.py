@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -92,3 +94,39 @@ def test_wrong_band_count_is_refused_with_the_expected_axis(predictor):
         predictor.predict(np.zeros((3, 39), np.float32), np.zeros((3, 8), np.float32))
     with pytest.raises(ValueError, match=r"covariates must be \(3, 8\)"):
         predictor.predict(np.zeros((3, 40), np.float32), np.zeros((3, 7), np.float32))
+
+
+def test_satisfies_the_mapping_predictor_protocol_and_describes_itself_without_weights(
+    predictor, trained, tmp_path
+):
+    import shutil
+
+    from deepsalt.mapping.predictor import ModelCard, Predictor
+
+    url = trained[0]["student"]
+    assert isinstance(predictor, Predictor)
+    card = StudentPredictor.describe(url)
+    assert isinstance(card, ModelCard) and card.checkpoint_id == predictor.checkpoint_id
+    assert dict(card.lineage) == {"checkpoint_id": predictor.checkpoint_id, **predictor.lineage}
+    copy = tmp_path / "copied-student"
+    shutil.copytree(url, copy)
+    assert StudentPredictor.describe(str(copy)).content_hash == card.content_hash  # content, not place
+    meta = json.loads((copy / "meta.json").read_text())
+    meta["metrics"] = {**meta["metrics"], "val_mae": 99.0}
+    (copy / "meta.json").write_text(json.dumps(meta))
+    assert StudentPredictor.describe(str(copy)).content_hash != card.content_hash
+
+
+def test_a_checkpoint_whose_band_axis_differs_from_its_network_is_refused_by_name(trained, tmp_path):
+    import shutil
+
+    from deepsalt.errors import InputDataError
+
+    copy = tmp_path / "edited-student"
+    shutil.copytree(trained[0]["student"], copy)
+    meta = json.loads((copy / "meta.json").read_text())
+    meta["band_axis"]["wavelength"] = meta["band_axis"]["wavelength"][:-1]
+    (copy / "meta.json").write_text(json.dumps(meta))
+    for read in (StudentPredictor.describe, StudentPredictor.load):
+        with pytest.raises(InputDataError, match=rf"{copy}/meta.json: band_axis.wavelength lists \d+ bands"):
+            read(str(copy))

@@ -98,12 +98,12 @@ def test_image_mode_runs_the_scripts_inside_the_image(tmp_path: Path) -> None:
         (
             "map",
             {"grid": {"crs": "EPSG:4326"}},
-            "field 'grid': Value error, grid.crs 'EPSG:4326' is geographic",
+            "field 'grid': grid.crs 'EPSG:4326' is geographic",
         ),
         (
             "train",
             {"regions": ["/r"], "model": {"tokens": 3}},
-            "field '<root>': Value error, model.tokens (3) must divide",
+            "field '<root>': model.tokens (3) must divide",
         ),
     ],
 )

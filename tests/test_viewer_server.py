@@ -152,7 +152,14 @@ def test_ramps_span_the_values_of_the_coarsest_level(store_url: str):
         1.0,
         2.0,
     )  # constant 1: a unit-wide ramp
-    assert [f.name for f in settings.flags] == ["nodata", "cloud", "water", "no_soil", "out_of_range"]
+    assert [f.name for f in settings.flags] == [
+        "nodata",
+        "cloud",
+        "water",
+        "no_soil",
+        "out_of_range",
+        "bands_filled",
+    ]
 
 
 def test_binds_to_loopback_unless_asked(store_url: str):

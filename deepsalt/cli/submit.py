@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from deepsalt import __version__
-from deepsalt.cli.common import EXIT_FAILURE, SetOption, app, console, error_boundary
+from deepsalt.cli.common import SetOption, app, console, error_boundary, say
 from deepsalt.config import load_config
-from deepsalt.errors import DeepSaltError
+from deepsalt.errors import DeepSaltError, ExitCode
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -144,7 +144,7 @@ def follow(client: JobSubmissionClient, job_id: str) -> str:
         asyncio.run(tail())
     except KeyboardInterrupt:
         console.print(f"stopped following; job {job_id} goes on (deepsalt jobs stop {job_id} ends it)")
-        raise typer.Exit(130) from None
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     # the log stream can close a moment before the job server records the final status
     while (status := str(client.get_job_status(job_id).value)) not in TERMINAL:
         time.sleep(0.5)
@@ -158,8 +158,8 @@ def report(client: JobSubmissionClient, job_id: str, status: str) -> None:
     console.print(f"job {job_id} [bold {colour}]{status}[/]")
     if status != "SUCCEEDED":
         if info.message:
-            console.print(info.message.splitlines()[0])
-        raise typer.Exit(EXIT_FAILURE)
+            say("", info.message.splitlines()[0])
+        raise typer.Exit(int(ExitCode.FAILURE))
 
 
 def _submit(
@@ -184,7 +184,7 @@ def _submit(
             )
         except RuntimeError as exc:  # the SDK's error for any non-200 answer
             raise DeepSaltError(f"{address}: the job server refused the job: {exc}") from exc
-    console.print(f"submitted {stage} job [bold]{job_id}[/] to {address}")
+    say(f"submitted {stage} job", f"{job_id} to {address}", "bold")
     if not wait:
         print(job_id)
         return

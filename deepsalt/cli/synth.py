@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from deepsalt.cli.common import ConfigOption, SetOption, app, console, error_boundary
 
@@ -35,7 +36,7 @@ def synth(
         manifest = generate_region(settings, out)
         table.add_row(
             manifest.name,
-            manifest.url,
+            Text(manifest.url),
             str(len(manifest.scene_ids)),
             f"{manifest.shape[0]}×{manifest.shape[1]} {manifest.crs}",
             str(settings.n_samples),

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from deepsalt.cli.common import ConfigOption, SetOption, app, console, error_boundary
 
@@ -39,7 +40,7 @@ def train_command(
     for name, url in urls.items():
         meta = read_meta(url)
         quality = ", ".join(f"{k}={v:.3g}" for k, v in meta.metrics.items() if k.startswith("val_"))
-        table.add_row(name, url, meta.checkpoint_id, quality)
+        table.add_row(name, Text(url), meta.checkpoint_id, quality)
     console.print(table)
     for url in urls.values():
         print(url)

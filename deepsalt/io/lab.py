@@ -106,30 +106,103 @@ def _read_opus(url: str) -> _Block:
 
 
 def _read_csv(url: str) -> _Block:
+    """A KSSL/OSSL-style table; refuses (names file, row and column) what it cannot use as it is:
+    duplicate columns, non-numeric or negative ECe, missing or impossible coordinates."""
     try:
         table = pd.read_csv(url, compression="infer")
+        header = pd.read_csv(url, compression="infer", header=None, nrows=1, dtype=str).iloc[0].tolist()
     except FileNotFoundError as exc:
         raise InputDataError(url, "file not found") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise InputDataError(url, f"not a readable CSV table: {exc}") from exc
+    table.columns = [str(name).strip() for name in header]
     spectral = {
         col: float(m.group(1)) for col in table.columns if (m := _WAVENUMBER_COLUMN.match(str(col).strip()))
     }
     spectral = {c: w for c, w in spectral.items() if _MIR_RANGE[0] <= w <= _MIR_RANGE[1]}
+    _refuse_duplicates(url, list(table.columns), spectral)
     if len(spectral) < 10:
         raise InputDataError(
             url, "no wavenumber columns (expected one column per wavenumber, e.g. '4001.656')"
         )
-    try:
-        values = table[list(spectral)].to_numpy(dtype=float)
-    except ValueError as exc:
-        raise InputDataError(url, f"non-numeric values in the spectral columns: {exc}") from exc
     samples = table.drop(columns=list(spectral))
-    samples.columns = [_ALIASES.get(str(c).strip().lower(), str(c).strip().lower()) for c in samples.columns]
+    original = {_ALIASES.get(c.lower(), c.lower()): c for c in samples.columns}
+    samples.columns = list(original)
     id_column = next((c for c in _ID_COLUMNS if c in samples.columns), None)
     if id_column is None:
-        samples.insert(0, "sample_id", [f"{url.rsplit('/', 1)[-1]}:{i}" for i in range(len(table))])
+        ids = [f"{url.rsplit('/', 1)[-1]}:{i}" for i in range(len(table))]
+        samples.insert(0, "sample_id", ids)
     else:
         samples = samples.rename(columns={id_column: "sample_id"})
     samples["sample_id"] = samples["sample_id"].astype(str)
+    cells = _Cells(url, samples["sample_id"].tolist())
+    try:
+        values = table[list(spectral)].to_numpy(dtype=float)
+    except ValueError:
+        values = np.column_stack([cells.numbers(table[col], col, "absorbance") for col in spectral])
+    if "ece" in samples:
+        ece = cells.numbers(samples["ece"], original["ece"], "ECe in dS/m")
+        cells.refuse(ece < 0, original["ece"], ece, "is negative (ECe is at least 0 dS/m)")
+        samples["ece"] = ece
+    _check_coordinates(cells, samples, original)
     return _Block(values, np.array(list(spectral.values())), samples.reset_index(drop=True))
+
+
+def _refuse_duplicates(url: str, columns: list[str], spectral: dict[str, float]) -> None:
+    """Two columns that mean the same (``ece``/``ECe``, ``lat``/``latitude``, one wavenumber twice)."""
+    seen: dict[str | float, str] = {}
+    for position, name in enumerate(columns, start=1):
+        meaning = spectral.get(name, _ALIASES.get(name.lower(), name.lower()))
+        if meaning in seen:
+            raise InputDataError(
+                url,
+                f"columns '{seen[meaning]}' and '{name}' (column {position}) hold the same quantity; "
+                "keep one of them",
+            )
+        seen[meaning] = name
+
+
+class _Cells:
+    """Names a table's bad cells by row (1 = first data row), sample id and column."""
+
+    def __init__(self, url: str, sample_ids: list[str]):
+        self.url = url
+        self.sample_ids = sample_ids
+
+    def where(self, row: int, column: str) -> str:
+        return f"row {row + 1} (sample '{self.sample_ids[row]}', line {row + 2}), column '{column}'"
+
+    def numbers(self, values: pd.Series, column: str, what: str) -> np.ndarray:
+        """``values`` as floats (blank = NaN); any other non-number is refused."""
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        text = values.notna().to_numpy() & np.isnan(numbers)
+        if text.any():
+            row = int(np.flatnonzero(text)[0])
+            raise InputDataError(
+                self.url, f"{self.where(row, column)}: '{values.iloc[row]}' is not a number ({what})"
+            )
+        return numbers
+
+    def refuse(self, bad: np.ndarray, column: str, values: np.ndarray, reason: str) -> None:
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputDataError(self.url, f"{self.where(row, column)}: {values[row]:g} {reason}")
+
+
+def _check_coordinates(cells: _Cells, samples: pd.DataFrame, original: dict[str, str]) -> None:
+    """Coordinates, when the table has them, are complete WGS84 degrees for every sample."""
+    present = [axis for axis in ("lat", "lon") if axis in samples]
+    if not present:
+        return
+    if len(present) == 1:
+        other = "lon" if present == ["lat"] else "lat"
+        raise InputDataError(cells.url, f"has a '{original[present[0]]}' column but no '{other}' column")
+    for axis, limit in (("lat", 90.0), ("lon", 180.0)):
+        column = original[axis]
+        degrees = cells.numbers(samples[axis], column, "degrees")
+        missing = np.isnan(degrees)
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            raise InputDataError(cells.url, f"{cells.where(row, column)}: the coordinate is missing")
+        cells.refuse(np.abs(degrees) > limit, column, degrees, f"is outside [-{limit:g}, {limit:g}] degrees")
+        samples[axis] = degrees

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import zipfile
 
 import fsspec
 from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 
 from deepsalt.errors import InputDataError
 
@@ -76,3 +78,30 @@ def siblings(url: str) -> list[str]:
     """URLs of the files next to ``url`` in its folder."""
     fs, path = url_to_fs(url)
     return [fs.unstrip_protocol(p) for p in fs.ls(posixpath.dirname(path), detail=False)]
+
+
+def url_for(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """A URL for ``path`` on ``fs``: plain path when local, ``proto://...`` otherwise."""
+    return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
+
+
+# Content digests an object store keeps per object (S3/MinIO ETag, GCS MD5), in order of preference.
+_STORED_DIGESTS = ("ETag", "md5Hash", "content_md5")
+
+
+def content_digest(url: str) -> str:
+    """A digest of the file's content: the object store's own (no download) or SHA-256 of the bytes.
+
+    S3's ETag is the MD5 of the content for single-part uploads and a digest of the part digests
+    otherwise; either way it changes when the content does, and reading it costs one request.
+    """
+    fs, path = url_to_fs(url)
+    info = fs.info(path)
+    for key in _STORED_DIGESTS:
+        if info.get(key):
+            return f"{key.lower()}:{str(info[key]).strip(chr(34))}:{info.get('size')}"
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()[:32]}"

@@ -60,7 +60,8 @@ def search_scenes(
         search = client.search(collections=[collection], bbox=list(bbox), datetime=datetime, limit=page_size)
         items = list(search.items_as_dicts())
     except APIError as exc:
-        raise InputDataError(api_url, f"STAC search failed: {exc}") from exc
+        detail = str(exc).strip() or f"HTTP {getattr(exc, 'status_code', None) or 'error'}"
+        raise InputDataError(api_url, f"STAC search failed: {detail}") from exc
     scenes = [scene_ref(item) for item in items]
     kept = [s for s in scenes if _clear_enough(s, max_cloud_cover)]
     log.info(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
@@ -18,12 +21,44 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?$")  # 2024 or 2024-05, as STAC APIs accept
+
+
+def _instant(text: str) -> datetime | None:
+    """One end of a STAC datetime range (RFC 3339 date or time, a year, a month; empty or '..' = open)."""
+    if text in ("", ".."):
+        return None
+    partial = _PARTIAL_DATE.match(text)
+    if partial:
+        return datetime(int(partial.group(1)), int(partial.group(2) or 1), 1, tzinfo=UTC)
+    when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 class RegionConfig(_Section):
     """Where to map: lon/lat ``bbox`` or ``bounds`` in the grid CRS (exactly one)."""
 
     bbox: tuple[float, float, float, float] | None = None
     bounds: tuple[float, float, float, float] | None = None
     datetime: str | None = Field(None, description="STAC datetime range, e.g. 2024-05-01/2024-09-30")
+
+    @field_validator("datetime")
+    @classmethod
+    def _date_range(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = value.split("/")
+        try:
+            if len(parts) > 2:
+                raise ValueError("more than one '/'")
+            ends = [_instant(part.strip()) for part in parts]
+        except ValueError as exc:
+            raise ValueError(
+                f"'{value}' is not a date or date range (RFC 3339, e.g. 2024-05-01/2024-09-30): {exc}"
+            ) from None
+        if len(ends) == 2 and ends[0] and ends[1] and ends[0] > ends[1]:
+            raise ValueError(f"'{value}' ends before it starts")
+        return value
 
     @model_validator(mode="after")
     def _one_extent(self) -> RegionConfig:
@@ -33,6 +68,9 @@ class RegionConfig(_Section):
         assert extent is not None
         if not (extent[0] < extent[2] and extent[1] < extent[3]):
             raise ValueError("extent must be [min_x, min_y, max_x, max_y] with min < max")
+        west, south, east, north = extent
+        if self.bbox is not None and not (west >= -180 and east <= 180 and south >= -90 and north <= 90):
+            raise ValueError("region.bbox is longitude/latitude: within [-180, -90, 180, 90]")
         return self
 
 
@@ -77,6 +115,16 @@ class InputsConfig(_Section):
     scenes: tuple[SceneFile, ...] | None = Field(None, description="scene files, when there is no STAC API")
     covariates_url: str = Field(description="folder holding <name>.tif per covariate")
 
+    @field_validator("stac_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"'{value}' is not the http(s):// address of a STAC API")
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> InputsConfig:
         if (self.stac_url is None) == (self.scenes is None):
@@ -94,7 +142,7 @@ class ModelConfig(_Section):
     student_url: str
     predictor: str = Field(
         "deepsalt.predict:StudentPredictor",
-        description="module:Class with .load(url, device) and .predict(reflectance, covariates)",
+        description="module:Class satisfying deepsalt.mapping.predictor.Predictor (load, describe, predict)",
     )
     batch_pixels: PositiveInt = 65536
     block: PositiveInt = Field(512, description="pixels per side read and predicted at once in a tile")
@@ -128,23 +176,3 @@ class MapConfig(StageConfig):
     model: ModelConfig
     output: OutputConfig
     ray: RayConfig = RayConfig()
-
-    def product_hash(self) -> str:
-        """Hash of the settings that decide the pixels; a resumed run must match it.
-
-        The STAC API's address is left out: the same catalogue served from another address (a
-        mirror, or the demo's local server on a fresh port) decides the same pixels.
-        """
-        inputs = (
-            self.inputs if self.inputs.stac_url is None else self.inputs.model_copy(update={"stac_url": ""})
-        )
-        return _ProductKey(region=self.region, grid=self.grid, inputs=inputs, model=self.model).config_hash()
-
-
-class _ProductKey(StageConfig):
-    """The pixel-deciding part of a MapConfig (output place and Ray resources excluded)."""
-
-    region: RegionConfig
-    grid: GridConfig
-    inputs: InputsConfig
-    model: ModelConfig

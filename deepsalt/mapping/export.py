@@ -16,8 +16,9 @@ import fsspec
 import numpy as np
 import rasterio.shutil
 
+from deepsalt.io.paths import url_for
 from deepsalt.mapping.pyramid import open_level
-from deepsalt.mapping.store import VARIABLES, url_for
+from deepsalt.mapping.store import VARIABLES
 
 DEFAULT_VARIABLES = tuple(v.name for v in VARIABLES)
 

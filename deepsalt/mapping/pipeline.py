@@ -1,73 +1,82 @@
-"""The Ray Data pipeline: tile descriptors → actor pool of :class:`TileMapper` → status rows.
+"""The Ray Data pipeline: tiles → actor pool of :class:`TileMapper` → :class:`TileResult` per tile.
 
-Actors write their tiles straight into the store; the driver only sees one small row per tile,
+Actors write their tiles straight into the store; the driver only sees one small result per tile,
 consumed as a stream so progress is live and memory on the driver does not grow with pixels.
+
+Credentials never travel with the work. Ray records an actor's ``runtime_env`` in its session
+logs (``runtime_env_agent.log``) and shows it in its dashboard, so only settings that say *where*
+and *how* to read (object-store endpoint and region, GDAL options, the name of a profile or the
+path of a credentials file) are forwarded. The keys themselves reach the actors through the
+nodes' own environment: a local Ray inherits the environment of the process that starts it, a
+KubeRay pod gets them from a Kubernetes Secret, a cloud node from its instance role.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
-from typing import Any
 
+from deepsalt.mapping import rows
 from deepsalt.mapping.config import RayConfig
+from deepsalt.mapping.records import TileResult
 from deepsalt.mapping.tiles import Tile
-from deepsalt.mapping.worker import MappingJob, TileMapper, tile_item
+from deepsalt.mapping.worker import MappingJob, TileMapper
 
-# Environment the actors need to reach the same object stores as the driver (never logged).
-FORWARDED_ENV_PREFIXES = ("AWS_", "GDAL_", "CPL_", "VSI_", "FSSPEC_")
+# Settings the actors need to reach the same object stores as the driver, none of them secret.
+FORWARDED_ENV = re.compile(
+    r"^(GDAL_\w+|CPL_\w+|VSI_\w+|AWS_S3_ENDPOINT|AWS_HTTPS|AWS_VIRTUAL_HOSTING|AWS_REGION|"
+    r"AWS_DEFAULT_REGION|AWS_ENDPOINT_URL(_S3)?|AWS_PROFILE|AWS_SHARED_CREDENTIALS_FILE|AWS_CONFIG_FILE|"
+    r"AWS_NO_SIGN_REQUEST|AWS_REQUEST_PAYER)$"
+)
+SECRET_ENV = re.compile(r"(SECRET|TOKEN|PASSWORD|PWD|AUTH|HEADER|CREDENTIAL|ACCESS_KEY|SESSION|_KEY$)", re.I)
 ACTOR_GDAL_CACHEMAX_MB = 256
 """GDAL's block cache per actor unless the driver sets ``GDAL_CACHEMAX``. GDAL's default is 5 % of
-RAM per process (1.2 GB on a 24 GB node), which an actor fills as it reads more tiles' source
-blocks, so its memory grew with the number of tiles it mapped. 256 MB still holds about two read
-blocks of source data (512² pixels × 224 int16 bands ≈ 117 MB), the overlap neighbouring blocks
-re-read."""
+RAM per process, which an actor fills as it reads more tiles' source blocks, so its memory grew
+with the number of tiles it mapped. 256 MB still holds about two read blocks of source data (a
+512² block of 224 int16 bands is 117 MB), the overlap that neighbouring blocks re-read."""
 
 
 def forwarded_env() -> dict[str, str]:
-    """The driver's object-store and GDAL settings, plus a bounded GDAL cache for each actor."""
-    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+    """The driver's non-secret object-store and GDAL settings, plus a bounded GDAL cache per actor."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if FORWARDED_ENV.match(key) and (key.endswith("_FILE") or not SECRET_ENV.search(key))
+    }
     env.setdefault("GDAL_CACHEMAX", str(ACTOR_GDAL_CACHEMAX_MB))  # < 100 000: megabytes
     return env
 
 
-def ensure_ray(address: str | None) -> None:
-    """Join ``address`` (or start a local Ray) unless this process is already connected."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(include_dashboard=False, log_to_driver=False)
-
-
 def map_tiles(
-    job: MappingJob, tiles: Sequence[Tile], settings: RayConfig, on_row: Callable[[dict[str, Any]], None]
-) -> list[dict[str, Any]]:
-    """Map ``tiles`` on the actor pool; ``on_row`` sees each status row as it arrives."""
+    job: MappingJob, tiles: Sequence[Tile], settings: RayConfig, on_result: Callable[[TileResult], None]
+) -> list[TileResult]:
+    """Map ``tiles`` on the actor pool; ``on_result`` sees each tile's result as it arrives."""
     import ray
 
     if not tiles:
         return []
     ray.data.DataContext.get_current().enable_progress_bars = False
-    dataset = ray.data.from_items([tile_item(t) for t in tiles], override_num_blocks=len(tiles))
+    dataset = ray.data.from_items(rows.tile_rows(tiles), override_num_blocks=len(tiles))
     dataset = dataset.map_batches(
         TileMapper,
         fn_constructor_args=(job,),
         batch_size=1,
         # One tile in flight per actor: a tile is all work and no input, so queueing a second one
         # on an actor gains nothing and let the first actor up take tiles while another idled.
-        compute=ray.data.ActorPoolStrategy(
-            size=min(settings.num_actors, len(tiles)), max_tasks_in_flight_per_actor=1
-        ),
+        compute=ray.data.ActorPoolStrategy(size=pool_size(settings, tiles), max_tasks_in_flight_per_actor=1),
         num_cpus=settings.num_cpus,
         num_gpus=settings.num_gpus or None,
         runtime_env={"env_vars": forwarded_env()},
     )
-    rows = []
+    results = []
     for row in dataset.iter_rows():
-        on_row(row)
-        rows.append(row)
-    return rows
+        result = rows.result_of(row)
+        on_result(result)
+        results.append(result)
+    return results
+
+
+def pool_size(settings: RayConfig, tiles: Sequence[Tile]) -> int:
+    """Actors to start: never more than there are tiles."""
+    return min(settings.num_actors, len(tiles))

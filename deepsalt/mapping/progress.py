@@ -10,12 +10,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from deepsalt.logs import get_logger
+from deepsalt.mapping.records import TileResult, TileStatus
 
 log = get_logger(__name__)
 
@@ -30,7 +30,7 @@ class ProgressTracker:
     pixels: int = 0
     started: float = field(default_factory=time.monotonic)
     _bar: Progress | None = None
-    _task: Any = None
+    _task: TaskID | None = None
 
     def __enter__(self) -> ProgressTracker:
         if sys.stderr.isatty():
@@ -63,11 +63,11 @@ class ProgressTracker:
         elapsed = time.monotonic() - self.started
         return elapsed / finished * (self.total - finished)
 
-    def update(self, row: dict[str, Any]) -> None:
-        """Account for one tile's status row."""
-        if row["status"] == "done":
+    def update(self, result: TileResult) -> None:
+        """Account for one tile's result."""
+        if result.status is TileStatus.DONE:
             self.done += 1
-            self.pixels += int(row["pixels"])
+            self.pixels += result.pixels
         else:
             self.failed += 1
         if self._bar is not None:
@@ -78,13 +78,14 @@ class ProgressTracker:
         log.info(
             "tile finished",
             extra={
-                "tile": row["tile"],
-                "status": row["status"],
+                "tile": result.tile,
+                "status": result.status.value,
                 "tiles_done": self.done,
                 "tiles_failed": self.failed,
                 "tiles_total": self.total,
                 "pixels_per_s": round(self.rate),
                 "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
-                **({"error": row["error"]} if row["error"] else {}),
+                **({"error": result.error} if result.error else {}),
+                **({"scenes_not_used": list(result.rejected_scenes)} if result.rejected_scenes else {}),
             },
         )

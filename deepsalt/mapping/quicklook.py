@@ -19,9 +19,9 @@ import xarray as xr
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.patches import Patch
 
+from deepsalt.io.paths import url_for
 from deepsalt.mapping.legend import NO_DATA_COLOUR, RAMPS, SALINITY_CLASSES
 from deepsalt.mapping.pyramid import level_paths
-from deepsalt.mapping.store import url_for
 
 MAX_PIXELS_PER_SIDE = 2048
 

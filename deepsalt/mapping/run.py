@@ -1,23 +1,35 @@
-"""``run_map``: plan, create or resume the store, map the tiles on Ray, then finish the store."""
+"""``run_map``: check the inputs, take the store, map the tiles on Ray, then finish the store.
+
+Everything that can be refused is refused before a pixel is written: a model or covariate
+raster that cannot be read, a region without imagery, an output that is a file or a foreign
+folder, a store another run is writing (its lease), a store made from other inputs (its product
+identity), and a resource request no node of the cluster can hold.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
+from deepsalt.errors import DeepSaltError, InputDataError, Interrupted, OutputError, explain
+from deepsalt.io.stac import SceneRef
 from deepsalt.logs import get_logger
 from deepsalt.mapping import pyramid, store
 from deepsalt.mapping.config import MapConfig
 from deepsalt.mapping.grid import Grid
-from deepsalt.mapping.pipeline import ensure_ray, map_tiles
+from deepsalt.mapping.identity import product_identity, scenes_key
+from deepsalt.mapping.lease import StoreLease
+from deepsalt.mapping.pipeline import map_tiles, pool_size
+from deepsalt.mapping.predictor import ModelCard, describe_model
 from deepsalt.mapping.progress import ProgressTracker
+from deepsalt.mapping.records import TileResult, TileStatus, read_records, write_record
 from deepsalt.mapping.stac_item import default_item_url, write_item
-from deepsalt.mapping.tiles import TilePlan, plan_tiles
-from deepsalt.mapping.worker import MappingJob, load_predictor
+from deepsalt.mapping.tiles import Tile, TilePlan, plan_tiles
+from deepsalt.mapping.worker import MappingJob
 
 log = get_logger(__name__)
-
-FINISHED = ("done", "no_imagery")
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,8 @@ class MapSummary:
     tiles_skipped: int
     tiles_empty: int
     failures: dict[str, str] = field(default_factory=dict)
+    rejected_scenes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Tile → scenes not used on it because their values were mostly unusable."""
     pixels: int = 0
     predicted: int = 0
     seconds: float = 0.0
@@ -45,12 +59,32 @@ class MapSummary:
         return self.pixels / self.seconds if self.seconds > 0 else 0.0
 
 
-def plan(config: MapConfig) -> tuple[TilePlan, dict]:
+@contextmanager
+def naming(field_name: str, url: str, output: bool = False) -> Iterator[None]:
+    """Name the config field and the URL when reading an input (or writing an output) fails."""
+    try:
+        yield
+    except DeepSaltError:
+        raise
+    except Exception as exc:
+        error, verb = (OutputError, "written") if output else (InputDataError, "read")
+        raise error(url, f"cannot be {verb} ({field_name}): {explain(exc)[1]}") from exc
+
+
+def scene_source(config: MapConfig) -> tuple[str, str]:
+    """(config field, URL) the scenes come from, for messages."""
+    if config.inputs.stac_url is not None:
+        return "inputs.stac_url", config.inputs.stac_url
+    return "inputs.scenes", ", ".join(entry.url for entry in config.inputs.scenes or ())
+
+
+def plan(config: MapConfig) -> tuple[TilePlan, dict[str, SceneRef]]:
     """Grid, scenes (STAC search or the listed files) and the tile plan: no pixel is read."""
     from deepsalt.mapping.scenes import find_scenes
 
     grid = Grid.from_config(config.grid, config.region)
-    scenes = find_scenes(config.inputs, grid.bounds_lonlat(), config.region.datetime)
+    with naming(*scene_source(config)):
+        scenes = find_scenes(config.inputs, grid.bounds_lonlat(), config.region.datetime)
     tile_plan = plan_tiles(
         grid, config.grid.shard, config.grid.tile_shards, {s.id: tuple(s.bbox) for s in scenes}
     )
@@ -67,26 +101,108 @@ def plan(config: MapConfig) -> tuple[TilePlan, dict]:
     return tile_plan, {s.id: s for s in scenes}
 
 
-def run_map(config: MapConfig) -> MapSummary:
-    """Map the configured region into ``config.output.url``; resumes an interrupted run."""
+def covariate_digests(folder_url: str) -> dict[str, str]:
+    """Content digest of each covariate raster; a missing raster is named."""
     from deepsalt.io.covariates import covariate_urls
+    from deepsalt.io.paths import content_digest
 
+    digests = {}
+    for name, url in covariate_urls(folder_url).items():
+        with naming("inputs.covariates_url", url):
+            try:
+                digests[name] = content_digest(url)
+            except FileNotFoundError:
+                raise InputDataError(url, f"the '{name}' covariate raster is missing") from None
+    return digests
+
+
+def check_outputs(config: MapConfig, url: str, item_url: str) -> None:
+    """Refuse outputs that exist as the wrong kind of thing, before any work."""
+    import fsspec
+
+    with naming("output.url", url, output=True):
+        store.check_output(url)
+    for field_name, target, want_folder in (
+        ("output.stac_item_url", item_url, False),
+        ("output.quicklook_dir", config.output.quicklook_dir, True),
+    ):
+        if target is None:
+            continue
+        with naming(field_name, target, output=True):
+            fs, path = fsspec.core.url_to_fs(target)
+            if fs.exists(path) and fs.isdir(path) != want_folder:
+                kind = "a file" if want_folder else "a folder"
+                raise OutputError(target, f"exists and is {kind} ({field_name})")
+
+
+def run_map(config: MapConfig, restart: bool = False) -> MapSummary:
+    """Map the configured region into ``config.output.url``; resumes an interrupted run.
+
+    ``restart`` discards an existing store made from other inputs instead of refusing it.
+    """
     url = config.output.url.rstrip("/")
+    item_url = config.output.stac_item_url or default_item_url(url)
+    with naming("model.student_url", config.model.student_url):
+        model = describe_model(config.model.predictor, config.model.student_url)
+    covariates = covariate_digests(config.inputs.covariates_url)
     tile_plan, scenes = plan(config)
+    if not tile_plan.tiles:
+        field_name, source = scene_source(config)
+        raise InputDataError(
+            source,
+            "no scene covers the region"
+            + (
+                f" in {config.region.datetime}"
+                if config.region.datetime and config.inputs.scenes is None
+                else ""
+            )
+            + f"; nothing to map (check region and {field_name}"
+            + (", region.datetime and inputs.max_cloud_cover)" if config.inputs.scenes is None else ")"),
+        )
+    check_outputs(config, url, item_url)
+    with ExitStack() as stack:
+        with naming("output.url", url, output=True):
+            lease = stack.enter_context(StoreLease(url))
+        summary = _run(config, url, item_url, tile_plan, scenes, model, covariates, lease, restart)
+    return summary
+
+
+def _run(
+    config: MapConfig,
+    url: str,
+    item_url: str,
+    tile_plan: TilePlan,
+    scenes: Mapping[str, SceneRef],
+    model: ModelCard,
+    covariates: Mapping[str, str],
+    lease: StoreLease,
+    restart: bool,
+) -> MapSummary:
+    """The run once its inputs are checked and the store's lease is held."""
+    from deepsalt.io.covariates import covariate_urls
+    from deepsalt.ray_setup import init_ray, require_resources
+
     grid = tile_plan.grid
-    predictor = load_predictor(config.model.predictor, config.model.student_url)
-    lineage = {"checkpoint_id": predictor.checkpoint_id, **dict(predictor.lineage)}
-    attrs = store.base_attrs(config.product_hash(), config.config_hash(), lineage)
-    store.create_or_check(url, grid, config.grid.chunk, config.grid.shard, attrs)
-
-    records = store.read_records(url)
-    for tile in tile_plan.empty:
-        if tile.id not in records:
-            store.write_record(url, tile, "no_imagery")
-    todo = [t for t in tile_plan.tiles if records.get(t.id, {}).get("status") not in FINISHED]
+    init_ray(config.ray.address, log_to_driver=False)
+    require_resources(
+        {"CPU": config.ray.num_cpus, "GPU": config.ray.num_gpus},
+        pool_size(config.ray, tile_plan.tiles),
+        {"CPU": "ray.num_cpus", "GPU": "ray.num_gpus"},
+    )
+    identity = product_identity(config, grid, model, covariates)
+    attrs = store.base_attrs(identity, config.config_hash(), model.lineage)
+    with naming("output.url", url, output=True):
+        resumed = store.create_or_check(url, grid, config.grid.chunk, config.grid.shard, attrs, restart)
+        records = read_records(url) if resumed else {}
+        record_empty_tiles(url, tile_plan.empty, records, resumed)
+    keys = {tile.id: scenes_key(scenes[s] for s in tile.scenes) for tile in tile_plan.tiles}
+    todo = [t for t in tile_plan.tiles if t.id not in records or not records[t.id].is_current(keys[t.id])]
+    changed = sum(t.id in records and records[t.id].status.finished for t in todo)
     skipped = len(tile_plan.tiles) - len(todo)
-    log.info("resuming" if skipped else "starting", extra={"tiles_todo": len(todo), "tiles_skipped": skipped})
-
+    log.info(
+        "resuming" if skipped else "starting",
+        extra={"tiles_todo": len(todo), "tiles_skipped": skipped, "tiles_with_changed_scenes": changed},
+    )
     job = MappingJob(
         store_url=url,
         grid=grid,
@@ -98,29 +214,37 @@ def run_map(config: MapConfig) -> MapSummary:
         batch_pixels=config.model.batch_pixels,
         retries=config.ray.retries,
     )
-    ensure_ray(config.ray.address)
     started = time.monotonic()
-    with ProgressTracker(total=len(todo)) as progress:
-        rows = map_tiles(job, todo, config.ray, progress.update)
-    seconds = time.monotonic() - started
+    progress = ProgressTracker(total=len(todo))
 
-    shapes = finish_store(url, grid, config.grid.chunk, config.grid.shard, config.output.pyramid_min_size)
-    item_url = config.output.stac_item_url or default_item_url(url)
-    write_item(item_url, url, grid, config, lineage)
-    if config.output.quicklook_dir:
-        from deepsalt.mapping.quicklook import write_quicklooks
+    def on_result(result: TileResult) -> None:
+        lease.check()
+        progress.update(result)
 
-        write_quicklooks(url, config.output.quicklook_dir)
+    try:
+        with progress:
+            results = map_tiles(job, todo, config.ray, on_result)
+        seconds = time.monotonic() - started
+        shapes = finish_store(url, grid, config.grid.chunk, config.grid.shard, config.output.pyramid_min_size)
+        write_item(item_url, url, grid, config, model.lineage, attrs["product_hash"])
+        if config.output.quicklook_dir:
+            from deepsalt.mapping.quicklook import write_quicklooks
+
+            write_quicklooks(url, config.output.quicklook_dir)
+    except KeyboardInterrupt:
+        raise Interrupted(stopped_message(url, tile_plan, keys)) from None
+    done = [r for r in results if r.status is TileStatus.DONE]
     summary = MapSummary(
         store_url=url,
         stac_item_url=item_url,
         tiles_total=tile_plan.n_tiles,
-        tiles_done=sum(r["status"] == "done" for r in rows),
+        tiles_done=len(done),
         tiles_skipped=skipped,
         tiles_empty=len(tile_plan.empty),
-        failures={r["tile"]: r["error"] for r in rows if r["status"] != "done"},
-        pixels=sum(int(r["pixels"]) for r in rows if r["status"] == "done"),
-        predicted=sum(int(r["predicted"]) for r in rows),
+        failures={r.tile: r.error for r in results if r.status is TileStatus.FAILED},
+        rejected_scenes={r.tile: r.rejected_scenes for r in results if r.rejected_scenes},
+        pixels=sum(r.pixels for r in done),
+        predicted=sum(r.predicted for r in results),
         seconds=seconds,
         pyramid_shapes=tuple(shapes),
     )
@@ -128,6 +252,39 @@ def run_map(config: MapConfig) -> MapSummary:
         "map finished", extra={"summary": summary.__dict__ | {"pixels_per_s": round(summary.pixels_per_s)}}
     )
     return summary
+
+
+def stopped_message(url: str, tile_plan: TilePlan, keys: Mapping[str, str]) -> str:
+    """What a stopped run leaves: the finished tiles as the store records them, and how to go on."""
+    try:
+        records = read_records(url)
+    except Exception:  # the store itself may be what failed; say what is certain
+        return (
+            f"{url}: stopped; the finished tiles are kept in the store. Run the same command again to resume"
+        )
+    finished = sum(t.id in records and records[t.id].is_current(keys[t.id]) for t in tile_plan.tiles)
+    total = len(tile_plan.tiles)
+    return (
+        f"{url}: stopped; {finished} of {total} tiles with imagery are finished and kept in the store, "
+        f"{total - finished} still to map. Run the same command again to resume"
+    )
+
+
+def record_empty_tiles(
+    url: str, empty: tuple[Tile, ...], records: Mapping[str, TileResult], resumed: bool
+) -> None:
+    """Record the tiles no scene covers; clear those that held a map before the scenes changed.
+
+    A fresh store already holds fill values there. In a resumed store a tile that was mapped
+    (or half-written by a killed run) from scenes that have since left the catalogue is reset.
+    """
+    for tile in empty:
+        record = records.get(tile.id)
+        if record is not None and record.status is TileStatus.NO_IMAGERY:
+            continue
+        if resumed:
+            store.clear_tile(url, tile)
+        write_record(url, TileResult(tile=tile.id, status=TileStatus.NO_IMAGERY, pixels=tile.n_pixels))
 
 
 def finish_store(

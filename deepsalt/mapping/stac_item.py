@@ -82,15 +82,17 @@ def band(variable: Variable) -> dict[str, Any]:
     return entry
 
 
-def _lineage(config: MapConfig, lineage: Mapping[str, Any]) -> str:
+def _lineage(config: MapConfig, lineage: Mapping[str, Any], product_hash: str) -> str:
     models = ", ".join(f"{key} {value}" for key, value in sorted(lineage.items()))
     return (
         f"ECe predicted per pixel from EnMAP L2A reflectance and soil/climate covariates by the DeepSalt "
-        f"student ({models}); config hash {config.config_hash()}, product hash {config.product_hash()}"
+        f"student ({models}); config hash {config.config_hash()}, product hash {product_hash}"
     )
 
 
-def build_item(store_url: str, grid: Grid, config: MapConfig, lineage: Mapping[str, Any]) -> pystac.Item:
+def build_item(
+    store_url: str, grid: Grid, config: MapConfig, lineage: Mapping[str, Any], product_hash: str
+) -> pystac.Item:
     west, south, east, north = grid.bounds_lonlat()
     start, end = _interval(config.region.datetime)
     created = datetime.now(UTC)
@@ -108,7 +110,7 @@ def build_item(store_url: str, grid: Grid, config: MapConfig, lineage: Mapping[s
             "created": created.isoformat(),
             "processing:level": "L4",
             "processing:software": {"deepsalt": __version__},
-            "processing:lineage": _lineage(config, lineage),
+            "processing:lineage": _lineage(config, lineage, product_hash),
         },
         stac_extensions=[CLASSIFICATION_EXT, PROCESSING_EXT, ZARR_EXT],
     )
@@ -141,8 +143,13 @@ def build_item(store_url: str, grid: Grid, config: MapConfig, lineage: Mapping[s
 
 
 def write_item(
-    item_url: str, store_url: str, grid: Grid, config: MapConfig, lineage: Mapping[str, Any]
+    item_url: str,
+    store_url: str,
+    grid: Grid,
+    config: MapConfig,
+    lineage: Mapping[str, Any],
+    product_hash: str,
 ) -> None:
-    item = build_item(store_url, grid, config, lineage)
+    item = build_item(store_url, grid, config, lineage, product_hash)
     with fsspec.open(item_url, "w") as f:
         json.dump(item.to_dict(include_self_link=False), f, indent=1, default=str)

@@ -1,15 +1,19 @@
-"""The output Zarr v3 store: skeleton, per-tile region writes and per-tile completion records.
+"""The output Zarr v3 store: skeleton, product identity check and per-tile region writes.
 
 The root group holds the map's identity (product hash, lineage); the full-resolution variables live
 in its child group ``0``, the first level of the pyramid (see ``deepsalt.mapping.conventions``).
 The whole skeleton (metadata, coordinates, CF ``spatial_ref``) is written once, before any tile,
-so workers only ever write array shards. A tile's completion record (``_tiles/<id>.json``) is
-written after all of its data; a run killed mid-tile leaves no record and the tile is redone.
+so workers only ever write array shards. The store's attributes record the product identity
+(:mod:`deepsalt.mapping.identity`); a run with another identity is refused before it writes.
+Per-tile completion records are in :mod:`deepsalt.mapping.records`, the writer's lease in
+:mod:`deepsalt.mapping.lease`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import posixpath
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,17 +26,18 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 import zarr
-from fsspec.implementations.local import LocalFileSystem
 from zarr.codecs import ZstdCodec
 
 from deepsalt import __version__
-from deepsalt.errors import DeepSaltError
+from deepsalt.errors import OutputError
 from deepsalt.mapping.conventions import level_attrs, level_path
 from deepsalt.mapping.grid import Grid
+from deepsalt.mapping.identity import differences, product_hash
+from deepsalt.mapping.lease import LEASE
 from deepsalt.mapping.quality import FLAG_MASKS, FLAG_MEANINGS, Quality
+from deepsalt.mapping.records import RECORDS
 from deepsalt.mapping.tiles import Tile
 
-RECORDS = "_tiles"
 FULL_RESOLUTION = level_path(0)
 
 
@@ -72,8 +77,8 @@ VARIABLES = (
 )
 
 
-class StoreMismatchError(DeepSaltError):
-    """An existing store was made with other settings; resuming into it would mix two maps."""
+class StoreMismatchError(OutputError):
+    """An existing store was made from other inputs; resuming into it would mix two maps."""
 
 
 def georeference(ds: xr.Dataset, grid: Grid) -> xr.Dataset:
@@ -124,25 +129,75 @@ def store_exists(url: str) -> bool:
     return fs.exists(f"{path}/zarr.json")
 
 
-def create_or_check(url: str, grid: Grid, chunk: int, shard: int, attrs: Mapping[str, Any]) -> bool:
-    """Create the store skeleton, or check an existing one was made by the same settings.
+# What a run itself puts in a store folder before its skeleton (lease, records, lease temp files).
+_OWN_ENTRIES = (LEASE, RECORDS)
 
-    Returns True when an existing store is resumed.
+
+def check_output(url: str) -> None:
+    """Refuse an output that is a file, or a folder holding something other than a DeepSalt map.
+
+    ``info`` (not ``exists``/``isfile``, which some filesystems answer False on any error) lets an
+    unreachable object store or a permission problem surface here, before any work.
+    """
+    fs, path = fsspec.core.url_to_fs(url)
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        return
+    if info["type"] != "directory":
+        raise OutputError(url, "exists and is a file, not a map store; choose another output.url")
+    if store_exists(url):
+        return
+    foreign = sorted(
+        name
+        for name in (posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
+        if not name.startswith(_OWN_ENTRIES)
+    )
+    if foreign:
+        raise OutputError(
+            url,
+            f"exists and is not a DeepSalt map (it holds {', '.join(foreign[:3])}); "
+            "choose another output.url or an empty folder",
+        )
+
+
+def create_or_check(
+    url: str, grid: Grid, chunk: int, shard: int, attrs: Mapping[str, Any], restart: bool = False
+) -> bool:
+    """Create the store skeleton, or check an existing one holds the same product.
+
+    ``attrs`` carries ``product_identity`` (field → value). A store with another identity is
+    refused with the fields that differ, unless ``restart`` discards it. Returns True when an
+    existing store is resumed. Call while holding the store's lease.
     """
     if store_exists(url):
-        found = zarr.open_group(url, mode="r").attrs.get("product_hash")
-        if found != attrs["product_hash"]:
+        stored = zarr.open_group(url, mode="r").attrs.asdict()
+        changed = differences(stored.get("product_identity") or {}, attrs["product_identity"])
+        if changed and not restart:
             raise StoreMismatchError(
-                f"{url}: existing store was made with other settings (product hash {found}, "
-                f"this run {attrs['product_hash']}); choose another output.url or delete it"
+                url,
+                "this store was made from other inputs, so resuming would mix two maps: "
+                + "; ".join(changed)
+                + ". Map into another output.url, or rerun with --restart to discard this store",
             )
-        if store_exists(f"{url}/{FULL_RESOLUTION}"):
+        if changed:
+            clear(url)
+        elif store_exists(f"{url}/{FULL_RESOLUTION}"):
             return True
-    else:
+    if not store_exists(url):
         zarr.create_group(url, attributes=dict(attrs), zarr_format=3)
     ds = skeleton(grid, chunk, shard)
     ds.to_zarr(url, group=FULL_RESOLUTION, mode="w-", compute=False, zarr_format=3, consolidated=False)
     return False
+
+
+def clear(url: str) -> None:
+    """Delete a store's content, keeping the lease of the run that clears it."""
+    fs, path = fsspec.core.url_to_fs(url)
+    for entry in fs.ls(path, detail=False):
+        if posixpath.basename(entry.rstrip("/")) != LEASE:
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(entry, recursive=True)
 
 
 def write_tile(url: str, tile: Tile, arrays: Mapping[str, np.ndarray]) -> None:
@@ -153,38 +208,10 @@ def write_tile(url: str, tile: Tile, arrays: Mapping[str, np.ndarray]) -> None:
         target[ys, xs] = values
 
 
-def write_record(url: str, tile: Tile, status: str, **fields: Any) -> None:
-    """Record a tile's outcome; call only after its data is written."""
-    record = {"tile": tile.id, "status": status, "time": datetime.now(UTC).isoformat(), **fields}
-    fs, path = fsspec.core.url_to_fs(url)
-    fs.makedirs(f"{path}/{RECORDS}", exist_ok=True)
-    fs.pipe_file(f"{path}/{RECORDS}/{tile.id}.json", json.dumps(record).encode())
-
-
-def read_record(url: str, tile: Tile) -> dict[str, Any] | None:
-    """The tile's completion record, or None when absent or half-written."""
-    fs, path = fsspec.core.url_to_fs(url)
-    try:
-        record = json.loads(fs.cat_file(f"{path}/{RECORDS}/{tile.id}.json"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def read_records(url: str) -> dict[str, dict[str, Any]]:
-    """Completion records by tile id; unreadable (half-written) records count as absent."""
-    fs, path = fsspec.core.url_to_fs(url)
-    files = fs.glob(f"{path}/{RECORDS}/*.json")
-    if not files:
-        return {}
-    records = {}
-    for blob in fs.cat(files, on_error="omit").values():
-        try:
-            record = json.loads(blob)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        records[record["tile"]] = record
-    return records
+def clear_tile(url: str, tile: Tile) -> None:
+    """Put the fill values back into a tile's region (a tile whose scenes left the catalogue)."""
+    shape = (tile.height, tile.width)
+    write_tile(url, tile, {var.name: np.full(shape, var.fill, dtype=var.dtype) for var in VARIABLES})
 
 
 def consolidate(url: str) -> None:
@@ -199,15 +226,11 @@ def update_attrs(url: str, attrs: Mapping[str, Any]) -> None:
     zarr.open_group(url, mode="r+").attrs.update(dict(attrs))
 
 
-def url_for(fs: fsspec.AbstractFileSystem, path: str) -> str:
-    """A URL for ``path`` on ``fs``: plain path when local, ``proto://...`` otherwise."""
-    return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
-
-
-def base_attrs(product_hash: str, config_hash: str, lineage: Mapping[str, Any]) -> dict[str, Any]:
+def base_attrs(identity: Mapping[str, str], config_hash: str, lineage: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "title": "DeepSalt soil salinity map",
-        "product_hash": product_hash,
+        "product_hash": product_hash(identity),
+        "product_identity": dict(identity),
         "config_hash": config_hash,
         "software": "deepsalt",
         "software_version": __version__,

@@ -3,19 +3,17 @@
 :class:`TileMapper` is the Ray Data actor: it loads the student once and then maps tiles one
 after another. Work inside a tile goes block by block (``model.block`` pixels per side), so an
 actor holds at most one block of imagery plus the tile's four output arrays, whatever the size
-of the region. Only a small status row goes back to the driver.
+of the region. Only a small typed :class:`~deepsalt.mapping.records.TileResult` goes back to the
+driver.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from rasterio.windows import Window
@@ -23,19 +21,24 @@ from rasterio.windows import Window
 from deepsalt.errors import InputDataError
 from deepsalt.io.cube import SpectralLayout
 from deepsalt.io.scenes import spectral_layout
+from deepsalt.io.stac import SceneRef
 from deepsalt.logs import get_logger
-from deepsalt.mapping import store
+from deepsalt.mapping import rows, store
 from deepsalt.mapping.bands import BandMatcher
 from deepsalt.mapping.composite import (
     CLASSES,
     OBSCURING,
     SceneReader,
+    ToReflectance,
     composite_block,
     layer_name,
     rank_scenes,
 )
 from deepsalt.mapping.grid import Grid
+from deepsalt.mapping.identity import scenes_key
+from deepsalt.mapping.predictor import load_predictor
 from deepsalt.mapping.quality import NO_PREDICTION, Quality
+from deepsalt.mapping.records import TileResult, TileStatus, read_record, write_record
 from deepsalt.mapping.tiles import Tile
 from deepsalt.mapping.warp import WarpedRaster, open_spectral
 
@@ -44,7 +47,6 @@ log = get_logger(__name__)
 OUTPUTS = ("ece", "ece_std", "domain_score")
 # Which process mapped a tile, kept in its record (to trace a bad node or a killed actor).
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
-STATUS_FIELDS = ("tile", "status", "pixels", "predicted", "attempts", "error")
 
 
 @dataclass(frozen=True)
@@ -53,20 +55,13 @@ class MappingJob:
 
     store_url: str
     grid: Grid
-    scenes: Mapping[str, Any]  # scene id -> SceneRef
+    scenes: Mapping[str, SceneRef]
     covariate_urls: Mapping[str, str]
     predictor: str
     student_url: str
     block: int
     batch_pixels: int
     retries: int
-
-
-def load_predictor(spec: str, url: str) -> Any:
-    """Import ``module:Class`` and load the checkpoint (device chosen by the predictor)."""
-    module, _, name = spec.partition(":")
-    cls = getattr(importlib.import_module(module), name)
-    return cls.load(url, device=None)
 
 
 def blocks(tile: Tile, size: int) -> Iterator[Window]:
@@ -76,7 +71,9 @@ def blocks(tile: Tile, size: int) -> Iterator[Window]:
             yield Window(col, row, min(size, tile.width - col), min(size, tile.height - row))
 
 
-def open_scene(stack: ExitStack, scene: Any, grid: Grid, tile: Tile, layout: SpectralLayout) -> SceneReader:
+def open_scene(
+    stack: ExitStack, scene: SceneRef, grid: Grid, tile: Tile, layout: SpectralLayout, convert: ToReflectance
+) -> SceneReader:
     """The scene's spectral image (with its band count checked) and quality layers, on the tile's grid."""
     transform = grid.window_transform(tile.y0, tile.x0)
     shape = (tile.height, tile.width)
@@ -86,11 +83,11 @@ def open_scene(stack: ExitStack, scene: Any, grid: Grid, tile: Tile, layout: Spe
         for key, href in scene.quality_hrefs.items()
         if layer_name(key) in (*OBSCURING, CLASSES)
     }
-    return SceneReader(scene, spectral, quality, layout.nodata)
+    return SceneReader(scene, spectral, quality, layout.nodata, convert)
 
 
 class TileMapper:
-    """Ray Data actor: ``{"tile": [json, ...]}`` batches in, status rows out."""
+    """Ray Data actor: batches of tiles in, batches of :class:`TileResult` out (see :mod:`rows`)."""
 
     def __init__(self, job: MappingJob):
         self.job = job
@@ -100,28 +97,41 @@ class TileMapper:
         self.matchers: dict[str, BandMatcher] = {}
 
     def __call__(self, batch: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
-        rows = [self.run_tile(tile_from_item(item)) for item in batch["tile"]]
-        return {name: np.array([row[name] for row in rows]) for name in STATUS_FIELDS}
+        return rows.result_batch([self.run_tile(tile) for tile in rows.tiles_of(batch)])
 
-    def run_tile(self, tile: Tile) -> dict[str, Any]:
+    def run_tile(self, tile: Tile) -> TileResult:
         """Map a tile with retries; record the outcome in the store; never raise.
 
         Ray retries a task whose actor died, even when the tile was finished and recorded before
         the result reached the driver; such a tile is reported from its record, not redone.
         """
-        record = store.read_record(self.job.store_url, tile)
-        if record is not None and record["status"] == "done":
-            return self._row(tile, "done", int(record["predicted"]), int(record["attempts"]), "")
+        key = scenes_key(self.job.scenes[s] for s in tile.scenes)
+        record = read_record(self.job.store_url, tile)
+        if record is not None and record.status is TileStatus.DONE and record.scenes_key == key:
+            return record
+
+        def outcome(status: TileStatus, attempts: int, **fields: object) -> TileResult:
+            result = TileResult.model_validate(
+                {
+                    "tile": tile.id,
+                    "status": status,
+                    "scenes_key": key,
+                    "pixels": tile.n_pixels,
+                    "attempts": attempts,
+                    "worker": WORKER,
+                    **fields,
+                }
+            )
+            write_record(self.job.store_url, result)
+            return result
+
         error = ""
         attempts = 0
         for attempts in range(1, self.job.retries + 2):
             try:
-                arrays, predicted = self.map_tile(tile)
+                arrays, predicted, rejected = self.map_tile(tile)
                 store.write_tile(self.job.store_url, tile, arrays)
-                store.write_record(
-                    self.job.store_url, tile, "done", predicted=predicted, attempts=attempts, worker=WORKER
-                )
-                return self._row(tile, "done", predicted, attempts, "")
+                return outcome(TileStatus.DONE, attempts, predicted=predicted, rejected_scenes=rejected)
             except InputDataError as exc:  # the same file fails the same way: no retry
                 error = str(exc)
                 break
@@ -131,66 +141,64 @@ class TileMapper:
                     "tile attempt failed", extra={"tile": tile.id, "attempt": attempts, "error": error}
                 )
         log.error("tile failed", extra={"tile": tile.id, "attempts": attempts, "error": error})
-        store.write_record(self.job.store_url, tile, "failed", error=error, attempts=attempts, worker=WORKER)
-        return self._row(tile, "failed", 0, attempts, error)
+        return outcome(TileStatus.FAILED, attempts, error=error)
 
-    @staticmethod
-    def _row(tile: Tile, status: str, predicted: int, attempts: int, error: str) -> dict[str, Any]:
-        return {
-            "tile": tile.id,
-            "status": status,
-            "pixels": tile.n_pixels,
-            "predicted": predicted,
-            "attempts": attempts,
-            "error": error,
-        }
-
-    def map_tile(self, tile: Tile) -> tuple[dict[str, np.ndarray], int]:
-        """The tile's output arrays and the number of predicted pixels."""
+    def map_tile(self, tile: Tile) -> tuple[dict[str, np.ndarray], int, tuple[str, ...]]:
+        """The tile's output arrays, the number of predicted pixels and the scenes rejected on some block."""
         shape = (tile.height, tile.width)
         out = {name: np.full(shape, np.nan, dtype=np.float32) for name in OUTPUTS}
         out["quality"] = np.zeros(shape, dtype=np.uint8)
         predicted = 0
+        rejected: set[str] = set()
         with ExitStack() as stack:
             scenes = rank_scenes([self.job.scenes[s] for s in tile.scenes])
-            readers = [open_scene(stack, scene, self.job.grid, tile, self._layout(scene)) for scene in scenes]
+            readers = [
+                open_scene(stack, scene, self.job.grid, tile, self._layout(scene), self._converter(scene))
+                for scene in scenes
+            ]
             for window in blocks(tile, self.job.block):
-                predicted += self.map_block(tile, window, readers, out)
-        return out, predicted
+                predicted += self.map_block(tile, window, readers, out, rejected)
+        if rejected:
+            log.warning("scenes not used", extra={"tile": tile.id, "scenes": sorted(rejected)})
+        return out, predicted, tuple(sorted(rejected))
 
     def map_block(
-        self, tile: Tile, window: Window, readers: Sequence[SceneReader], out: dict[str, np.ndarray]
+        self,
+        tile: Tile,
+        window: Window,
+        readers: Sequence[SceneReader],
+        out: dict[str, np.ndarray],
+        rejected: set[str],
     ) -> int:
         composite = composite_block(readers, window)
+        rejected.update(composite.rejected)
         flags = composite.flags.reshape(-1)
         if composite.observations:
             positions = np.concatenate([obs.positions for obs in composite.observations])
-            observed = [self._observe(obs) for obs in composite.observations]
-            reflectance = np.concatenate([values for values, _ in observed])
-            flags[positions] |= np.concatenate([pixel_flags for _, pixel_flags in observed])
-            flags[positions[~np.isfinite(reflectance).all(axis=1)]] |= np.uint8(Quality.NODATA)
+            reflectance = np.concatenate([obs.reflectance for obs in composite.observations])
+            flags[positions] |= np.concatenate([obs.flags for obs in composite.observations])
             covariates = self._covariates(tile, window)[positions]
             flags[positions[~np.isfinite(covariates).all(axis=1)]] |= np.uint8(Quality.NO_SOIL)
             keep = (flags[positions] & np.uint8(NO_PREDICTION)) == 0
             positions, reflectance, covariates = positions[keep], reflectance[keep], covariates[keep]
         else:
             positions = np.zeros(0, dtype=np.int64)
-        rows = slice(int(window.row_off), int(window.row_off + window.height))
-        cols = slice(int(window.col_off), int(window.col_off + window.width))
-        out["quality"][rows, cols] = flags.reshape(composite.flags.shape)
+        ys = slice(int(window.row_off), int(window.row_off + window.height))
+        xs = slice(int(window.col_off), int(window.col_off + window.width))
+        out["quality"][ys, xs] = flags.reshape(composite.flags.shape)
         if positions.size:
             for name, values in self._predict(reflectance, covariates).items():
-                block = out[name][rows, cols].reshape(-1)
+                block = out[name][ys, xs].reshape(-1)
                 block[positions] = values
-                out[name][rows, cols] = block.reshape(composite.flags.shape)
+                out[name][ys, xs] = block.reshape(composite.flags.shape)
         return int(positions.size)
 
-    def _layout(self, scene: Any) -> SpectralLayout:
+    def _layout(self, scene: SceneRef) -> SpectralLayout:
         if scene.id not in self.layouts:
             self.layouts[scene.id] = spectral_layout(scene)
         return self.layouts[scene.id]
 
-    def _matcher(self, scene: Any) -> BandMatcher:
+    def _matcher(self, scene: SceneRef) -> BandMatcher:
         if scene.id not in self.matchers:
             layout = self._layout(scene)
             self.matchers[scene.id] = BandMatcher.build(
@@ -198,19 +206,24 @@ class TileMapper:
             )
         return self.matchers[scene.id]
 
-    def _observe(self, obs: Any) -> tuple[np.ndarray, np.ndarray]:
-        """(reflectance on the student's axis, quality flags) of one scene's pixels in a block.
+    def _converter(self, scene: SceneRef) -> ToReflectance:
+        """The scene's stored values → (reflectance on the student's axis, out of range, flags).
 
         The spectrum decides water only for a scene that ships no land/water classes.
         """
-        matcher = self._matcher(obs.scene)
-        reflectance, out_of_range = matcher.reflectance(obs.raw)
-        flags = np.where(out_of_range, np.uint8(Quality.OUT_OF_RANGE), np.uint8(0))
-        if not any(layer_name(key) == CLASSES for key in obs.scene.quality_hrefs):
-            flags[matcher.water(reflectance)] |= np.uint8(Quality.WATER)
-        if matcher.filled:
-            flags |= np.uint8(Quality.BANDS_FILLED)
-        return reflectance, flags
+        matcher = self._matcher(scene)
+        water_by_spectrum = not any(layer_name(key) == CLASSES for key in scene.quality_hrefs)
+
+        def convert(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            reflectance, out_of_range = matcher.reflectance(raw)
+            flags = np.zeros(len(reflectance), dtype=np.uint8)
+            if water_by_spectrum:
+                flags[matcher.water(reflectance)] |= np.uint8(Quality.WATER)
+            if matcher.filled:
+                flags |= np.uint8(Quality.BANDS_FILLED)
+            return reflectance, out_of_range, flags
+
+        return convert
 
     def _covariates(self, tile: Tile, window: Window) -> np.ndarray:
         """(pixels, 8) covariates of the block, bilinear on the grid."""
@@ -231,13 +244,3 @@ class TileMapper:
             for i in range(0, len(reflectance), step)
         ]
         return {name: np.concatenate([p[name] for p in parts]).astype(np.float32) for name in OUTPUTS}
-
-
-def tile_item(tile: Tile) -> dict[str, str]:
-    """A tile descriptor as a Ray Data row (JSON keeps the row schema flat and small)."""
-    return {"tile": json.dumps(asdict(tile))}
-
-
-def tile_from_item(item: str) -> Tile:
-    fields = json.loads(item)
-    return Tile(**{**fields, "scenes": tuple(fields["scenes"])})

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from deepsalt.spectra import BandTable, resample_to_bands
-from deepsalt.synth.mixing import to_albedo
+from deepsalt.synth.hapke import to_albedo
 
 DATA = Path(str(resources.files("deepsalt") / "data"))
 BAND_TABLE_XML = DATA / "enmap_l2a_band_table.xml"

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from deepsalt.synth.hapke import from_albedo
+
 if TYPE_CHECKING:
     from deepsalt.synth.library import SurfaceLibrary
 
@@ -60,19 +62,6 @@ def snr(wavelength: np.ndarray, snr_vnir: float, snr_swir: float, snr_absorbed: 
     base = np.where(wavelength < 1000, vnir, swir)
     absorbed = atmospheric_absorption(wavelength)
     return (base * (1 - absorbed) + snr_absorbed * absorbed).astype(np.float32)
-
-
-def to_albedo(r: np.ndarray) -> np.ndarray:
-    """Single-scattering albedo w of a reflectance r (Hapke, isotropic scatterers)."""
-    r = np.clip(r, 1e-4, 0.999)
-    gamma = (1 - r) / (1 + r)
-    return (1 - gamma * gamma).astype(np.float32)
-
-
-def from_albedo(w: np.ndarray) -> np.ndarray:
-    """Reflectance of a particulate surface of single-scattering albedo w (inverse of to_albedo)."""
-    gamma = np.sqrt(np.clip(1 - w, 0, 1, out=w), out=w)
-    return np.divide(1 - gamma, 1 + gamma, out=gamma)
 
 
 def surface_reflectance(

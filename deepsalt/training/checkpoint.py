@@ -103,6 +103,14 @@ def read_meta(url: str, stage: str | None = None) -> CheckpointMeta:
     return meta
 
 
+def content_hash(url: str) -> str:
+    """SHA-256 (16 hex) of ``meta.json``, once the weights' bytes match the hash it records (they
+    are read, not loaded): one value that changes with the weights, the statistics or the band axis."""
+    meta = read_meta(url)
+    _verified_weights(url, meta)
+    return hashlib.sha256(_read(_join(url, META))).hexdigest()[:16]
+
+
 def has_checkpoint(url: str) -> bool:
     return _exists(_join(url, META))
 
@@ -110,6 +118,11 @@ def has_checkpoint(url: str) -> bool:
 def load_checkpoint(url: str, stage: str | None = None) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
     """Weights (on CPU) and metadata; raises LineageError when the weights are not the ones recorded."""
     meta = read_meta(url, stage)
+    payload = _verified_weights(url, meta)
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True), meta
+
+
+def _verified_weights(url: str, meta: CheckpointMeta) -> bytes:
     try:
         payload = _read(_join(url, WEIGHTS))
     except FileNotFoundError as exc:
@@ -117,7 +130,7 @@ def load_checkpoint(url: str, stage: str | None = None) -> tuple[dict[str, torch
     digest = hashlib.sha256(payload).hexdigest()[:16]
     if digest != meta.checkpoint_id:
         raise LineageError(f"{url}: {WEIGHTS} hashes to {digest} but {META} records {meta.checkpoint_id}")
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True), meta
+    return payload
 
 
 def check_axis(

@@ -14,6 +14,7 @@ from typing import Any
 
 from deepsalt.errors import DeepSaltError
 from deepsalt.logs import get_logger
+from deepsalt.ray_setup import init_ray, require_resources
 from deepsalt.training.config import TrainConfig
 
 log = get_logger(__name__)
@@ -31,14 +32,17 @@ def run_on_ray(
     fn: Callable[[dict[str, Any]], None], job: dict[str, Any], config: TrainConfig, name: str
 ) -> None:
     """``fn(job)`` on ``config.ray.num_workers`` Ray Train workers; connects to (or starts) Ray."""
-    import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False)
+    init_ray()
     os.environ.setdefault(CONTROLLER_POLL_ENV, CONTROLLER_POLL_S)
     settings = config.ray
+    require_resources(
+        {"CPU": settings.cpus_per_worker, "GPU": float(settings.use_gpu)},
+        settings.num_workers,
+        {"CPU": "ray.cpus_per_worker", "GPU": "ray.use_gpu"},
+    )
     scaling = ScalingConfig(
         num_workers=settings.num_workers,
         use_gpu=settings.use_gpu,

@@ -11,7 +11,7 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from deepsalt.errors import DeepSaltError
@@ -26,19 +26,25 @@ HEAD_ENV = {
 
 
 @contextlib.contextmanager
-def ray_head(num_cpus: int = 2, attempts: int = 3) -> Iterator[str]:
+def ray_head(
+    num_cpus: int = 2, attempts: int = 3, env: Mapping[str, str] | None = None, temp_dir: Path | None = None
+) -> Iterator[str]:
     """Yield the job server URL (``http://127.0.0.1:<port>``) of a fresh head node.
+
+    ``env`` is added to the head's environment (what a node's environment holds, e.g. object-store
+    credentials); ``temp_dir`` is Ray's folder for the head (default: a private one, removed after).
 
     On a machine this loaded the head's raylet can give up waiting for its dashboard agent and
     exit during start-up (Ray's fixed wait for the agent's port file); a fresh start then
     usually succeeds, so start-up is tried ``attempts`` times. The last failure is raised with
     the tail of ``ray start``'s own log, which says why.
     """
-    with ray_temp_dir() as temp_dir:
+    with contextlib.ExitStack() as stack:
+        root = temp_dir or stack.enter_context(ray_temp_dir())
         for attempt in range(1, attempts + 1):
-            folder = temp_dir / f"a{attempt}"
+            folder = root / f"a{attempt}"
             folder.mkdir()
-            proc, url = _start(folder, num_cpus)
+            proc, url = _start(folder, num_cpus, env or {})
             try:
                 wait_for_http(f"{url}/api/jobs/", proc, timeout=120)
                 _wait_for_job_agent(url, proc, timeout=60)
@@ -54,7 +60,7 @@ def ray_head(num_cpus: int = 2, attempts: int = 3) -> Iterator[str]:
             _stop(proc)
 
 
-def _start(temp_dir: Path, num_cpus: int) -> tuple[subprocess.Popen, str]:
+def _start(temp_dir: Path, num_cpus: int, extra_env: Mapping[str, str]) -> tuple[subprocess.Popen, str]:
     dashboard = free_port()
     ports = {
         "--port": free_port(),
@@ -79,7 +85,7 @@ def _start(temp_dir: Path, num_cpus: int) -> tuple[subprocess.Popen, str]:
         *(f"{flag}={port}" for flag, port in ports.items()),
     ]
     # jobs run `python ...`: this virtualenv's interpreter, where deepsalt is installed
-    env = {**os.environ, **HEAD_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, **HEAD_ENV, **extra_env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("RAY_ADDRESS", None)  # a head starts its own cluster and joins none
     with (temp_dir / "ray-start.log").open("w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)

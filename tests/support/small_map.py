@@ -13,12 +13,14 @@ from pyproj import CRS
 from deepsalt.mapping import store
 from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.quality import Quality
+from deepsalt.mapping.records import TileResult, TileStatus, write_record
 from deepsalt.mapping.run import finish_store
 from deepsalt.mapping.tiles import Tile, plan_tiles
 
 GRID = Grid(CRS.from_epsg(5070), -1_000_020.0, 2_000_010.0, 30.0, 150, 200)
 CHUNK, SHARD = 32, 64
-ATTRS = store.base_attrs("p" * 16, "c" * 16, {"checkpoint_id": "student-1"})
+IDENTITY = {"grid.crs": "EPSG:5070", "model.student_url (checkpoint content)": "a" * 16}
+ATTRS = store.base_attrs(IDENTITY, "c" * 16, {"checkpoint_id": "student-1"})
 
 
 def tile_values(tile: Tile) -> dict[str, np.ndarray]:
@@ -35,7 +37,7 @@ def write_small_map(url: str, grid: Grid = GRID, finish: bool = False, pyramid_m
     plan = plan_tiles(grid, SHARD, 1, {})
     for tile in plan.empty[:-1]:  # the last tile stays unwritten
         store.write_tile(url, tile, tile_values(tile))
-        store.write_record(url, tile, "done", predicted=tile.n_pixels)
+        write_record(url, TileResult(tile=tile.id, status=TileStatus.DONE, predicted=tile.n_pixels))
     if finish:
         finish_store(url, grid, CHUNK, SHARD, pyramid_min_size)
     return url

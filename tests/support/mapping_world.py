@@ -2,12 +2,13 @@
 
 Scenes are UTM 13N, the map grid is EPSG:5070, so every test run reprojects. Reflectance is a
 smooth function of ground position; scene B is 0.05 brighter than scene A, so the predicted ECe
-tells which scene a pixel came from. ``LinearPredictor`` follows the StudentPredictor interface
-(load/wavelength/checkpoint_id/lineage/predict) with a transparent formula.
+tells which scene a pixel came from. ``LinearPredictor`` satisfies the mapping's ``Predictor``
+protocol with a transparent formula.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from rasterio.warp import transform_bounds
 
 from deepsalt.io.covariates import COVARIATE_NAMES
 from deepsalt.mapping.config import MapConfig
+from deepsalt.mapping.predictor import ModelCard
 from deepsalt.spectra import water_vapour_mask
 
 SCENE_CRS = "EPSG:32613"
@@ -238,34 +240,51 @@ def map_config(world: World, stac_url: str, out_url: str, **sections: dict[str, 
     return MapConfig.model_validate(data)
 
 
-PREDICTOR = "tests.test_mapping_world:LinearPredictor"
+PREDICTOR = "tests.support.mapping_world:LinearPredictor"
 
 
 class LinearPredictor:
-    """StudentPredictor stand-in: ECe = 10 x mean reflectance + 0.01 x sand."""
+    """StudentPredictor stand-in: ECe = ``gain`` x mean reflectance + 0.01 x sand (gain 10).
 
-    def __init__(self, wavelength: np.ndarray, delay: float):
+    A checkpoint is a folder with ``meta.json``; saving another ``gain`` at the same place is
+    "replacing the model" for the resume tests.
+    """
+
+    def __init__(self, wavelength: np.ndarray, delay: float, gain: float):
         self.wavelength = wavelength
         self.delay = delay
-        self.checkpoint_id = "linear-test"
+        self.gain = gain
+        self.checkpoint_id = f"linear-{gain:g}"
         self.lineage = {"stage": "student", "parents": []}
 
     @staticmethod
-    def save(folder: Path, delay: float = 0.0) -> None:
+    def save(folder: Path, delay: float = 0.0, gain: float = 10.0) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "meta.json").write_text(
-            json.dumps({"wavelength": STUDENT_WAVELENGTH.tolist(), "delay": delay})
+            json.dumps({"wavelength": STUDENT_WAVELENGTH.tolist(), "delay": delay, "gain": gain})
         )
+
+    @staticmethod
+    def _meta(url: str) -> dict[str, Any]:
+        return json.loads((Path(url) / "meta.json").read_text())
 
     @classmethod
     def load(cls, url: str, device: str | None = None) -> LinearPredictor:
-        meta = json.loads((Path(url) / "meta.json").read_text())
-        return cls(np.asarray(meta["wavelength"]), float(meta["delay"]))
+        meta = cls._meta(url)
+        return cls(np.asarray(meta["wavelength"]), float(meta["delay"]), float(meta.get("gain", 10.0)))
+
+    @classmethod
+    def describe(cls, url: str) -> ModelCard:
+        meta = cls._meta(url)
+        content = {k: v for k, v in meta.items() if k != "delay"}  # the delay changes no pixel
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+        checkpoint_id = f"linear-{float(meta.get('gain', 10.0)):g}"
+        return ModelCard(checkpoint_id, digest, {"checkpoint_id": checkpoint_id, "stage": "student"})
 
     def predict(self, reflectance: np.ndarray, covariates: np.ndarray) -> dict[str, np.ndarray]:
         if self.delay:
             time.sleep(self.delay)  # lets fault tests catch a run in the middle
-        ece = 10.0 * reflectance.mean(axis=1) + 0.01 * covariates[:, 0]
+        ece = self.gain * reflectance.mean(axis=1) + 0.01 * covariates[:, 0]
         ece = np.where(
             np.isfinite(reflectance).all(axis=1) & np.isfinite(covariates).all(axis=1), ece, np.nan
         )
