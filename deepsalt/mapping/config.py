@@ -114,6 +114,9 @@ class InputsConfig(_Section):
     max_cloud_cover: float | None = Field(None, ge=0, le=100)
     scenes: tuple[SceneFile, ...] | None = Field(None, description="scene files, when there is no STAC API")
     covariates_url: str = Field(description="folder holding <name>.tif per covariate")
+    survey_url: str | None = Field(
+        None, description="SSURGO export (map-unit key raster + tables): the survey ECe the student reads"
+    )
 
     @field_validator("stac_url")
     @classmethod
