@@ -114,6 +114,8 @@ class TeacherSettings(LoopSettings):
     nll_weight: float = Field(0.5, ge=0)
     freeze_encoder: bool = False
     """Keep the SAU's lab encoder fixed; fine-tuning it lets the teacher keep what the latent lost."""
+    spike: PositiveInt = 1
+    """Weight (repeats) of each of the region's measured samples among the library's rows (spiking)."""
 
 
 class StudentSettings(LoopSettings):
