@@ -207,7 +207,7 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     from deepsalt.evaluation.models import baseline_settings
     from deepsalt.io.stac_server import serve_stac
     from deepsalt.mapping import run_map
-    from deepsalt.training.pipeline import load_training_data, run_training
+    from deepsalt.training.pipeline import PAIRING_REPORT, load_training_data, run_training
 
     seconds: dict[str, float] = {}
 
@@ -221,7 +221,8 @@ def run_demo(config: DemoConfig) -> DemoSummary:
 
     t = time.perf_counter()
     train_config = config.train_config()
-    data = load_training_data(train_config)
+    data, pairing = load_training_data(train_config)
+    pairing.write(f"{train_config.output.rstrip('/')}/{PAIRING_REPORT}")
     timed("training data", t)
 
     t = time.perf_counter()
