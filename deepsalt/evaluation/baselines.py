@@ -79,6 +79,10 @@ class Rows:
     blocks: np.ndarray  # (n,) block label
 
 
+def _log_ece(ece) -> np.ndarray:
+    return np.log1p(np.clip(np.asarray(ece, dtype=np.float64), 0.0, None))
+
+
 def features(
     feature_set: FeatureSet, reflectance: np.ndarray, covariates: np.ndarray, survey: np.ndarray | None
 ) -> np.ndarray:
@@ -146,10 +150,6 @@ def _fit(key: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, 
     if key == "plsr":
         return model.fit(x, y, groups=groups)
     return model.fit(x, y)
-
-
-def _log_ece(ece) -> np.ndarray:
-    return np.log1p(np.clip(np.asarray(ece, dtype=np.float64), 0.0, None))
 
 
 def fit_baseline(

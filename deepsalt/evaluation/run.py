@@ -94,14 +94,17 @@ def _write(url: str, payload: bytes | str) -> None:
         fh.write(payload.encode() if isinstance(payload, str) else payload)
 
 
-def run_evaluation(config: EvaluateConfig) -> EvaluationSummary:
-    """Evaluate every configured model and write ``report.md`` + figures + tables to ``config.output``."""
+def run_evaluation(config: EvaluateConfig, seen: TrainingData | None = None) -> EvaluationSummary:
+    """Evaluate every configured model and write ``report.md`` + figures + tables to ``config.output``.
+
+    ``seen`` replaces reading the samples of ``config.region`` (``deepsalt demo`` passes the data
+    it trained on)."""
     from deepsalt.synth import load_region
 
     started = time.perf_counter()
     map_scores = read_map_scores(config.map_scores) if config.map_scores else None
     manifest = load_region(config.region)
-    seen = _samples(config, config.region)
+    seen = _samples(config, config.region) if seen is None else seen
     unseen = _samples(config, config.unseen_region) if config.unseen_region else None
     blocks = block_ids(seen.lat, seen.lon, config.crs or manifest.crs, config.block_size_km)
     folds = block_folds(blocks, config.n_folds, config.fold_seed)
@@ -120,7 +123,7 @@ def run_evaluation(config: EvaluateConfig) -> EvaluationSummary:
         else summary.best_baseline or str(summary.table["model"].iloc[0])
     )
     out = config.output.rstrip("/")
-    spread_models = [m for m in (full, summary.best_baseline) if m is not None]
+    spread_models = [m for m in dict.fromkeys((full, summary.best_baseline)) if m is not None]
     _write(f"{out}/pred_vs_obs.png", plots.predicted_vs_observed(predictions, full))
     _write(f"{out}/residuals_by_range.png", plots.residuals_by_range(predictions, full))
     _write(f"{out}/ablation.png", plots.ablation_bars(summary.table))
