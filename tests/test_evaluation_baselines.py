@@ -152,6 +152,25 @@ def test_baseline_predictor_satisfies_the_predictor_protocol(checkpoint: Path, t
         predictor.predict(np.zeros((3, 11)), np.zeros((3, 8)))
 
 
+@pytest.mark.parametrize("key", ["survey_map", "plsr", "random_forest", "gradient_boosting"])
+def test_refitting_a_baseline_on_the_same_data_gives_the_same_checkpoint(key: str, tmp_path: Path):
+    """The map's product identity holds the checkpoint's content hash: an unchanged baseline must
+    keep it, so that rerunning the demo resumes its map instead of remapping."""
+    hashes = set()
+    for folder in ("a", "b"):
+        fitted = fit_baseline(key, synthetic_rows(), seed=0, settings=SETTINGS)
+        save_baseline(
+            str(tmp_path / folder),
+            fitted,
+            wavelength=np.arange(12.0),
+            training_samples=90,
+            data_fingerprint="f",
+            seed=0,
+        )
+        hashes.add(BaselinePredictor.describe(str(tmp_path / folder)).content_hash)
+    assert len(hashes) == 1
+
+
 def test_baseline_checkpoint_refuses_a_replaced_model_or_a_missing_card(checkpoint: Path, tmp_path: Path):
     other = tmp_path / "other"
     fitted = fit_baseline("random_forest", synthetic_rows(), seed=0, settings=SETTINGS)
