@@ -200,6 +200,7 @@ def _region(config: DemoConfig, region: str) -> RegionManifest:
 
 def run_demo(config: DemoConfig) -> DemoSummary:
     """Run the whole chain; returns where the outputs are and the accuracy of both maps."""
+    from deepsalt.errors import ConfigError
     from deepsalt.evaluation import run_evaluation
     from deepsalt.evaluation.baseline_predictor import fit_baseline_checkpoint
     from deepsalt.evaluation.baselines import baseline_key
@@ -210,6 +211,11 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     from deepsalt.mapping import run_map
     from deepsalt.training.pipeline import PAIRING_REPORT, load_training_data, run_training
 
+    evaluate = config.evaluate_config()
+    if not evaluate.baselines:
+        raise ConfigError(
+            "<demo config>", "evaluate.baselines", "the demo maps the best baseline: list at least one"
+        )
     seconds: dict[str, float] = {}
 
     def timed(stage: str, started: float) -> None:
@@ -231,12 +237,8 @@ def run_demo(config: DemoConfig) -> DemoSummary:
     timed("train", t)
 
     t = time.perf_counter()
-    evaluate = config.evaluate_config()
     evaluation = run_evaluation(evaluate, seen=data)
-    if evaluation.best_baseline is None:
-        from deepsalt.errors import ConfigError
-
-        raise ConfigError("<demo config>", "evaluate.baselines", "the demo maps the best baseline: list one")
+    assert evaluation.best_baseline is not None  # evaluate.baselines is not empty (checked above)
     timed("baselines (block CV)", t)
 
     t = time.perf_counter()
