@@ -133,6 +133,11 @@ class StudentSettings(LoopSettings):
     nll_weight: float = Field(0.5, ge=0)
     survey_weight: float = Field(1.0, ge=0)
     """Weight of a survey-labelled pixel's task term relative to a point sample's."""
+    nll_mean: bool = False
+    """The NLL moves the mean too: each label source pulls on it in inverse proportion to its learned noise."""
+    survey_covariates: tuple[str, ...] = ("sand", "clay")
+    """Covariates that come from the survey: hidden with the survey token (on rows the survey labels,
+    and with ``survey_dropout``), so the survey's labels cannot be read off its own texture."""
     survey_dropout: float = Field(0.2, ge=0, le=1)
     """Share of sample rows whose survey input is hidden, so the student also predicts without it."""
     members: PositiveInt = 3
