@@ -67,6 +67,11 @@ class StudentArch(FrozenModel):
     """Covariate columns the survey supplies: absent wherever the survey token is."""
 
 
+Architecture = SAUArch | TeacherArch | StudentArch
+"""What a checkpoint records of its network (each kind's fields are distinct, so ``meta.json`` parses
+back into the one it was written from)."""
+
+
 def sau_architecture(config: TrainConfig, n_lab: int, n_sat: int) -> SAUArch:
     s, latent = config.sau, config.model.latent_dim
     return SAUArch(

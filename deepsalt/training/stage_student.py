@@ -125,7 +125,7 @@ class StudentTrainer(StageTrainer):
         """The teacher's mean, spread and per-layer features for every sample with a lab spectrum."""
         teacher_parent = self.parents[Stage.TEACHER]
         net = builders.build_teacher(builders.TeacherArch.model_validate(teacher_parent.meta.architecture))
-        net.load_state_dict(teacher_parent.load(Stage.TEACHER))
+        net.load_state_dict(teacher_parent.load())
         net.eval()
         n = len(self.data)
         has = self.data.has_spectrum
@@ -175,7 +175,7 @@ class StudentTrainer(StageTrainer):
 
     def build(self) -> nn.Module:
         ensemble = builders.build_student(self.arch)
-        sau_state = self.parents[Stage.SAU].load(Stage.SAU)
+        sau_state = self.parents[Stage.SAU].load()
         with torch.no_grad():
             for member in ensemble.members:
                 if member.encoder is not None:
@@ -265,7 +265,7 @@ class StudentTrainer(StageTrainer):
                     "shrinkage": shrinkage,
                 },
             },
-            architecture=self.arch.model_dump(mode="json"),
+            architecture=self.arch,
             metrics=metrics,
         )
 
