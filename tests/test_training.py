@@ -66,7 +66,7 @@ def test_teacher_starts_from_the_sau_lab_encoder_and_keeps_its_input_path(chain)
 def test_checkpoint_meta_records_axes_config_and_metrics(chain, data):
     meta = read_meta(chain["student"])
     np.testing.assert_allclose(meta.band_axis["wavelength"], data.wavelength, atol=1e-6)
-    assert meta.config["student"]["alpha"] == 0.07
+    assert meta.config["student"]["alpha"] == 1.0
     assert TrainConfig.model_validate(meta.config).config_hash() == meta.config_hash
     assert {
         "val_mae",
