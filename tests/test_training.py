@@ -12,7 +12,7 @@ import torch
 from deepsalt.config import load_config
 from deepsalt.errors import ConfigError, InputDataError, LineageError
 from deepsalt.training.checkpoint import load_checkpoint, read_meta, save_checkpoint
-from deepsalt.training.config import STAGES, Stage, StudentSettings, TrainConfig
+from deepsalt.training.config import STAGES, Stage, TrainConfig
 from deepsalt.training.data import TrainingData
 from deepsalt.training.pipeline import run_training
 from deepsalt.training.runtime import WorkerContext
@@ -66,7 +66,7 @@ def test_teacher_starts_from_the_sau_lab_encoder_and_keeps_its_input_path(chain)
 def test_checkpoint_meta_records_axes_config_and_metrics(chain, data):
     meta = read_meta(chain["student"])
     np.testing.assert_allclose(meta.band_axis["wavelength"], data.wavelength, atol=1e-6)
-    assert meta.config["student"]["alpha"] == StudentSettings().alpha
+    assert meta.config["student"]["alpha"] == 1.0
     assert TrainConfig.model_validate(meta.config).config_hash() == meta.config_hash
     assert {
         "val_mae",

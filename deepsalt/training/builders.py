@@ -65,6 +65,8 @@ class StudentArch(FrozenModel):
     members: int
     survey_covariates: tuple[int, ...] = ()
     """Covariate columns the survey supplies: absent wherever the survey token is."""
+    domain_components: int = 0
+    """Principal components of the training spectra the domain score measures residuals from (0: none)."""
 
 
 Architecture = SAUArch | TeacherArch | StudentArch
@@ -160,4 +162,8 @@ def build_student(arch: StudentArch) -> StudentEnsemble:
         )
         for _ in range(arch.members)
     ]
-    return StudentEnsemble(members, sat_decoder(arch.encoder) if arch.encoder is not None else None)
+    return StudentEnsemble(
+        members,
+        sat_decoder(arch.encoder) if arch.encoder is not None else None,
+        arch.domain_components if arch.encoder is not None else 0,
+    )

@@ -149,6 +149,9 @@ class StudentSettings(LoopSettings):
     """Keep the SAU's satellite encoder as aligned (True) or fine-tune it with the student."""
     domain_quantile: float = Field(0.95, gt=0, lt=1)
     """Held-out distance quantile that maps to domain_score = 1."""
+    domain_components: int = Field(20, ge=0)
+    """Principal components of the training pixels' spectra; a spectrum's residual off them is one of
+    the domain score's two distances (0: the network's features alone)."""
     interval_level: float = Field(0.95, gt=0.5, lt=1)
     """Interval whose coverage on held-out samples calibrates the predictive spread."""
 
