@@ -44,6 +44,11 @@ def test_manifest_lists_every_file_relative_to_the_region(region: RegionManifest
     listed = {region.files.truth, region.files.lab, region.files.stac_collection, region.files.stac_items}
     listed |= set(region.files.covariates.values())
     listed |= {path for scene in region.files.scenes for path in scene.files.values()}
+    listed |= {region.files.library} | {path for key, path in region.files.survey.items() if key != "export"}
+    export = region.files.survey["export"]
+    listed |= {
+        name for name in files_of(folder) if name.startswith(f"{export}/")
+    }  # the SSURGO export's own layout
     on_disk = set(files_of(folder)) - {"region.json"}
     assert listed == on_disk
     assert list(region.files.covariates) == list(COVARIATE_NAMES)
@@ -106,25 +111,36 @@ def test_water_is_flagged_and_has_no_truth(tmp_path: Path) -> None:
 def test_lab_samples_read_as_kssl_style_table(region: RegionManifest) -> None:
     lab = read_lab_spectra(region.lab_url)
     assert lab.dims == ("sample", "wavenumber")
-    assert lab.shape == (150, 1765)
+    preset = small()
+    assert lab.shape == (preset.n_samples + preset.n_mir_only, 1765)  # every sample is scanned
+    measured = np.isfinite(lab.ece.values)
+    assert measured.sum() == preset.n_samples  # a subset went to the wet lab
     np.testing.assert_allclose(lab.wavenumber.values, KSSL_WAVENUMBERS, atol=1e-3)
     west, south, east, north = region.bbox_lonlat
     assert ((lab.lon > west) & (lab.lon < east) & (lab.lat > south) & (lab.lat < north)).all()
-    assert (lab.ece > 0).all() and set(lab.depth.values) == {"0-30"}
+    assert (lab.ece.values[measured] > 0).all() and set(lab.depth.values) == {"0-30"}
     assert np.isfinite(lab.values).all() and 0 < lab.values.min() < lab.values.max() < 4
 
 
 def test_covariates_are_coarser_in_another_crs_and_physically_ordered(region: RegionManifest) -> None:
     urls = region.covariate_urls()
     assert urls == covariate_urls(f"{region.url}/covariates")
-    with rasterio.open(urls["clay"]) as ds:
+    with rasterio.open(urls["tmean"]) as ds:  # climate: a coarse geographic grid, as WorldClim ships
         assert ds.crs.to_epsg() == 4326 != int(region.crs.split(":")[1])
         assert ds.res[0] == pytest.approx(0.005)
+    for name in ("sand", "clay"):  # texture: the survey's own rasters, on gNATSGO's grid
+        assert Path(urls[name]).read_bytes() == Path(f"{region.url}/{region.files.survey[name]}").read_bytes()
+        with rasterio.open(urls[name]) as ds:
+            assert ds.crs.to_epsg() == 5070
     lab = read_lab_spectra(region.lab_url)
     values = sample_covariates(urls, lab.lon.values, lab.lat.values)
     sand, clay, tmin, tmax, tmean, pmin, pmax, pmean = values.T
-    assert np.isfinite(values).all()
-    assert (sand + clay < 100).all() and (clay > 0).all()
+    assert np.isfinite(values[:, 2:]).all()
+    surveyed = np.isfinite(sand) & np.isfinite(
+        clay
+    )  # the survey has gaps (map units without data), as SSURGO does
+    assert surveyed.mean() > 0.8
+    assert (sand[surveyed] + clay[surveyed] < 100).all() and (clay[surveyed] > 0).all()
     assert (tmin < tmean).all() and (tmean < tmax).all()
     assert (pmin < pmean).all() and (pmean < pmax).all()
 
@@ -190,7 +206,7 @@ def test_region_written_to_s3_opens_from_s3(s3) -> None:
     loaded = load_region(manifest.url)
     cube = open_enmap(loaded.scene_urls(loaded.scene_ids[0])["spectral"])
     assert cube.shape == (218, 150, 150)
-    assert read_lab_spectra(loaded.lab_url).shape == (40, 1765)
+    assert read_lab_spectra(loaded.lab_url).shape == (40 + small().n_mir_only, 1765)
 
 
 def test_invalid_settings_fail_before_any_work(tmp_path: Path) -> None:

@@ -131,7 +131,9 @@ def _write_survey(survey: Survey, world: World, folder: Path) -> dict[str, str]:
         survey.component,
         survey.chorizon,
     )
-    derived = write_survey_cogs(str(folder / SURVEY_EXPORT), str(folder / SURVEY_DERIVED))
+    derived = write_survey_cogs(
+        str(folder / SURVEY_EXPORT), str(folder / SURVEY_DERIVED), source=f"<region>/{SURVEY_EXPORT}"
+    )
     files = {"export": SURVEY_EXPORT} | {
         name: f"{SURVEY_DERIVED}/{Path(url).name}" for name, url in derived.items()
     }

@@ -159,9 +159,17 @@ def sample_survey(
 
 
 def write_survey_cogs(
-    survey: Survey | str, out_url: str, *, top_cm: float | None = None, bottom_cm: float | None = None
+    survey: Survey | str,
+    out_url: str,
+    *,
+    top_cm: float | None = None,
+    bottom_cm: float | None = None,
+    source: str | None = None,
 ) -> dict[str, str]:
     """``<out_url>/ece.tif``, ``sand.tif``, ``clay.tif`` on the key raster's own grid; returns their URLs.
+
+    ``source`` is how the rasters' tags name the export (default: its URL; a generator writing into
+    a staging folder passes a path relative to what it publishes, so the bytes do not depend on it).
 
     The raster is processed in strips, so a state-wide 10 m raster never sits in memory; the COGs are
     built in a temporary folder and copied out only when all three are complete.
@@ -186,7 +194,7 @@ def write_survey_cogs(
                 for name, dst in outputs.items():
                     dst.write(getattr(layers, name), 1, window=window)
             for name, dst in outputs.items():
-                dst.update_tags(**_tags(survey, name))
+                dst.update_tags(**_tags(survey, name, source or survey.url))
         fs.makedirs(root, exist_ok=True)
         cogs = {}
         for name, path in tiled.items():
@@ -203,13 +211,13 @@ def write_survey_cogs(
     return written
 
 
-def _tags(survey: Survey, name: str) -> dict[str, str]:
+def _tags(survey: Survey, name: str, source: str) -> dict[str, str]:
     return {
         "units": UNITS[name],
         "ssurgo_column": SURVEY_PROPERTIES[name],
         "depth_cm": f"{survey.top_cm:g}-{survey.bottom_cm:g}",
         "aggregation": "component-weighted (comppct_r) mean of thickness-weighted horizon means",
-        "source": survey.url,
+        "source": source,
     }
 
 
