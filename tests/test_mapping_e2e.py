@@ -60,7 +60,11 @@ def mapped(
                     "datetime": "/".join(region.datetime_range),
                 },
                 "grid": {"crs": region.crs, "chunk": 64, "shard": 128},
-                "inputs": {"stac_url": api, "covariates_url": str(Path(region.url) / "covariates")},
+                "inputs": {
+                    "stac_url": api,
+                    "covariates_url": str(Path(region.url) / "covariates"),
+                    "survey_url": str(Path(region.url) / region.files.survey["export"]),  # as make demo maps
+                },
                 "model": {"student_url": student, "block": 128},
                 "output": {
                     "url": str(root / "map.zarr"),

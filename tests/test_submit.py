@@ -102,7 +102,7 @@ def test_image_mode_runs_the_scripts_inside_the_image(tmp_path: Path) -> None:
         ),
         (
             "train",
-            {"regions": ["/r"], "model": {"tokens": 3}},
+            {"regions": ["/r"], "model": {"head": "transformer", "tokens": 3}},
             "field '<root>': model.tokens (3) must divide",
         ),
     ],
