@@ -1,0 +1,291 @@
+"""``DeepSaltRegressor`` against the baselines users would pick, on public soil spectral tables.
+
+    .venv/bin/python -m benchmarks.estimator                 # every table, 10-fold CV (≈ 1 h on 2 cores)
+    .venv/bin/python -m benchmarks.estimator --timing-only   # the n=300 × 1700 fit times per setting
+
+Each table and target is cross-validated with 10 outer folds (grouped by sample where a table
+has replicate scans); every model is fitted on the same training rows with its own inner CV.
+Writes ``results/estimator/folds.csv`` (one row per fold and model), ``results.json`` and
+``RESULTS.md``. The settings are the estimator's defaults on every table: nothing is tuned to one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold, KFold
+
+from deepsalt.estimator import DeepSaltRegressor, TunedPLSR, TunedSVR
+from deepsalt.estimator.spectra import LIBRARY_PARTS
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "estimator"
+OUT = ROOT / "results" / "estimator"
+FOLDS = 10
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    file: str
+    targets: tuple[str, ...]
+    kind: str
+    grouped: bool = False
+    """Replicate scans of one sample share a ``sample_id``: outer and inner folds keep them together."""
+    library: tuple[str, ...] = LIBRARY_PARTS
+    """Shipped spectra the estimator may pretrain on (a table's own soils are left out)."""
+
+    def load(self, target: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """X, y, groups and the spectral axis (None for a covariates-only table)."""
+        table = pd.read_csv(FIXTURES / self.file).dropna(subset=[target])
+        bands = [c for c in table.columns if _is_number(c)]
+        if self.kind == "covariates":
+            columns = [c for c in table.columns if c not in ("sample_id", "file_id", *self.targets)]
+            return (
+                table[columns].to_numpy(float),
+                table[target].to_numpy(float),
+                table["sample_id"].to_numpy(),
+                None,
+            )
+        axis = np.array([float(c) for c in bands])
+        return (
+            table[bands].to_numpy(float),
+            table[target].to_numpy(float),
+            table["sample_id"].to_numpy(),
+            axis,
+        )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+TABLES = (
+    Table(
+        "yamsys_mir",
+        "yamsys_mir_every4th.csv.gz",
+        ("C", "clay"),
+        "MIR",
+        grouped=True,
+        library=("icraf_vnir", "ossl_kssl_mir"),
+    ),
+    Table("limesoda_h138_mir", "limesoda_h138_mir.csv.gz", ("SOC", "Clay"), "MIR"),
+    Table("limesoda_nrw115_mir", "limesoda_nrw115_mir.csv.gz", ("SOC", "Clay"), "MIR"),
+    Table("limesoda_ssp460_visnir", "limesoda_ssp460_visnir.csv.gz", ("SOC", "Clay"), "vis-NIR"),
+    Table("geeves_visnir", "geeves_visnir.csv.gz", ("TotalCarbon", "clay"), "vis-NIR"),
+    Table("limesoda_bb250_covariates", "limesoda_bb250_covariates.csv.gz", ("SOC", "Clay"), "covariates"),
+    Table("limesoda_b204_covariates", "limesoda_b204_covariates.csv.gz", ("SOC", "Clay"), "covariates"),
+)
+
+
+def _models(table: Table, axis: np.ndarray | None) -> dict:
+    wavelengths = [] if axis is None else axis
+    return {
+        "plsr": TunedPLSR(wavelengths=wavelengths),
+        "svr": TunedSVR(wavelengths=wavelengths),
+        "deepsalt": DeepSaltRegressor(wavelengths=wavelengths, library=table.library),
+    }
+
+
+def run_table(table: Table, target: str) -> list[dict]:
+    """Outer 10-fold CV of the three models on one table and target: one record per fold and model."""
+    X, y, groups, axis = table.load(target)
+    folds = (
+        GroupKFold(FOLDS).split(X, y, groups)
+        if table.grouped
+        else KFold(FOLDS, shuffle=True, random_state=SEED).split(X)
+    )
+    records = []
+    for fold, (train, test) in enumerate(folds):
+        fit_groups = groups[train] if table.grouped else None
+        for name, model in _models(table, axis).items():
+            cpu, wall = time.process_time(), time.perf_counter()
+            model.fit(X[train], y[train], groups=fit_groups)
+            fit_cpu, fit_wall = time.process_time() - cpu, time.perf_counter() - wall
+            record = {
+                "table": table.name,
+                "kind": table.kind,
+                "target": target,
+                "fold": fold,
+                "model": name,
+                "n_train": len(train),
+                "n_test": len(test),
+                "fit_cpu_s": fit_cpu,
+                "fit_wall_s": fit_wall,
+            }
+            if name == "deepsalt":
+                mean, std = model.predict(X[test], return_std=True)
+                record["inside95"] = int(np.sum(np.abs(mean - y[test]) <= 1.959964 * std))
+                weights = model.stack_weights_
+                for family in ("plsr", "svr", "network"):
+                    record[f"weight_{family}"] = sum(
+                        v for k, v in weights.items() if k.split(":")[0] == family
+                    )
+                record["stack_weights"] = json.dumps({k: round(v, 4) for k, v in weights.items()})
+            else:
+                mean = model.predict(X[test])
+            record["sse"] = float(np.sum((mean - y[test]) ** 2))
+            records.append(record)
+        print(f"{table.name} {target} fold {fold} done", flush=True)
+    return records
+
+
+def summarise(folds: pd.DataFrame) -> pd.DataFrame:
+    """One row per table and target: pooled out-of-fold RMSE per model, ratios, coverage, weights."""
+    rows = []
+    for (table, kind, target), part in folds.groupby(["table", "kind", "target"], sort=False):
+        rmse = {m: float(np.sqrt(p["sse"].sum() / p["n_test"].sum())) for m, p in part.groupby("model")}
+        ours = part[part.model == "deepsalt"]
+        better = min(rmse["plsr"], rmse["svr"])
+        rows.append(
+            {
+                "table": table,
+                "kind": kind,
+                "target": target,
+                "n": int(ours["n_test"].sum()),
+                "rmse_plsr": rmse["plsr"],
+                "rmse_svr": rmse["svr"],
+                "rmse_deepsalt": rmse["deepsalt"],
+                "ratio_to_better_baseline": rmse["deepsalt"] / better,
+                "coverage95": float(ours["inside95"].sum() / ours["n_test"].sum()),
+                "network_weight_mean": float(ours["weight_network"].mean()),
+                "folds_network_weight_gt0": int((ours["weight_network"] > 0).sum()),
+                "folds": len(ours),
+                "fit_cpu_s_median": float(ours["fit_cpu_s"].median()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def timing(n_rows: int = 300, n_bands: int = 1700) -> list[dict]:
+    """CPU and wall seconds of one ``fit`` on n_rows × n_bands (the SSP.460 vis-NIR spectra put on a
+    1700-point axis), with the defaults and with each costly setting changed alone."""
+    table = TABLES[3]
+    X, y, _, axis = table.load("SOC")
+    fine = np.linspace(axis[0], axis[-1], n_bands)
+    X = np.stack([np.interp(fine, axis, row) for row in X[:n_rows]])
+    y = y[:n_rows]
+    variants = {
+        "defaults": {},
+        "n_networks=1": {"n_networks": 1},
+        "pretrain='own'": {"pretrain": "own"},
+        "pretrain='none'": {"pretrain": "none"},
+        "augment=False": {"augment": False},
+        "members=('plsr','svr')": {"members": ("plsr", "svr")},
+        "cv=3": {"cv": 3},
+    }
+    out = []
+    for label, params in variants.items():
+        cpu, wall = time.process_time(), time.perf_counter()
+        DeepSaltRegressor(wavelengths=fine, **params).fit(X, y)
+        out.append(
+            {
+                "setting": label,
+                "fit_cpu_s": time.process_time() - cpu,
+                "fit_wall_s": time.perf_counter() - wall,
+                "load_1min": os.getloadavg()[0],
+            }
+        )
+        print(out[-1], flush=True)
+    return out
+
+
+def _markdown(summary: pd.DataFrame, folds: pd.DataFrame, timings: list[dict]) -> str:
+    spectral = summary[summary.kind != "covariates"]
+    lines = [
+        "# DeepSaltRegressor against tuned PLSR and tuned RBF SVR",
+        "",
+        "Produced by `.venv/bin/python -m benchmarks.estimator` (10-fold CV per table and target;",
+        "yamsys folds grouped by soil sample). RMSE pooled over the out-of-fold predictions, in the",
+        "target's units. `ratio` = DeepSalt RMSE / the better baseline's RMSE on that table and target.",
+        "",
+        "| table | kind | target | n | PLSR | SVR | DeepSalt | ratio | 95 % coverage | network weight (mean) | folds with network weight > 0 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary.itertuples():
+        lines.append(
+            f"| {r.table} | {r.kind} | {r.target} | {r.n} | {r.rmse_plsr:.4g} | {r.rmse_svr:.4g} | "
+            f"{r.rmse_deepsalt:.4g} | {r.ratio_to_better_baseline:.3f} | {r.coverage95:.3f} | "
+            f"{r.network_weight_mean:.2f} | {r.folds_network_weight_gt0}/{r.folds} |"
+        )
+    by_table = spectral.groupby("table")["ratio_to_better_baseline"].mean()
+    lines += [
+        "",
+        f"Spectral tables: median ratio over table × target {spectral.ratio_to_better_baseline.median():.3f} "
+        f"(worst {spectral.ratio_to_better_baseline.max():.3f}); median over tables (mean of their targets) "
+        f"{by_table.median():.3f}; network weight > 0 in "
+        f"{int(spectral.folds_network_weight_gt0.sum())} of {int(spectral.folds.sum())} folds; "
+        f"95 % coverage {spectral.coverage95.min():.3f}–{spectral.coverage95.max():.3f}.",
+        "",
+        "## Stack weights per fold (PLSR / SVR / network)",
+        "",
+    ]
+    ours = folds[folds.model == "deepsalt"]
+    for (table, target), part in ours.groupby(["table", "target"], sort=False):
+        cells = " ".join(
+            f"{r.weight_plsr:.2f}/{r.weight_svr:.2f}/{r.weight_network:.2f}" for r in part.itertuples()
+        )
+        lines.append(f"- {table} {target}: {cells}")
+    if timings:
+        lines += [
+            "",
+            "## Fit time, n = 300 × 1700 spectral columns, one thread",
+            "",
+            "| setting | CPU s | wall s | load (1 min) |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {t['setting']} | {t['fit_cpu_s']:.1f} | {t['fit_wall_s']:.1f} | {t['load_1min']:.1f} |"
+            for t in timings
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.estimator", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--tables", default=",".join(t.name for t in TABLES))
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="table × target runs in parallel (one thread each)"
+    )
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--timing-only", action="store_true")
+    parser.add_argument("--no-timing", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    args.out.mkdir(parents=True, exist_ok=True)
+    folds_csv = args.out / "folds.csv"
+    timings = [] if args.no_timing else timing()
+    if args.timing_only:
+        folds = pd.read_csv(folds_csv)
+    else:
+        wanted = set(args.tables.split(","))
+        jobs = [(t, target) for t in TABLES if t.name in wanted for target in t.targets]
+        with ProcessPoolExecutor(args.jobs) as pool:
+            records = [r for part in pool.map(run_table, *zip(*jobs, strict=True)) for r in part]
+        folds = pd.DataFrame(records)
+        folds.to_csv(folds_csv, index=False)
+    summary = summarise(folds)
+    (args.out / "results.json").write_text(
+        json.dumps({"summary": summary.to_dict(orient="records"), "timing": timings}, indent=1)
+    )
+    (args.out / "RESULTS.md").write_text(_markdown(summary, folds, timings))
+    print(summary.to_string())
+
+
+if __name__ == "__main__":
+    main()
