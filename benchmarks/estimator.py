@@ -134,6 +134,7 @@ def run_table(table: Table, target: str) -> list[dict]:
                     record[f"weight_{family}"] = sum(
                         v for k, v in weights.items() if k.split(":")[0] == family
                     )
+                record["stacked"] = bool(model.stacked_)
                 record["stack_weights"] = json.dumps({k: round(v, 4) for k, v in weights.items()})
             else:
                 mean = model.predict(X[test])

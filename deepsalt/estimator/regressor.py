@@ -39,10 +39,10 @@ from deepsalt.estimator.search import (
     Choice,
     PLSRParams,
     choose,
+    combination_weights,
     features,
     inner_splits,
     plsr_candidates,
-    simplex_weights,
     svr_candidates,
 )
 from deepsalt.estimator.spectra import LIBRARY_PARTS, PRETREATMENTS, ColumnLayout, library_on_axis
@@ -242,7 +242,7 @@ class DeepSaltRegressor(RegressorMixin, BaseEstimator):
             oof["network"] = net_mean
         names = list(oof)  # classical members first, the network last
         stacked = np.column_stack([oof[n] for n in names])
-        weights = simplex_weights(stacked, yz)
+        weights, self.stacked_ = combination_weights(stacked, yz, splits)
         self.stack_weights_ = dict(zip(names, (float(w) for w in weights), strict=True))
         scale = self.target_scaler_.std
         stack_oof = stacked @ weights
