@@ -90,14 +90,25 @@ class DemoConfig(StageConfig):
         return validate(EvaluateConfig, {"seed": self.seed, **fields}, source, "evaluate")
 
     def _map_fields(
-        self, stac_url: str, bounds: list[float], crs: str, covariates_url: str, student_url: str
+        self,
+        stac_url: str,
+        bounds: list[float],
+        crs: str,
+        covariates_url: str,
+        student_url: str,
+        survey_url: str | None = None,
     ) -> dict[str, Any]:
         extra = self._section("map")
         return {
             **extra,
             "region": {"bounds": bounds},
             "grid": {"chunk": 256, "shard": 512, **extra.get("grid", {}), "crs": crs},
-            "inputs": {**extra.get("inputs", {}), "stac_url": stac_url, "covariates_url": covariates_url},
+            "inputs": {
+                **extra.get("inputs", {}),
+                "stac_url": stac_url,
+                "covariates_url": covariates_url,
+                "survey_url": survey_url,
+            },
             "model": {**extra.get("model", {}), "student_url": student_url},
             "output": {
                 "pyramid_min_size": 128,
@@ -112,7 +123,8 @@ class DemoConfig(StageConfig):
         rows, cols = manifest.shape
         bounds = [c, f + e * rows, c + a * cols, f]
         covariates = manifest.href("covariates")
-        fields = self._map_fields(stac_url, bounds, manifest.crs, covariates, student_url)
+        survey = manifest.href(manifest.files.survey["export"])
+        fields = self._map_fields(stac_url, bounds, manifest.crs, covariates, student_url, survey)
         return validate(MapConfig, fields, "<demo config>", "map")
 
     def region_url(self, region: str) -> str:

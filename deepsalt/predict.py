@@ -120,6 +120,7 @@ def lineage(meta: CheckpointMeta) -> dict[str, Any]:
         **meta.parents,
         "config_hash": meta.config_hash,
         "aligned": bool(meta.config.get("use_sau", True)),
+        "survey_input": bool(meta.normalisation.get("survey", False)),
     }
 
 

@@ -46,8 +46,11 @@ class Predictor(Protocol):
         """The checkpoint's card from its metadata, without loading weights; checks it is complete."""
         ...
 
-    def predict(self, reflectance: np.ndarray, covariates: np.ndarray) -> dict[str, np.ndarray]:
-        """(n, bands) reflectance in [0, 1] and (n, 8) covariates → ``ece``, ``ece_std``, ``domain_score``."""
+    def predict(
+        self, reflectance: np.ndarray, covariates: np.ndarray, survey: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """(n, bands) reflectance in [0, 1], (n, 8) covariates and the survey's map-unit ECe (n,)
+        (NaN or None where there is none) → ``ece``, ``ece_std``, ``domain_score``."""
         ...
 
 

@@ -8,6 +8,7 @@ identity), and a resource request no node of the cluster can hold.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -80,7 +81,7 @@ def scene_source(config: MapConfig) -> tuple[str, str]:
 
 def plan(config: MapConfig) -> tuple[TilePlan, dict[str, SceneRef]]:
     """Grid, scenes (STAC search or the listed files) and the tile plan: no pixel is read."""
-    from deepsalt.mapping.scenes import find_scenes
+    from deepsalt.inputs import find_scenes
 
     grid = Grid.from_config(config.grid, config.region)
     with naming(*scene_source(config)):
@@ -116,6 +117,21 @@ def covariate_digests(folder_url: str) -> dict[str, str]:
     return digests
 
 
+def survey_digest(folder_url: str) -> str:
+    """One content digest over every file of a SSURGO export (key raster and tables)."""
+    import fsspec
+
+    from deepsalt.io.paths import content_digest
+
+    with naming("inputs.survey_url", folder_url):
+        fs, root = fsspec.core.url_to_fs(folder_url)
+        files = sorted(p for p in fs.find(root) if not fs.isdir(p))
+        if not files:
+            raise InputDataError(folder_url, "no SSURGO export here (no files)")
+        parts = [f"{p.removeprefix(root)}={content_digest(fs.unstrip_protocol(p))}" for p in files]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 def check_outputs(config: MapConfig, url: str, item_url: str) -> None:
     """Refuse outputs that exist as the wrong kind of thing, before any work."""
     import fsspec
@@ -145,6 +161,13 @@ def run_map(config: MapConfig, restart: bool = False) -> MapSummary:
     with naming("model.student_url", config.model.student_url):
         model = describe_model(config.model.predictor, config.model.student_url)
     covariates = covariate_digests(config.inputs.covariates_url)
+    if config.inputs.survey_url is not None:
+        covariates = {**covariates, "survey": survey_digest(config.inputs.survey_url)}
+    elif model.lineage.get("survey_input"):
+        log.warning(
+            "the student reads the survey's ECe but inputs.survey_url is not set: it predicts without it",
+            extra={"student": config.model.student_url},
+        )
     tile_plan, scenes = plan(config)
     if not tile_plan.tiles:
         field_name, source = scene_source(config)
@@ -208,6 +231,7 @@ def _run(
         grid=grid,
         scenes=scenes,
         covariate_urls=covariate_urls(config.inputs.covariates_url),
+        survey_url=config.inputs.survey_url,
         predictor=config.model.predictor,
         student_url=config.model.student_url,
         block=config.model.block,

@@ -57,6 +57,7 @@ class MappingJob:
     grid: Grid
     scenes: Mapping[str, SceneRef]
     covariate_urls: Mapping[str, str]
+    survey_url: str | None
     predictor: str
     student_url: str
     block: int
@@ -95,6 +96,7 @@ class TileMapper:
         self.target_wavelength = np.asarray(self.predictor.wavelength, dtype=np.float64)
         self.layouts: dict[str, SpectralLayout] = {}
         self.matchers: dict[str, BandMatcher] = {}
+        self.survey = None  # deepsalt.io.ssurgo.Survey, loaded on the first block that needs it
 
     def __call__(self, batch: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
         return rows.result_batch([self.run_tile(tile) for tile in rows.tiles_of(batch)])
@@ -178,16 +180,22 @@ class TileMapper:
             reflectance = np.concatenate([obs.reflectance for obs in composite.observations])
             flags[positions] |= np.concatenate([obs.flags for obs in composite.observations])
             covariates = self._covariates(tile, window)[positions]
+            survey = self._survey(tile, window)[positions]
             flags[positions[~np.isfinite(covariates).all(axis=1)]] |= np.uint8(Quality.NO_SOIL)
             keep = (flags[positions] & np.uint8(NO_PREDICTION)) == 0
-            positions, reflectance, covariates = positions[keep], reflectance[keep], covariates[keep]
+            positions, reflectance, covariates, survey = (
+                positions[keep],
+                reflectance[keep],
+                covariates[keep],
+                survey[keep],
+            )
         else:
             positions = np.zeros(0, dtype=np.int64)
         ys = slice(int(window.row_off), int(window.row_off + window.height))
         xs = slice(int(window.col_off), int(window.col_off + window.width))
         out["quality"][ys, xs] = flags.reshape(composite.flags.shape)
         if positions.size:
-            for name, values in self._predict(reflectance, covariates).items():
+            for name, values in self._predict(reflectance, covariates, survey).items():
                 block = out[name][ys, xs].reshape(-1)
                 block[positions] = values
                 out[name][ys, xs] = block.reshape(composite.flags.shape)
@@ -236,11 +244,30 @@ class TileMapper:
         values = covariates_on_grid(dict(self.job.covariate_urls), self.job.grid.crs, transform, shape)
         return np.asarray(values, dtype=np.float32).reshape(values.shape[0], -1).T
 
-    def _predict(self, reflectance: np.ndarray, covariates: np.ndarray) -> dict[str, np.ndarray]:
-        """Predict in batches of ``batch_pixels``."""
+    def _survey(self, tile: Tile, window: Window) -> np.ndarray:
+        """(pixels,) the survey's map-unit ECe of the block (NaN without a survey or outside it)."""
+        shape = (int(window.height), int(window.width))
+        if self.job.survey_url is None:
+            return np.full(shape[0] * shape[1], np.nan, np.float32)
+        from deepsalt.io.ssurgo import load_survey, survey_on_grid
+
+        if self.survey is None:
+            self.survey = load_survey(self.job.survey_url)
+        transform = self.job.grid.window_transform(
+            tile.y0 + int(window.row_off), tile.x0 + int(window.col_off)
+        )
+        return survey_on_grid(self.survey, self.job.grid.crs, transform, shape).ece.reshape(-1)
+
+    def _predict(
+        self, reflectance: np.ndarray, covariates: np.ndarray, survey: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Predict in batches of ``batch_pixels``; the survey only reaches models mapped with one."""
         step = self.job.batch_pixels
+        with_survey = self.job.survey_url is not None
         parts = [
-            self.predictor.predict(reflectance[i : i + step], covariates[i : i + step])
+            self.predictor.predict(reflectance[i : i + step], covariates[i : i + step], survey[i : i + step])
+            if with_survey
+            else self.predictor.predict(reflectance[i : i + step], covariates[i : i + step])
             for i in range(0, len(reflectance), step)
         ]
         return {name: np.concatenate([p[name] for p in parts]).astype(np.float32) for name in OUTPUTS}

@@ -85,6 +85,8 @@ class DistillationWeights:
     nll_weight: float = 0.5
     survey_weight: float = 1.0
     """Weight of a survey-labelled pixel's task term relative to a point sample's."""
+    nll_mean: bool = False
+    """Let the NLL move the mean too, so each source pulls on it in inverse proportion to its noise."""
 
 
 @dataclass
@@ -113,7 +115,11 @@ def distillation_loss(
         per_row = F.huber_loss(student.mean[labelled], targets.y[labelled], delta=1.0, reduction="none")
         if weights.nll_weight:
             per_row = per_row + weights.nll_weight * F.gaussian_nll_loss(
-                student.mean[labelled].detach(), targets.y[labelled], std**2, full=True, reduction="none"
+                student.mean[labelled] if weights.nll_mean else student.mean[labelled].detach(),
+                targets.y[labelled],
+                std**2,
+                full=True,
+                reduction="none",
             )
         row_weight = torch.where(targets.source[labelled] == 0, weights.survey_weight, 1.0)
         task = (per_row * row_weight).sum() / row_weight.sum()

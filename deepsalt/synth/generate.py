@@ -42,6 +42,7 @@ log = get_logger(__name__)
 TRUTH = "truth/ece.tif"
 LAB = "lab/lab_samples.csv"
 LIBRARY = "lab/library.csv"
+COVARIATES = "covariates"
 SURVEY_EXPORT = "survey/ssurgo"
 SURVEY_DERIVED = "survey"
 SURVEY_CRS = "EPSG:5070"  # gNATSGO's grid
@@ -88,7 +89,7 @@ def _write_covariates(config: SynthConfig, world: World, folder: Path) -> dict[s
     for name, values in fields.items():
         if name in SURVEY_COVARIATES:
             continue
-        files[name] = f"covariates/{name}.tif"
+        files[name] = f"{COVARIATES}/{name}.tif"
         write_cog(
             folder / files[name],
             values,
@@ -131,9 +132,14 @@ def _write_survey(survey: Survey, world: World, folder: Path) -> dict[str, str]:
         survey.chorizon,
     )
     derived = write_survey_cogs(str(folder / SURVEY_EXPORT), str(folder / SURVEY_DERIVED))
-    return {"export": SURVEY_EXPORT} | {
+    files = {"export": SURVEY_EXPORT} | {
         name: f"{SURVEY_DERIVED}/{Path(url).name}" for name, url in derived.items()
     }
+    # The texture covariates are the survey's (as in the paper): the covariate folder that mapping
+    # and training read holds them beside the climate rasters.
+    for name in SURVEY_COVARIATES:
+        shutil.copyfile(folder / files[name], folder / COVARIATES / f"{name}.tif")
+    return files
 
 
 def _write_scene(
@@ -178,12 +184,9 @@ def generate_region(config: SynthConfig, out_url: str) -> RegionManifest:
             np.nan,
             tags={"units": "dS/m", "long_name": "ECe"},
         )
+        _write_covariates(config, world, folder)
         survey_files = _write_survey(survey, world, folder)
-        covariates = _write_covariates(config, world, folder)
-        covariates = {
-            name: survey_files[name] if name in SURVEY_COVARIATES else covariates[name]
-            for name in COVARIATE_NAMES
-        }
+        covariates = {name: f"{COVARIATES}/{name}.tif" for name in COVARIATE_NAMES}
         (folder / LAB).parent.mkdir(parents=True, exist_ok=True)
         lab_table(samples, mir.wavenumber).to_csv(folder / LAB, index=False)
         if config.n_library:

@@ -17,7 +17,6 @@ from torch.utils.data import TensorDataset
 from deepsalt.errors import InputDataError
 from deepsalt.models.losses import task_loss
 from deepsalt.training import builders
-from deepsalt.training.checkpoint import check_axis
 from deepsalt.training.config import Stage, TrainConfig
 from deepsalt.training.data import TrainingData
 from deepsalt.training.loop import Batch, FitResult
@@ -46,13 +45,7 @@ class TeacherTrainer(StageTrainer):
     def check_lineage(
         cls, config: TrainConfig, data: TrainingData, parents: Mapping[Stage, ParentCheckpoint]
     ) -> None:
-        sau = parents[Stage.SAU]
-        check_axis(
-            "wavenumber",
-            sau.meta.band_axis["wavenumber"],
-            data.wavenumber,
-            f"SAU checkpoint {sau.url} vs training data",
-        )
+        parents[Stage.SAU].check_axis("wavenumber", data.wavenumber)
 
     def prepare(self) -> None:
         data, config = self.data, self.config
