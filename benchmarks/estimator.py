@@ -144,6 +144,11 @@ def run_table(table: Table, target: str) -> list[dict]:
     return records
 
 
+def _run_and_save(table: Table, target: str, folder: Path) -> None:
+    """One table and target, written as soon as it is done (a long run keeps what it finished)."""
+    pd.DataFrame(run_table(table, target)).to_csv(folder / f"{table.name}__{target}.csv", index=False)
+
+
 def summarise(folds: pd.DataFrame) -> pd.DataFrame:
     """One row per table and target: pooled out-of-fold RMSE per model, ratios, coverage, weights."""
     rows = []
@@ -275,10 +280,16 @@ def main(argv: list[str] | None = None) -> None:
         folds = pd.read_csv(folds_csv)
     else:
         wanted = set(args.tables.split(","))
-        jobs = [(t, target) for t in TABLES if t.name in wanted for target in t.targets]
+        # First targets of every table before second ones, so a partial run covers every table.
+        jobs = sorted(
+            ((t, target) for t in TABLES if t.name in wanted for target in t.targets),
+            key=lambda job: job[0].targets.index(job[1]),
+        )
+        parts = args.out / "parts"
+        parts.mkdir(exist_ok=True)
         with ProcessPoolExecutor(args.jobs) as pool:
-            records = [r for part in pool.map(run_table, *zip(*jobs, strict=True)) for r in part]
-        folds = pd.DataFrame(records)
+            list(pool.map(_run_and_save, *zip(*jobs, strict=True), [parts] * len(jobs)))
+        folds = pd.concat([pd.read_csv(parts / f"{t.name}__{target}.csv") for t, target in jobs])
         folds.to_csv(folds_csv, index=False)
     summary = summarise(folds)
     (args.out / "results.json").write_text(

@@ -66,6 +66,25 @@ def _tensor(values: np.ndarray) -> torch.Tensor:
     return torch.tensor(np.asarray(values), dtype=torch.float32)  # a copy: inputs may be read-only
 
 
+def _fit(
+    model, train, val, loss, val_loss, settings: LoopSettings, seed: int, ctx: WorkerContext, stage: str
+):
+    """The method's loop in memory: a fit lasts seconds, so it keeps no resume state."""
+    return fit(
+        model,
+        train,
+        val,
+        loss,
+        val_loss,
+        settings,
+        seed=seed,
+        ctx=ctx,
+        resume_url=None,
+        resume_key="",
+        stage=f"estimator-{stage}",
+    )
+
+
 def _encoder_arch(n_bands: int, settings: NetworkSettings) -> builders.EncoderArch:
     binning = max(1, -(-n_bands // settings.max_features))
     derivative = settings.derivative and n_bands // binning >= 3
@@ -143,18 +162,10 @@ def teach(
         out = model(batch[0])
         return {"loss": task_loss(out.mean, out.std, batch[1], nll)}
 
-    result = fit(
-        net,
-        TensorDataset(lab_t[train], y_t[train]),
-        (lab_t[val], y_t[val]),
-        loss,
-        lambda model, batch: float(loss(model, batch, None)["loss"]),
-        settings.loop,
-        seed=seed + 1,
-        ctx=ctx,
-        resume_url=None,
-        resume_key="",
-        stage="estimator-teacher",
+    val_loss = lambda model, batch: float(loss(model, batch, None)["loss"])  # noqa: E731
+    train_set = TensorDataset(lab_t[train], y_t[train])
+    result = _fit(
+        net, train_set, (lab_t[val], y_t[val]), loss, val_loss, settings.loop, seed + 1, ctx, "teacher"
     )
     net.load_state_dict(result.state_dict)
     net.eval()
@@ -261,19 +272,10 @@ def train_network(
         history.append({k: float(v.detach()) for k, v in out.items()})
         return out
 
-    result = fit(
-        model,
-        TensorDataset(*(c[train] for c in columns)),
-        (*(c[val] for c in columns[:3]), nan[val], nan[val]),
-        loss,
-        lambda module, batch: float(terms(module, batch, None, task_only)["loss"]) / settings.members,
-        settings.loop,
-        seed=seed,
-        ctx=ctx,
-        resume_url=None,
-        resume_key="",
-        stage="estimator-network",
-    )
+    val_set = (*(c[val] for c in columns[:3]), nan[val], nan[val])
+    train_set = TensorDataset(*(c[train] for c in columns))
+    val_loss = lambda module, batch: float(terms(module, batch, None, task_only)["loss"]) / settings.members  # noqa: E731
+    result = _fit(model, train_set, val_set, loss, val_loss, settings.loop, seed, ctx, "network")
     model.load_state_dict(result.state_dict)
     ensemble.eval()
     return FittedNetwork(ensemble, history)

@@ -62,18 +62,9 @@ def pretrain_autoencoder(
         _, reconstruction, reference = model(batch[0])
         return float(F.mse_loss(reconstruction, reference))
 
+    no_resume = {"resume_url": None, "resume_key": ""}  # seconds to minutes of work: nothing to resume
     result = fit(
-        autoencoder,
-        train,
-        val,
-        loss,
-        val_loss,
-        settings,
-        seed=seed,
-        ctx=ctx,
-        resume_url=None,
-        resume_key="",
-        stage="pretrain",
+        autoencoder, train, val, loss, val_loss, settings, seed=seed, ctx=ctx, stage="pretrain", **no_resume
     )
     autoencoder.load_state_dict(result.state_dict)
     return result
