@@ -4,10 +4,13 @@ The method's network (:mod:`deepsalt.estimator.network`: the student ensemble, w
 distilled into it when ``lab_X`` is given) is stacked with the two models soil spectroscopists
 tune first, PLSR and an RBF SVR on principal components (:mod:`deepsalt.estimator.baselines`):
 
-1. inner cross-validation gives out-of-fold predictions of each family's best candidate (PLSR:
-   pre-treatment × components; SVR: pre-treatment × components × C × width) and of the network;
+1. inner cross-validation gives out-of-fold predictions of one member per family and
+   pre-treatment (``plsr:snv``, ``svr:sg1`` …, each tuned over its own candidates, the out-of-fold
+   rows of each inner fold predicted by the candidate best on the other folds) and of the network;
 2. the stack weights are the non-negative weights, summing to one, that minimise the out-of-fold
-   squared error (``stack_weights_``): a family earns weight only by adding to the others;
+   squared error (``stack_weights_``), kept only where stacking wins: each inner fold predicted by
+   weights chosen on the other folds must beat each fold predicted by the member best on the
+   other folds (``stacked_``); otherwise the best member alone carries the prediction;
 3. the members with weight are refitted on every row; the network's encoder is pretrained once per
    ``fit`` on unlabelled soil spectra (the spectra DeepSalt ships that match the table's axis, and
    the table's own rows);
