@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.cross_decomposition import PLSRegression
 
-from deepsalt.estimator.search import _pls_coef, choose, combination_weights, inner_splits, simplex_weights
+from deepsalt.estimator.search import _pls_coef, choose, inner_splits, simplex_weights, stacking_wins
 from deepsalt.estimator.spectra import DATA, ColumnLayout, library_on_axis, pretreat
 from deepsalt.models.autoencoder import SpectralAutoencoder
 from deepsalt.training import builders
@@ -108,10 +108,11 @@ def test_choice_is_honest_and_stacking_must_win_held_out():
     choice = choose(candidates, y, splits)
     assert np.sqrt(np.mean((choice.oof - y) ** 2)) > choice.rmse
     a, b = y + rng.normal(0, 0.5, 200), y + rng.normal(0, 0.5, 200)  # independent errors: averaging wins
-    weights, stacked = combination_weights(np.column_stack([a, b]), y, splits)
-    assert stacked and weights.sum() == pytest.approx(1) and weights.min() > 0.3
+    assert stacking_wins(np.column_stack([a, b]), y, splits)
+    weights = simplex_weights(np.column_stack([a, b]), y)
+    assert weights.sum() == pytest.approx(1) and weights.min() > 0.3
     noise = rng.normal(size=200)  # a useless member earns little (as much as shrinking towards 0 helps)
-    weights, _ = combination_weights(np.column_stack([a, noise]), y, splits)
+    weights = simplex_weights(np.column_stack([a, noise]), y)
     assert weights[0] > 0.8
     w = simplex_weights(np.column_stack([a, b, -y]), y)
     assert np.all(w >= 0) and w.sum() == pytest.approx(1) and w[2] < 0.1

@@ -8,9 +8,10 @@ tune first, PLSR and an RBF SVR on principal components (:mod:`deepsalt.estimato
    pre-treatment (``plsr:snv``, ``svr:sg1`` …, each tuned over its own candidates, the out-of-fold
    rows of each inner fold predicted by the candidate best on the other folds) and of the network;
 2. the stack weights are the non-negative weights, summing to one, that minimise the out-of-fold
-   squared error (``stack_weights_``), kept only where stacking wins: each inner fold predicted by
-   weights chosen on the other folds must beat each fold predicted by the member best on the
-   other folds (``stacked_``); otherwise the best member alone carries the prediction;
+   squared error (``stack_weights_``); a member that adds nothing to the others gets no weight.
+   ``stacked_`` records whether stacking beat choosing the single best member on held-out inner
+   folds (weights and choice made on the other folds): stacking is kept either way, because
+   choosing one member among several on a small table is the noisier of the two;
 3. the members with weight are refitted on every row; the network's encoder is pretrained once per
    ``fit`` on unlabelled soil spectra (the spectra DeepSalt ships that match the table's axis, and
    the table's own rows);
@@ -42,10 +43,11 @@ from deepsalt.estimator.search import (
     Choice,
     PLSRParams,
     choose,
-    combination_weights,
     features,
     inner_splits,
     plsr_candidates,
+    simplex_weights,
+    stacking_wins,
     svr_candidates,
 )
 from deepsalt.estimator.spectra import LIBRARY_PARTS, PRETREATMENTS, ColumnLayout, library_on_axis
@@ -245,7 +247,8 @@ class DeepSaltRegressor(RegressorMixin, BaseEstimator):
             oof["network"] = net_mean
         names = list(oof)  # classical members first, the network last
         stacked = np.column_stack([oof[n] for n in names])
-        weights, self.stacked_ = combination_weights(stacked, yz, splits)
+        weights = simplex_weights(stacked, yz)
+        self.stacked_ = stacking_wins(stacked, yz, splits)
         self.stack_weights_ = dict(zip(names, (float(w) for w in weights), strict=True))
         scale = self.target_scaler_.std
         stack_oof = stacked @ weights

@@ -177,20 +177,14 @@ def simplex_weights(predictions: np.ndarray, y: np.ndarray) -> np.ndarray:
     return weights / total if total > 0 else np.full(predictions.shape[1], 1.0 / predictions.shape[1])
 
 
-def combination_weights(predictions: np.ndarray, y: np.ndarray, splits: Splits) -> tuple[np.ndarray, bool]:
-    """Stack weights, or the best single member's when stacking does not win on held-out folds.
+def stacking_wins(predictions: np.ndarray, y: np.ndarray, splits: Splits) -> bool:
+    """Whether stacking beats choosing one member, both judged on held-out inner folds.
 
-    Both rules are scored the same honest way: on each inner fold, weights (or the best member)
-    chosen on the other folds' out-of-fold rows predict that fold. Returns the weights for all
-    rows and whether the stack won.
+    On each inner fold, weights fitted on the other folds' out-of-fold rows (stack) and the member
+    best on those rows (choice) predict the fold; the pooled errors are compared.
     """
     stacked, single = np.empty_like(y), np.empty_like(y)
     for tr, te in splits:
         stacked[te] = predictions[te] @ simplex_weights(predictions[tr], y[tr])
-        best = int(np.argmin(((predictions[tr] - y[tr, None]) ** 2).mean(axis=0)))
-        single[te] = predictions[te, best]
-    if _rmse(stacked, y) <= _rmse(single, y):
-        return simplex_weights(predictions, y), True
-    weights = np.zeros(predictions.shape[1])
-    weights[int(np.argmin(((predictions - y[:, None]) ** 2).mean(axis=0)))] = 1.0
-    return weights, False
+        single[te] = predictions[te, int(np.argmin(((predictions[tr] - y[tr, None]) ** 2).mean(axis=0)))]
+    return _rmse(stacked, y) <= _rmse(single, y)
