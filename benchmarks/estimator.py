@@ -102,8 +102,10 @@ def _models(table: Table, axis: np.ndarray | None) -> dict:
 
 def run_table(table: Table, target: str, save: Path | None = None) -> list[dict]:
     """Outer 10-fold CV of the three models on one table and target: one record per fold and model,
-    appended to ``save`` (CSV) as each fold finishes, so a long run keeps what it finished."""
+    appended to ``save`` (CSV) as each fold finishes, so a long run keeps what it finished; folds
+    already in ``save`` are not run again (the folds are fixed by the seed)."""
     X, y, groups, axis = table.load(target)
+    finished = set(pd.read_csv(save)["fold"]) if save is not None and save.exists() else set()
     folds = (
         GroupKFold(FOLDS).split(X, y, groups)
         if table.grouped
@@ -111,6 +113,8 @@ def run_table(table: Table, target: str, save: Path | None = None) -> list[dict]
     )
     records: list[dict] = []
     for fold, (train, test) in enumerate(folds):
+        if fold in finished:
+            continue
         done = len(records)
         fit_groups = groups[train] if table.grouped else None
         for name, model in _models(table, axis).items():
@@ -148,19 +152,31 @@ def run_table(table: Table, target: str, save: Path | None = None) -> list[dict]
     return records
 
 
-def _run_and_save(table: Table, target: str, folder: Path) -> None:
+def _run_and_save(table: Table, target: str, folder: Path, fresh: bool) -> None:
     path = folder / f"{table.name}__{target}.csv"
-    path.unlink(missing_ok=True)
+    if fresh:
+        path.unlink(missing_ok=True)
     run_table(table, target, path)
 
 
+def fold_rmse(folds: pd.DataFrame) -> pd.DataFrame:
+    """Per-fold RMSE, one column per model, indexed by table, kind, target and fold."""
+    rmse = folds.assign(rmse=np.sqrt(folds["sse"] / folds["n_test"]))
+    return rmse.pivot_table(index=["table", "kind", "target", "fold"], columns="model", values="rmse")
+
+
 def summarise(folds: pd.DataFrame) -> pd.DataFrame:
-    """One row per table and target: pooled out-of-fold RMSE per model, ratios, coverage, weights."""
+    """One row per table and target: pooled out-of-fold RMSE per model, ratios, the paired per-fold
+    differences to the better baseline (mean, standard error, folds won), coverage and weights."""
+    per_fold = fold_rmse(folds)
     rows = []
     for (table, kind, target), part in folds.groupby(["table", "kind", "target"], sort=False):
         rmse = {m: float(np.sqrt(p["sse"].sum() / p["n_test"].sum())) for m, p in part.groupby("model")}
         ours = part[part.model == "deepsalt"]
-        better = min(rmse["plsr"], rmse["svr"])
+        better_name = "plsr" if rmse["plsr"] <= rmse["svr"] else "svr"
+        better = rmse[better_name]
+        paired = per_fold.loc[(table, kind, target)]
+        diff = paired["deepsalt"] - paired[better_name]
         rows.append(
             {
                 "table": table,
@@ -170,7 +186,12 @@ def summarise(folds: pd.DataFrame) -> pd.DataFrame:
                 "rmse_plsr": rmse["plsr"],
                 "rmse_svr": rmse["svr"],
                 "rmse_deepsalt": rmse["deepsalt"],
+                "better_baseline": better_name,
                 "ratio_to_better_baseline": rmse["deepsalt"] / better,
+                "fold_ratio_median": float((paired["deepsalt"] / paired[better_name]).median()),
+                "fold_diff_mean": float(diff.mean()),
+                "fold_diff_se": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else np.nan,
+                "folds_won": int((diff < 0).sum()),
                 "coverage95": float(ours["inside95"].sum() / ours["n_test"].sum()),
                 "network_weight_mean": float(ours["weight_network"].mean()),
                 "folds_network_weight_gt0": int((ours["weight_network"] > 0).sum()),
@@ -216,7 +237,6 @@ def timing(n_rows: int = 300, n_bands: int = 1700) -> list[dict]:
 
 
 def _markdown(summary: pd.DataFrame, folds: pd.DataFrame, timings: list[dict]) -> str:
-    spectral = summary[summary.kind != "covariates"]
     lines = [
         "# DeepSaltRegressor against tuned PLSR and tuned RBF SVR",
         "",
@@ -228,23 +248,35 @@ def _markdown(summary: pd.DataFrame, folds: pd.DataFrame, timings: list[dict]) -
         "`folds stacked`: folds whose inner CV found stacking better than choosing one member, both",
         "judged on held-out inner folds (a diagnostic: the stack predicts in every fold).",
         "",
-        "| table | kind | target | n | PLSR | SVR | DeepSalt | ratio | 95 % coverage | network weight (mean) | folds with network weight > 0 | folds stacked |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Paired per fold (same training and test rows for all three models): `Δ fold RMSE` = DeepSalt",
+        "minus the better baseline, mean ± standard error over the folds; `won` = folds where",
+        "DeepSalt's RMSE is lower; `fold ratio` = median over folds of the per-fold RMSE ratio.",
+        "",
+        "| table | kind | target | n | PLSR | SVR | DeepSalt | ratio | fold ratio (median) | Δ fold RMSE | won | 95 % coverage | network weight (mean) | folds with network weight > 0 | folds stacked |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary.itertuples():
         lines.append(
             f"| {r.table} | {r.kind} | {r.target} | {r.n} | {r.rmse_plsr:.4g} | {r.rmse_svr:.4g} | "
-            f"{r.rmse_deepsalt:.4g} | {r.ratio_to_better_baseline:.3f} | {r.coverage95:.3f} | "
+            f"{r.rmse_deepsalt:.4g} | {r.ratio_to_better_baseline:.3f} (vs {r.better_baseline}) | "
+            f"{r.fold_ratio_median:.3f} | {r.fold_diff_mean:+.3g} ± {r.fold_diff_se:.2g} | "
+            f"{r.folds_won}/{r.folds} | {r.coverage95:.3f} | "
             f"{r.network_weight_mean:.2f} | {r.folds_network_weight_gt0}/{r.folds} | {r.folds_stacked}/{r.folds} |"
         )
+    complete = summary[summary.folds == FOLDS]
+    spectral = complete[complete.kind != "covariates"]
+    covariates = complete[complete.kind == "covariates"]
     by_table = spectral.groupby("table")["ratio_to_better_baseline"].mean()
     lines += [
         "",
-        f"Spectral tables: median ratio over table × target {spectral.ratio_to_better_baseline.median():.3f} "
+        f"Complete runs only ({FOLDS} folds). Spectral tables ({len(spectral)} table × target): median ratio over table × target {spectral.ratio_to_better_baseline.median():.3f} "
         f"(worst {spectral.ratio_to_better_baseline.max():.3f}); median over tables (mean of their targets) "
         f"{by_table.median():.3f}; network weight > 0 in "
         f"{int(spectral.folds_network_weight_gt0.sum())} of {int(spectral.folds.sum())} folds; "
-        f"95 % coverage {spectral.coverage95.min():.3f}–{spectral.coverage95.max():.3f}.",
+        f"95 % coverage {spectral.coverage95.min():.3f}–{spectral.coverage95.max():.3f}. "
+        f"Covariates-only ({len(covariates)}): ratio "
+        f"{', '.join(f'{v:.3f}' for v in covariates.ratio_to_better_baseline)}; 95 % coverage "
+        f"{', '.join(f'{v:.3f}' for v in covariates.coverage95)}.",
         "",
         "## Stack weights per fold (PLSR / SVR / network)",
         "",
@@ -283,6 +315,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--render-only", action="store_true", help="re-render from the tables already run")
     parser.add_argument("--no-timing", action="store_true", help="cross-validate only")
     parser.add_argument("--first-target-only", action="store_true", help="one target per table")
+    parser.add_argument(
+        "--fresh", action="store_true", help="discard finished folds in parts/ instead of resuming"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     parts = args.out / "parts"
@@ -299,7 +334,14 @@ def main(argv: list[str] | None = None) -> None:
             key=lambda job: job[0].targets.index(job[1]),
         )
         with ProcessPoolExecutor(args.jobs) as pool:
-            list(pool.map(_run_and_save, *zip(*jobs, strict=True), [parts] * len(jobs)))
+            list(
+                pool.map(
+                    _run_and_save,
+                    *zip(*jobs, strict=True),
+                    [parts] * len(jobs),
+                    [args.fresh] * len(jobs),
+                )
+            )
     order = [
         f"{t.name}__{target}.csv"
         for target_index in (0, 1)
