@@ -100,7 +100,19 @@ def _models(table: Table, axis: np.ndarray | None) -> dict:
     }
 
 
-def run_table(table: Table, target: str, save: Path | None = None) -> list[dict]:
+def _ablation(table: Table, axis: np.ndarray | None) -> dict:
+    """The same stack without the network: what the network adds over stacking PLSR and SVR."""
+    wavelengths = [] if axis is None else axis
+    return {"no_network": DeepSaltRegressor(wavelengths=wavelengths, members=("plsr", "svr"))}
+
+
+ABLATION_SUFFIX = "__no_network"
+FOLD_SHARE = "__folds"
+
+
+def run_table(
+    table: Table, target: str, save: Path | None = None, models=_models, only: range | None = None
+) -> list[dict]:
     """Outer 10-fold CV of the three models on one table and target: one record per fold and model,
     appended to ``save`` (CSV) as each fold finishes, so a long run keeps what it finished; folds
     already in ``save`` are not run again (the folds are fixed by the seed)."""
@@ -113,11 +125,11 @@ def run_table(table: Table, target: str, save: Path | None = None) -> list[dict]
     )
     records: list[dict] = []
     for fold, (train, test) in enumerate(folds):
-        if fold in finished:
+        if fold in finished or (only is not None and fold not in only):
             continue
         done = len(records)
         fit_groups = groups[train] if table.grouped else None
-        for name, model in _models(table, axis).items():
+        for name, model in models(table, axis).items():
             cpu, wall = time.process_time(), time.perf_counter()
             model.fit(X[train], y[train], groups=fit_groups)
             fit_cpu, fit_wall = time.process_time() - cpu, time.perf_counter() - wall
@@ -132,7 +144,7 @@ def run_table(table: Table, target: str, save: Path | None = None) -> list[dict]
                 "fit_cpu_s": fit_cpu,
                 "fit_wall_s": fit_wall,
             }
-            if name == "deepsalt":
+            if isinstance(model, DeepSaltRegressor):
                 mean, std = model.predict(X[test], return_std=True)
                 record["inside95"] = int(np.sum(np.abs(mean - y[test]) <= 1.959964 * std))
                 weights = model.stack_weights_
@@ -152,11 +164,16 @@ def run_table(table: Table, target: str, save: Path | None = None) -> list[dict]
     return records
 
 
-def _run_and_save(table: Table, target: str, folder: Path, fresh: bool) -> None:
-    path = folder / f"{table.name}__{target}.csv"
+def _run_and_save(
+    table: Table, target: str, folder: Path, fresh: bool, ablation: bool = False, only: range | None = None
+) -> None:
+    """One table and target into ``parts/``; a fold range (a second process sharing a table's folds)
+    goes to its own file, merged with the table's at rendering."""
+    share = "" if only is None else f"{FOLD_SHARE}{only.start}-{only.stop - 1}"
+    path = folder / f"{table.name}__{target}{ABLATION_SUFFIX if ablation else ''}{share}.csv"
     if fresh:
         path.unlink(missing_ok=True)
-    run_table(table, target, path)
+    run_table(table, target, path, _ablation if ablation else _models, only)
 
 
 def fold_rmse(folds: pd.DataFrame) -> pd.DataFrame:
@@ -198,9 +215,26 @@ def summarise(folds: pd.DataFrame) -> pd.DataFrame:
                 "folds": len(ours),
                 "folds_stacked": int(ours["stacked"].sum()),
                 "fit_cpu_s_median": float(ours["fit_cpu_s"].median()),
+                **_network_adds(paired),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _network_adds(paired: pd.DataFrame) -> dict:
+    """DeepSalt against the same stack without its network, on the folds both ran (pooled RMSE as
+    the root of the mean per-fold MSE; equal-sized folds make it the pooled RMSE up to rounding)."""
+    if "no_network" not in paired:
+        return {"ablation_folds": 0}
+    both = paired.dropna(subset=["no_network", "deepsalt"])
+    ours, without = np.sqrt((both["deepsalt"] ** 2).mean()), np.sqrt((both["no_network"] ** 2).mean())
+    return {
+        "ablation_folds": len(both),
+        "rmse_deepsalt_ablation_folds": float(ours),
+        "rmse_no_network": float(without),
+        "ratio_to_no_network": float(ours / without),
+        "folds_network_helped": int((both["deepsalt"] < both["no_network"]).sum()),
+    }
 
 
 def timing(n_rows: int = 300, n_bands: int = 1700) -> list[dict]:
@@ -281,6 +315,26 @@ def _markdown(summary: pd.DataFrame, folds: pd.DataFrame, timings: list[dict]) -
         "## Stack weights per fold (PLSR / SVR / network)",
         "",
     ]
+    ablated = summary[summary.ablation_folds > 0] if "ablation_folds" in summary else summary.iloc[:0]
+    if len(ablated):
+        lines[-3:-3] = [
+            "",
+            "## What the network adds: the same stack without it (`members=('plsr', 'svr')`)",
+            "",
+            "`python -m benchmarks.estimator --ablation --no-timing` on the same folds. `ratio` =",
+            "DeepSalt RMSE / RMSE of the stack without the network, on the folds both ran; `helped` =",
+            "folds where DeepSalt's RMSE is lower.",
+            "",
+            "| table | target | folds | DeepSalt | stack without network | ratio | helped |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {r.table} | {r.target} | {r.ablation_folds} | "
+                f"{r.rmse_deepsalt_ablation_folds:.4g} | "
+                f"{r.rmse_no_network:.4g} | {r.ratio_to_no_network:.3f} | "
+                f"{r.folds_network_helped}/{r.ablation_folds} |"
+                for r in ablated.itertuples()
+            ),
+        ]
     ours = folds[folds.model == "deepsalt"]
     for (table, target), part in ours.groupby(["table", "target"], sort=False):
         cells = " ".join(
@@ -318,6 +372,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fresh", action="store_true", help="discard finished folds in parts/ instead of resuming"
     )
+    parser.add_argument("--folds", help="only these outer folds, e.g. 7-9 (written to their own part file)")
+    parser.add_argument(
+        "--ablation", action="store_true", help="cross-validate the stack without its network instead"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     parts = args.out / "parts"
@@ -333,6 +391,10 @@ def main(argv: list[str] | None = None) -> None:
             ((t, target) for t in TABLES if t.name in wanted for target in t.targets[:targets]),
             key=lambda job: job[0].targets.index(job[1]),
         )
+        only = None
+        if args.folds:
+            first, last = (int(v) for v in args.folds.split("-"))
+            only = range(first, last + 1)
         with ProcessPoolExecutor(args.jobs) as pool:
             list(
                 pool.map(
@@ -340,6 +402,8 @@ def main(argv: list[str] | None = None) -> None:
                     *zip(*jobs, strict=True),
                     [parts] * len(jobs),
                     [args.fresh] * len(jobs),
+                    [args.ablation] * len(jobs),
+                    [only] * len(jobs),
                 )
             )
     order = [
@@ -352,7 +416,10 @@ def main(argv: list[str] | None = None) -> None:
     done = [parts / name for name in order if (parts / name).exists()]
     if not done:
         return
-    folds = pd.concat([pd.read_csv(path) for path in done])
+    shares = [s for p in done for s in sorted(parts.glob(f"{p.stem}*.csv")) if s != p]
+    folds = pd.concat([pd.read_csv(path) for path in done + shares]).drop_duplicates(
+        ["table", "target", "fold", "model"]
+    )
     folds.to_csv(args.out / "folds.csv", index=False)
     timings = json.loads(timing_json.read_text()) if timing_json.exists() else []
     summary = summarise(folds)
