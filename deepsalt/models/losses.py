@@ -1,6 +1,7 @@
 """The student's multi-objective distillation loss and its parts.
 
-``total = α · task + β · feature + γ · response`` with defaults α=0.07, β=0.90, γ=0.10:
+``total = α · task + β · feature + γ · response`` (the paper weighted α=0.07, β=0.90, γ=0.10; the defaults here,
+α=1, β=0.1, γ=1, put the measured targets first: see docs/METHOD.md):
 
 - **task**: Huber (δ=1) between the student's mean and the target, plus ``nll_weight`` × the
   Gaussian negative log-likelihood of the target under the student's spread with the mean
@@ -79,11 +80,11 @@ def task_loss(mean: torch.Tensor, std: torch.Tensor, target: torch.Tensor, nll_w
 
 @dataclass(frozen=True)
 class DistillationWeights:
-    alpha: float = 0.07
-    beta: float = 0.90
-    gamma: float = 0.10
+    alpha: float = 1.0
+    beta: float = 0.10
+    gamma: float = 1.0
     nll_weight: float = 0.5
-    survey_weight: float = 1.0
+    survey_weight: float = 0.3
     """Weight of a survey-labelled pixel's task term relative to a point sample's."""
     nll_mean: bool = False
     """Let the NLL move the mean too, so each source pulls on it in inverse proportion to its noise."""

@@ -114,6 +114,8 @@ class TeacherSettings(LoopSettings):
     nll_weight: float = Field(0.5, ge=0)
     freeze_encoder: bool = False
     """Keep the SAU's lab encoder fixed; fine-tuning it lets the teacher keep what the latent lost."""
+    spike: PositiveInt = 1
+    """Weight (repeats) of each of the region's measured samples among the library's rows (spiking)."""
 
 
 class StudentSettings(LoopSettings):
@@ -127,11 +129,11 @@ class StudentSettings(LoopSettings):
     layers: PositiveInt = 4
     """Transformer heads only."""
     heads: PositiveInt = 8
-    alpha: float = Field(0.07, ge=0)
-    beta: float = Field(0.90, ge=0)
-    gamma: float = Field(0.10, ge=0)
+    alpha: float = Field(1.0, ge=0)
+    beta: float = Field(0.10, ge=0)
+    gamma: float = Field(1.0, ge=0)
     nll_weight: float = Field(0.5, ge=0)
-    survey_weight: float = Field(1.0, ge=0)
+    survey_weight: float = Field(0.3, ge=0)
     """Weight of a survey-labelled pixel's task term relative to a point sample's."""
     nll_mean: bool = False
     """The NLL moves the mean too: each label source pulls on it in inverse proportion to its learned noise."""
