@@ -329,15 +329,23 @@ def _markdown(summary: pd.DataFrame, folds: pd.DataFrame, timings: list[dict]) -
             "DeepSalt RMSE / RMSE of the stack without the network, on the folds both ran; `helped` =",
             "folds where DeepSalt's RMSE is lower.",
             "",
-            "| table | target | folds | DeepSalt | stack without network | ratio | helped |",
-            "|---|---|---|---|---|---|---|",
+            "| table | target | folds | DeepSalt | stack without network | ratio | helped | stack without network / better baseline |",
+            "|---|---|---|---|---|---|---|---|",
             *(
                 f"| {r.table} | {r.target} | {r.ablation_folds} | "
                 f"{r.rmse_deepsalt_ablation_folds:.4g} | "
                 f"{r.rmse_no_network:.4g} | {r.ratio_to_no_network:.3f} | "
-                f"{r.folds_network_helped}/{r.ablation_folds} |"
+                f"{r.folds_network_helped}/{r.ablation_folds} | "
+                f"{r.rmse_no_network / min(r.rmse_plsr, r.rmse_svr):.3f} |"
                 for r in ablated.itertuples()
             ),
+        ]
+        spectral_ablated = ablated[ablated.kind != "covariates"]
+        lines[-3:-3] = [
+            "",
+            f"Spectral tables: DeepSalt / stack without network, median {spectral_ablated.ratio_to_no_network.median():.3f}; "
+            "the stack without network / the better baseline, median "
+            f"{(spectral_ablated.rmse_no_network / spectral_ablated[['rmse_plsr', 'rmse_svr']].min(axis=1)).median():.3f}.",
         ]
     ours = folds[folds.model == "deepsalt"]
     for (table, target), part in ours.groupby(["table", "target"], sort=False):
