@@ -187,7 +187,7 @@ def cost_results(mapping: dict[str, Any], student_url: str, region_url: str) -> 
     flops = cost.flops_per_pixel(
         model,
         torch.rand(n, len(meta.band_axis["wavelength"])),
-        torch.rand(n, meta.architecture["transformer"]["n_covariates"]),
+        torch.rand(n, meta.architecture.n_covariates),
     )
     large = mapping["regions"]["large"]
     read_s = mapping["timings"]["read_floor"]["median_s"]

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import types
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import fsspec
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, create_model, field_validator
+from pydantic.fields import FieldInfo
 
 from deepsalt.errors import ConfigError
 
@@ -25,6 +28,52 @@ class FrozenModel(BaseModel):
     """Base of every settings section and typed hand-off: unknown keys are errors, values immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PartialSection(FrozenModel):
+    """Some of a settings model's fields, each checked against its own type and constraints.
+
+    Made by :func:`partial`. :meth:`given` is what was set, to be merged with the fields the caller
+    fills itself and validated by the whole model.
+    """
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+@cache
+def partial(model: type[BaseModel]) -> type[PartialSection]:
+    """``model`` with every field optional and unset unless given, nested sections partial too.
+
+    For settings another part of the program completes (the demo fills in the map's region,
+    inputs and checkpoint once it has made them): what is given is checked now, field by field
+    (types, constraints and the model's field validators), without placeholder values for what is
+    not. Model validators, which relate several fields, run when ``model`` validates the whole.
+    """
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation = _partial_annotation(info.annotation)
+        field = FieldInfo.merge_field_infos(info, default=None)
+        field.default_factory = None
+        field.annotation = annotation
+        fields[name] = (annotation, field)
+    validators = {
+        name: field_validator(*dec.info.fields, mode=dec.info.mode, check_fields=False)(
+            getattr(dec.func, "__func__", dec.func)
+        )
+        for name, dec in model.__pydantic_decorators__.field_validators.items()
+    }
+    return create_model(
+        f"Partial{model.__name__}", __base__=PartialSection, __validators__=validators, **fields
+    )
+
+
+def _partial_annotation(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return partial(annotation)
+    if get_origin(annotation) in (Union, types.UnionType):
+        return Union[tuple(_partial_annotation(a) for a in get_args(annotation))]  # noqa: UP007
+    return annotation
 
 
 class StageConfig(FrozenModel):

@@ -28,6 +28,7 @@ from deepsalt.mapping.predictor import ModelCard
 from deepsalt.models.target import TargetScaler
 from deepsalt.training import builders
 from deepsalt.training.checkpoint import CheckpointMeta, content_hash, load_checkpoint, read_meta
+from deepsalt.training.config import Stage
 
 
 class StudentPredictor:
@@ -48,7 +49,7 @@ class StudentPredictor:
     @classmethod
     def describe(cls, url: str) -> ModelCard:
         """The checkpoint's id, content hash and lineage from ``meta.json`` (weights not read)."""
-        meta = read_meta(url, "student")
+        meta = read_meta(url, Stage.STUDENT)
         check_band_axis(url, meta)
         return ModelCard(
             meta.checkpoint_id, content_hash(url), {"checkpoint_id": meta.checkpoint_id, **lineage(meta)}
@@ -59,7 +60,7 @@ class StudentPredictor:
         cls, url: str, device: str | torch.device | None = None, batch_size: int = 65536
     ) -> StudentPredictor:
         """Read ``url`` (a student checkpoint directory, any fsspec URL); verifies the weights' hash."""
-        state, meta = load_checkpoint(url, "student")
+        state, meta = load_checkpoint(url, Stage.STUDENT)
         check_band_axis(url, meta)
         net = builders.build_student(builders.StudentArch.model_validate(meta.architecture))
         try:
@@ -116,7 +117,7 @@ class StudentPredictor:
 def lineage(meta: CheckpointMeta) -> dict[str, Any]:
     """The student's id, its parents' ids and its config hash, as recorded in a map."""
     return {
-        "student": meta.checkpoint_id,
+        Stage.STUDENT: meta.checkpoint_id,
         **meta.parents,
         "config_hash": meta.config_hash,
         "aligned": bool(meta.config.get("use_sau", True)),
@@ -126,11 +127,11 @@ def lineage(meta: CheckpointMeta) -> dict[str, Any]:
 
 def check_band_axis(url: str, meta: CheckpointMeta) -> None:
     """The band axis in ``meta.json`` must have as many bands as the network's satellite input."""
-    encoder = meta.architecture.get("encoder")
-    if encoder is None:
+    arch = meta.architecture
+    if not isinstance(arch, builders.StudentArch) or arch.encoder is None:
         return
     n_axis = len(meta.band_axis.get("wavelength", []))
-    n_net = int(encoder["n_inputs"])
+    n_net = arch.encoder.n_inputs
     if n_axis != n_net:
         raise InputDataError(
             f"{url.rstrip('/')}/meta.json",

@@ -17,10 +17,8 @@ from rasterio.crs import CRS
 from deepsalt.errors import InputDataError
 from deepsalt.io import open_enmap, open_enmap_quality
 from deepsalt.spectra import ENMAP_NODATA, BandTable
-from tests.conftest import FIXTURES
+from tests.support.enmap_fixtures import METADATA_XML, TILE
 
-TILE = FIXTURES / "enmap" / "enmap_potsdam_tile_128_0.tif"
-REAL_METADATA = next((FIXTURES / "enmap").glob("*-METADATA.XML.gz"))
 PRODUCT_ID = "ENMAP01-____L2A-DT0000001867_20220724T104526Z_001_V010302_20230628T165614Z"
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -56,7 +54,7 @@ def write_product(folder: Path, metadata: str | None = "match", wavelength_shift
         shifted = BandTable(table.wavelength + wavelength_shift, table.fwhm, table.good)
         (product / f"{PRODUCT_ID}-METADATA.XML").write_text(metadata_xml(shifted))
     elif metadata == "real":  # the authentic DLR file: 218 bands
-        (product / f"{PRODUCT_ID}-METADATA.XML").write_bytes(gzip.decompress(REAL_METADATA.read_bytes()))
+        (product / f"{PRODUCT_ID}-METADATA.XML").write_bytes(gzip.decompress(METADATA_XML.read_bytes()))
     mask_profile = {**profile, "count": 1, "dtype": "uint8", "nodata": None}
     cloud = np.zeros((32, 32), np.uint8)
     cloud[:, :16] = 1

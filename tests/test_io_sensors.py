@@ -20,32 +20,19 @@ from deepsalt.io.envi import envi_layout
 from deepsalt.io.formats import SceneFormat
 from deepsalt.io.prisma import PrismaCube, prisma_layout
 from deepsalt.io.scenes import describe_scene
-from deepsalt.spectra import BandTable, scale_reflectance
 from tests.support.sensor_files import (
+    EMPTY,
     FILL,
     PRISMA_SCALE,
     Ground,
     aviris_ng_bands,
     emit_bands,
+    potsdam_ground,
     prisma_lists,
     write_emit,
     write_envi,
     write_prisma,
 )
-from tests.test_spectra import TILE
-
-EMPTY = (slice(0, 2), slice(0, 3))  # ground pixels without data in every file
-
-
-def potsdam_ground() -> Ground:
-    table = BandTable.from_band_tags(str(TILE))
-    usable = np.flatnonzero(table.usable())
-    with rasterio.open(TILE) as ds:
-        stored = ds.read((usable + 1).tolist())
-        crs, transform = ds.crs, ds.transform
-    reflectance = np.moveaxis(scale_reflectance(stored), 0, -1).astype(np.float64)
-    reflectance[EMPTY] = np.nan
-    return Ground(reflectance, table.wavelength[usable], crs, transform)
 
 
 @pytest.fixture(scope="module")

@@ -37,9 +37,8 @@ from deepsalt.mapping import MapConfig, run_map
 from deepsalt.mapping.quality import NO_PREDICTION, Quality
 from deepsalt.synth.cog import write_cog
 from tests.conftest import FIXTURES
-from tests.support.sensor_files import write_emit, write_envi, write_prisma
+from tests.support.sensor_files import potsdam_ground, write_emit, write_envi, write_prisma
 from tests.support.services import stac_api_server
-from tests.test_io_sensors import potsdam_ground
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 
@@ -282,11 +281,6 @@ def test_potsdam_scores_as_further_from_training_than_the_training_region(potsda
     assert (score[mapped] > 1).mean() > 1.5 * (own > 1).mean()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the student's domain score (Mahalanobis distance of the encoder's raw latent) spans a narrow "
-    "range: even a constant or random spectrum scores below 1.6, so most Potsdam pixels score 0.8-1.2",
-)
 def test_potsdam_domain_score_above_one_on_nine_tenths(potsdam: dict[str, Any]):
     mapped, score, _ = mapped_pixels(potsdam)
     assert (score[mapped] > 1).mean() >= 0.9
@@ -323,7 +317,7 @@ def test_each_sensor_maps_the_ground_like_enmap(sensor_maps: dict[str, Any], pot
     assert summary.ok and summary.tiles_done >= 1, summary.failures
     enmap = potsdam["tiles"]["enmap_potsdam_tile_128_0"]
     empty = np.zeros(tile.ece.shape, bool)
-    empty[:2, :3] = True  # the ground pixels written without data (tests.test_io_sensors.EMPTY)
+    empty[:2, :3] = True  # the ground pixels written without data (tests.support.sensor_files.EMPTY)
     assert np.all(tile.quality[empty] & Quality.NODATA) and np.isnan(tile.ece[empty]).all()
     both = ~empty & np.isfinite(enmap.ece)
     # EMIT's geographic cells straddle the tile's outer edge, where its GLT has no pixel

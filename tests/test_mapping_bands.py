@@ -19,7 +19,7 @@ from deepsalt.errors import InputDataError
 from deepsalt.mapping.bands import BandMatcher
 from deepsalt.spectra import ENMAP_NODATA, BandTable
 from deepsalt.spectra.resample import FILL_GAP_NM
-from tests.test_spectra import METADATA_XML, TILE
+from tests.support.enmap_fixtures import METADATA_XML, TILE
 
 STUDENT = BandTable.from_metadata_xml(str(METADATA_XML)).model_axis().wavelength
 POTSDAM = BandTable.from_band_tags(str(TILE))

@@ -89,7 +89,7 @@ def test_total_loss_uses_the_default_weights():
     terms = distillation_loss(
         _output([0.0, 2.0], [0.5, 0.5]), NOISE, _targets([0.0, 1.0], teacher), DistillationWeights()
     )
-    expected = 0.07 * terms["task"] + 0.90 * terms["feature"] + 0.10 * terms["response"]
+    expected = 1.0 * terms["task"] + 0.10 * terms["feature"] + 1.0 * terms["response"]
     assert float(terms["loss"]) == pytest.approx(float(expected))
 
 

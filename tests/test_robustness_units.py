@@ -4,6 +4,7 @@ Ray Data rows and the predictor protocol, each on its own (no cluster, no mappin
 from __future__ import annotations
 
 import errno
+import inspect
 import json
 import math
 import os
@@ -21,7 +22,7 @@ from deepsalt.cli import app
 from deepsalt.errors import ConfigError, ExitCode, InputDataError, LineageError, explain
 from deepsalt.mapping import rows
 from deepsalt.mapping.lease import LEASE, LeaseRecord, StoreBusyError, StoreLease
-from deepsalt.mapping.predictor import ModelCard, Predictor
+from deepsalt.mapping.predictor import ModelCard, Predictor, predictor_class
 from deepsalt.mapping.records import TileResult, TileStatus
 from deepsalt.mapping.tiles import Tile
 from deepsalt.ray_setup import check_fit
@@ -248,6 +249,26 @@ def test_tiles_cross_the_ray_data_boundary_unchanged(batch: list[Tile]):
 def test_results_cross_the_ray_data_boundary_unchanged(batch: list[TileResult]):
     column = rows.result_batch(batch)[rows.RESULT]
     assert [rows.result_of({rows.RESULT: value}) for value in column] == batch
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "deepsalt.predict:StudentPredictor",
+        "deepsalt.evaluation.baseline_predictor:BaselinePredictor",
+        "tests.support.mapping_world:LinearPredictor",
+    ],
+)
+def test_every_predictor_takes_the_protocols_arguments(spec: str):
+    """The real predictors and the test double accept each call the mapping makes, by name and
+    in order (``isinstance`` on a Protocol checks only that the names exist)."""
+    cls = predictor_class(spec)
+    for method in ("load", "describe", "predict"):
+        wanted = list(inspect.signature(getattr(Predictor, method)).parameters)
+        given = list(inspect.signature(getattr(cls, method)).parameters)
+        assert given[: len(wanted)] == wanted, f"{spec}.{method}{given} vs Predictor.{method}{wanted}"
+        extra = [inspect.signature(getattr(cls, method)).parameters[name] for name in given[len(wanted) :]]
+        assert all(p.default is not inspect.Parameter.empty for p in extra), f"{spec}.{method}"
 
 
 def test_the_test_predictor_satisfies_the_protocol_and_its_card_follows_content(tmp_path: Path):

@@ -29,10 +29,8 @@ from deepsalt.spectra import (
 from deepsalt.spectra.masks import MODEL_RANGE_NM
 from deepsalt.spectra.resample import FILL_GAP_NM, match_bands
 from tests.conftest import FIXTURES
+from tests.support.enmap_fixtures import METADATA_XML, STAC_ITEM, TILE
 
-TILE = FIXTURES / "enmap" / "enmap_potsdam_tile_128_0.tif"
-METADATA_XML = next((FIXTURES / "enmap").glob("*-METADATA.XML.gz"))
-STAC_ITEM = next((FIXTURES / "enmap").glob("*.stac_item.json"))
 OSSL_MIR = FIXTURES / "lab" / "ossl" / "sample_mir_data.csv"
 
 

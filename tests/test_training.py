@@ -50,7 +50,7 @@ def test_student_members_start_from_the_aligned_satellite_encoder(chain):
     assert all(torch.equal(decoder[k], student_state[f"decoder.{k}"]) for k in decoder)
     assert student.parents == {"sau": sau.checkpoint_id, "teacher": teacher.checkpoint_id}
     assert teacher.parents == {"sau": sau.checkpoint_id}
-    assert sau.architecture["aligned"] is True
+    assert sau.architecture.aligned is True
     assert student.normalisation["target"] == sau.normalisation["target"] == teacher.normalisation["target"]
 
 
@@ -66,7 +66,7 @@ def test_teacher_starts_from_the_sau_lab_encoder_and_keeps_its_input_path(chain)
 def test_checkpoint_meta_records_axes_config_and_metrics(chain, data):
     meta = read_meta(chain["student"])
     np.testing.assert_allclose(meta.band_axis["wavelength"], data.wavelength, atol=1e-6)
-    assert meta.config["student"]["alpha"] == 0.07
+    assert meta.config["student"]["alpha"] == 1.0
     assert TrainConfig.model_validate(meta.config).config_hash() == meta.config_hash
     assert {
         "val_mae",
@@ -79,7 +79,7 @@ def test_checkpoint_meta_records_axes_config_and_metrics(chain, data):
     assert meta.normalisation["target"]["transform"] == "log1p"
     assert meta.normalisation["covariates"] == list(data.covariate_names)
     assert meta.normalisation["survey"] is True
-    assert meta.architecture["members"] == 2 and meta.architecture["head"]["kind"] == "mlp"
+    assert meta.architecture.members == 2 and meta.architecture.head.kind == "mlp"
 
 
 def test_identical_rerun_reuses_checkpoints(chain, data):
@@ -146,11 +146,11 @@ def test_variants_train_through_config_switches(data, tmp_path):
         data,
     )
     assert set(urls) == {Stage.SAU, Stage.STUDENT}  # no teacher without distillation
-    assert read_meta(urls[Stage.SAU]).architecture["aligned"] is False
+    assert read_meta(urls[Stage.SAU]).architecture.aligned is False
     student = read_meta(urls[Stage.STUDENT])
     assert student.parents == {"sau": read_meta(urls[Stage.SAU]).checkpoint_id}
-    assert student.architecture["encoder"] is None
-    assert student.architecture["head"]["kind"] == "transformer"
+    assert student.architecture.encoder is None
+    assert student.architecture.head.kind == "transformer"
 
 
 def test_distilled_students_learn_from_samples_without_a_measured_ece(data, tmp_path):

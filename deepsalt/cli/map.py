@@ -35,6 +35,7 @@ def map_command(
     from deepsalt.config import load_config, read_yaml
     from deepsalt.inputs import ImageryInputs
     from deepsalt.mapping import MapConfig, run_map
+    from deepsalt.mapping.records import TileStatus
 
     sections = None
     if inputs:  # the imagery, covariates and survey of a training inputs file; its lab tables stay out
@@ -62,7 +63,7 @@ def map_command(
             "yellow",
         )
     for tile, reason in summary.failures.items():
-        say("failed", f"{tile}: {reason}")
+        say(TileStatus.FAILED.value, f"{tile}: {reason}")
     if not summary.ok:
         say(f"{len(summary.failures)} tile(s) failed;", "rerun the same command to retry them")
         raise typer.Exit(int(ExitCode.FAILURE))

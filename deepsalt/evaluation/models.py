@@ -22,6 +22,7 @@ from deepsalt.evaluation.baselines import (
     fit_baseline,
 )
 from deepsalt.evaluation.config import EvaluateConfig
+from deepsalt.training.config import Stage
 from deepsalt.training.data import TrainingData
 
 
@@ -117,7 +118,7 @@ class DeepSaltVariant:
 
         train_config = self.config.train_config(self.name, run_dir, seed)
         urls = run_training(train_config, data=train)
-        predictor = StudentPredictor.load(urls["student"], device="cpu")
+        predictor = StudentPredictor.load(urls[Stage.STUDENT], device="cpu")
         out = {}
         for key, test in tests.items():
             result = predictor.predict(

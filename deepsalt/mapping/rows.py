@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any
 
 import numpy as np
 
@@ -40,6 +39,6 @@ def result_batch(results: Sequence[TileResult]) -> dict[str, np.ndarray]:
     return {RESULT: np.array([result.model_dump_json() for result in results])}
 
 
-def result_of(row: Mapping[str, Any]) -> TileResult:
+def result_of(row: Mapping[str, str]) -> TileResult:
     """The result carried by an output row."""
     return TileResult.model_validate_json(row[RESULT])

@@ -166,7 +166,7 @@ def run_map(config: MapConfig, restart: bool = False) -> MapSummary:
     elif model.lineage.get("survey_input"):
         log.warning(
             "the student reads the survey's ECe but inputs.survey_url is not set: it predicts without it",
-            extra={"student": config.model.student_url},
+            extra={"student_url": config.model.student_url},
         )
     tile_plan, scenes = plan(config)
     if not tile_plan.tiles:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any
 
 import numpy as np
 import rasterio
@@ -29,6 +28,7 @@ from deepsalt.errors import InputDataError
 from deepsalt.io.cube import GriddedCube, SpectralLayout
 from deepsalt.io.paths import gdal_path
 from deepsalt.io.scenes import cube_opener
+from deepsalt.io.stac import SceneRef
 
 
 class WarpedRaster:
@@ -157,7 +157,12 @@ def _source_window(
 
 
 def open_spectral(
-    stack: ExitStack, scene: Any, layout: SpectralLayout, crs: CRS, transform: Affine, shape: tuple[int, int]
+    stack: ExitStack,
+    scene: SceneRef,
+    layout: SpectralLayout,
+    crs: CRS,
+    transform: Affine,
+    shape: tuple[int, int],
 ) -> WarpedRaster | WarpedCube:
     """The scene's reflectance cube on a tile's grid, through GDAL or the format's own reader."""
     opener = cube_opener(scene.format)

@@ -37,21 +37,55 @@ class TeacherNet(nn.Module):
 
 
 class DomainScore(nn.Module):
-    """Mahalanobis distance of a feature vector from the training ones, divided by a calibration scale.
+    """How far a pixel lies outside what the student learned from; > 1 flags extrapolation.
 
-    ``scale`` is the ``quantile`` (e.g. 95th percentile) of the held-out distances, so a score of
-    1.0 means "as far out as the 95th-percentile held-out sample"; > 1 flags extrapolation.
+    Two distances, each divided by its ``quantile`` (e.g. 95th percentile) over held-out training
+    pixels, and the larger taken:
+
+    - the Mahalanobis distance of the student's features (latent, log reconstruction error) from
+      the training pixels': a pixel the network represents unlike any it learned from;
+    - the residual of the standardised spectrum off the training pixels' principal subspace (the
+      chemometric Q statistic): a spectral shape no training pixel has. Land covers the training
+      never saw (roofs, canopy) and other sensors' artefacts carry such shapes even where the
+      network's features look ordinary, because a network trained on soils maps them into the
+      soils' range.
+
+    ``scale`` rescales the larger of the two so that the held-out quantile of the score is 1, and
+    1.0 keeps its meaning: "as far out as the 95th-percentile held-out pixel".
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, n_spectral: int = 0, components: int = 0):
         super().__init__()
+        components = min(components, n_spectral)
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("precision", torch.eye(dim))
+        self.register_buffer("feature_scale", torch.ones(()))
+        self.register_buffer("spectral_mean", torch.zeros(n_spectral if components else 0))
+        self.register_buffer("basis", torch.zeros(components, n_spectral if components else 0))
+        self.register_buffer("residual_scale", torch.ones(()))
         self.register_buffer("scale", torch.ones(()))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def feature_distance(self, z: torch.Tensor) -> torch.Tensor:
         d = z - self.mean
-        return torch.sqrt(torch.einsum("bi,ij,bj->b", d, self.precision, d).clamp_min(0)) / self.scale
+        return torch.sqrt(torch.einsum("bi,ij,bj->b", d, self.precision, d).clamp_min(0)) / self.feature_scale
+
+    def residual_distance(self, spectrum: torch.Tensor) -> torch.Tensor:
+        centred = spectrum - self.spectral_mean
+        residual = centred - (centred @ self.basis.T) @ self.basis
+        return torch.sqrt((residual**2).sum(dim=-1)) / self.residual_scale
+
+    @property
+    def uses_spectrum(self) -> bool:
+        return self.basis.numel() > 0
+
+    def unscaled(self, z: torch.Tensor, spectrum: torch.Tensor | None) -> torch.Tensor:
+        distance = self.feature_distance(z)
+        if self.uses_spectrum and spectrum is not None:
+            distance = torch.maximum(distance, self.residual_distance(spectrum))
+        return distance
+
+    def forward(self, z: torch.Tensor, spectrum: torch.Tensor | None = None) -> torch.Tensor:
+        return self.unscaled(z, spectrum) / self.scale
 
 
 class StudentNet(nn.Module):
@@ -141,13 +175,17 @@ class StudentEnsemble(nn.Module):
     never seen in training reconstructs badly even when its latent looks ordinary.
     """
 
-    def __init__(self, members: list[StudentNet], decoder: nn.Module | None):
+    def __init__(self, members: list[StudentNet], decoder: nn.Module | None, domain_components: int = 0):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.decoder = decoder
         first = members[0]
-        dim = first.encoder.latent_dim + 1 if first.encoder is not None else first.cov_norm.mean.numel()
-        self.domain = DomainScore(dim)
+        if first.encoder is not None:
+            self.domain = DomainScore(
+                first.encoder.latent_dim + 1, first.encoder.n_features, domain_components
+            )
+        else:
+            self.domain = DomainScore(first.cov_norm.mean.numel())
         self.register_buffer("interval_scale", torch.ones(()))
 
     def domain_features(
@@ -175,7 +213,7 @@ class StudentEnsemble(nn.Module):
         if len(means) > 1:
             spread = spread + torch.stack(means).var(dim=0, unbiased=False)
         out = GaussianOutput(mean, spread.sqrt() * self.interval_scale, features)
-        return out, self.domain(self.domain_features(latent, standardized, covariates))
+        return out, self.domain(self.domain_features(latent, standardized, covariates), standardized)
 
     def forward(
         self, reflectance: torch.Tensor, covariates: torch.Tensor, survey: torch.Tensor

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from deepsalt.config import StageConfig
+from deepsalt.config import FrozenModel, StageConfig
 
 SizeName = Literal["small", "medium", "default"]
 # What the shipped libraries hold (deepsalt/data/SOURCES.md).
@@ -49,10 +49,8 @@ SIZE_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class WorldConfig(BaseModel):
+class WorldConfig(FrozenModel):
     """Where the region lies and what its climate, soils and salts are like."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     epsg: int = Field(description="projected CRS of the 30 m grid and the scenes")
     centre_lonlat: tuple[float, float]
@@ -148,18 +146,16 @@ WORLD_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class SurveySettings(BaseModel):
+class SurveySettings(FrozenModel):
     """The soil survey (SSURGO-style map units) over the region: how coarse and how biased it is.
 
     Figures: SSURGO is mapped at 1:12,000-1:63,360; at 1:24,000 the smallest delineation is a few
     hectares (USDA Soil Survey Manual, 2017, ch. 4) and valley-floor polygons of tens to hundreds
     of hectares are common, so 50 ha is our assumption for an irrigated basin. Representative
     values rest on a few pedons per component (Soil Survey Manual, ch. 4-5); their error is our
-    assumption, chosen so that the survey map alone explains about 60 % of the variance of
-    log1p(ECe) on the demo region's pixels (measured by the survey-map baseline).
+    assumption, chosen so that the survey map alone explains a good share, not all, of the variance
+    of log1p(ECe) on the demo region's pixels (the survey-map baseline in ``results/demo/`` says how much).
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     polygon_ha: float = Field(50.0, gt=0.5, le=2000, description="mean size of a delineated polygon (ha)")
     n_map_units: int = Field(60, ge=2, le=2000, description="distinct map units (mukeys) in the region")

@@ -10,17 +10,16 @@ import json
 from typing import Any
 
 import fsspec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from deepsalt.config import FrozenModel
 from deepsalt.errors import InputDataError
 
 MANIFEST_NAME = "region.json"
 
 
-class SceneEntry(BaseModel):
+class SceneEntry(FrozenModel):
     """One scene: its id, acquisition time, cloud cover and files by role."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
     datetime: str
@@ -28,9 +27,7 @@ class SceneEntry(BaseModel):
     files: dict[str, str] = Field(description="role (spectral, metadata, quality_cloud, ...) → path")
 
 
-class RegionFiles(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class RegionFiles(FrozenModel):
     truth: str
     lab: str
     library: str | None = Field(None, description="lab library table (MIR + ECe, no pixel)")
@@ -44,10 +41,8 @@ class RegionFiles(BaseModel):
     stac_items: str
 
 
-class RegionManifest(BaseModel):
+class RegionManifest(FrozenModel):
     """The manifest of one demo region; ``url`` is where it was loaded from (not stored)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     seed: int

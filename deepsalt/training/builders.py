@@ -65,6 +65,13 @@ class StudentArch(FrozenModel):
     members: int
     survey_covariates: tuple[int, ...] = ()
     """Covariate columns the survey supplies: absent wherever the survey token is."""
+    domain_components: int = 0
+    """Principal components of the training spectra the domain score measures residuals from (0: none)."""
+
+
+Architecture = SAUArch | TeacherArch | StudentArch
+"""What a checkpoint records of its network (each kind's fields are distinct, so ``meta.json`` parses
+back into the one it was written from)."""
 
 
 def sau_architecture(config: TrainConfig, n_lab: int, n_sat: int) -> SAUArch:
@@ -160,4 +167,8 @@ def build_student(arch: StudentArch) -> StudentEnsemble:
         )
         for _ in range(arch.members)
     ]
-    return StudentEnsemble(members, sat_decoder(arch.encoder) if arch.encoder is not None else None)
+    return StudentEnsemble(
+        members,
+        sat_decoder(arch.encoder) if arch.encoder is not None else None,
+        arch.domain_components if arch.encoder is not None else 0,
+    )

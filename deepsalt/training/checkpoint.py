@@ -17,11 +17,14 @@ from typing import Any
 import fsspec
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
 from deepsalt import __version__
+from deepsalt.config import FrozenModel
 from deepsalt.errors import InputDataError, LineageError
 from deepsalt.logs import get_logger
+from deepsalt.training.builders import Architecture
+from deepsalt.training.config import Stage
 
 log = get_logger(__name__)
 
@@ -30,12 +33,10 @@ META = "meta.json"
 RESUME = "resume.pt"
 
 
-class CheckpointMeta(BaseModel):
+class CheckpointMeta(FrozenModel):
     """What ``meta.json`` holds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    stage: str
+    stage: Stage
     checkpoint_id: str
     config: dict[str, Any]
     config_hash: str
@@ -45,8 +46,8 @@ class CheckpointMeta(BaseModel):
     """Input axes: ``wavelength`` (nm) of the satellite bands and/or ``wavenumber`` (cm⁻¹) of the lab grid."""
     normalisation: dict[str, Any]
     parents: dict[str, str]
-    architecture: dict[str, Any]
-    metrics: dict[str, float] = {}
+    architecture: Architecture
+    metrics: dict[str, float] = Field(default_factory=dict)
     created: str = ""
     software_version: str = ""
 
@@ -90,36 +91,51 @@ def save_checkpoint(url: str, state_dict: dict[str, torch.Tensor], **meta: Any) 
     return full
 
 
-def read_meta(url: str, stage: str | None = None) -> CheckpointMeta:
+def read_meta(url: str, stage: Stage | None = None) -> CheckpointMeta:
     """The metadata of a finished checkpoint; ``stage`` (when given) must match."""
-    try:
-        meta = CheckpointMeta.model_validate_json(_read(_join(url, META)))
-    except FileNotFoundError as exc:
-        raise InputDataError(url, f"no checkpoint here ({META} missing)") from exc
-    except ValueError as exc:
-        raise InputDataError(_join(url, META), f"invalid checkpoint metadata: {exc}") from exc
+    meta = _parse_meta(url, _read_meta_bytes(url))
     if stage is not None and meta.stage != stage:
         raise LineageError(f"{url}: is a '{meta.stage}' checkpoint, expected '{stage}'")
     return meta
 
 
+def _read_meta_bytes(url: str) -> bytes:
+    try:
+        return _read(_join(url, META))
+    except FileNotFoundError as exc:
+        raise InputDataError(url, f"no checkpoint here ({META} missing)") from exc
+
+
+def _parse_meta(url: str, blob: bytes) -> CheckpointMeta:
+    try:
+        return CheckpointMeta.model_validate_json(blob)
+    except ValueError as exc:
+        raise InputDataError(_join(url, META), f"invalid checkpoint metadata: {exc}") from exc
+
+
 def content_hash(url: str) -> str:
     """SHA-256 (16 hex) of ``meta.json``, once the weights' bytes match the hash it records (they
     are read, not loaded): one value that changes with the weights, the statistics or the band axis."""
-    meta = read_meta(url)
-    _verified_weights(url, meta)
-    return hashlib.sha256(_read(_join(url, META))).hexdigest()[:16]
+    blob = _read_meta_bytes(url)  # once: the hash is of the bytes that were checked
+    _verified_weights(url, _parse_meta(url, blob))
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def has_checkpoint(url: str) -> bool:
     return _exists(_join(url, META))
 
 
-def load_checkpoint(url: str, stage: str | None = None) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+def load_checkpoint(url: str, stage: Stage | None = None) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
     """Weights (on CPU) and metadata; raises LineageError when the weights are not the ones recorded."""
     meta = read_meta(url, stage)
+    return load_weights(url, meta), meta
+
+
+def load_weights(url: str, meta: CheckpointMeta) -> dict[str, torch.Tensor]:
+    """Weights (on CPU) of the checkpoint whose metadata the caller has already read; raises
+    LineageError when they are not the ones ``meta`` records (replaced since it was read)."""
     payload = _verified_weights(url, meta)
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True), meta
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 
 
 def _verified_weights(url: str, meta: CheckpointMeta) -> bytes:

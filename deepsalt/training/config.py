@@ -30,10 +30,11 @@ STAGES: tuple[Stage, ...] = tuple(Stage)
 
 QUICK: dict[str, dict[str, Any]] = {
     "data": {"pool_size": 6000},
-    "sau": {"epochs": 6, "patience": 3},
-    "teacher": {"epochs": 40, "patience": 8},
-    "student": {"epochs": 10, "patience": 4},
+    Stage.SAU: {"epochs": 6, "patience": 3},
+    Stage.TEACHER: {"epochs": 40, "patience": 8},
+    Stage.STUDENT: {"epochs": 10, "patience": 4},
 }
+"""Settings sections ``preset: quick`` fills (a stage's section is named by its :class:`Stage`)."""
 
 
 class DataSettings(FrozenModel):
@@ -148,6 +149,9 @@ class StudentSettings(LoopSettings):
     """Keep the SAU's satellite encoder as aligned (True) or fine-tune it with the student."""
     domain_quantile: float = Field(0.95, gt=0, lt=1)
     """Held-out distance quantile that maps to domain_score = 1."""
+    domain_components: int = Field(20, ge=0)
+    """Principal components of the training pixels' spectra; a spectrum's residual off them is one of
+    the domain score's two distances (0: the network's features alone)."""
     interval_level: float = Field(0.95, gt=0.5, lt=1)
     """Interval whose coverage on held-out samples calibrates the predictive spread."""
 
@@ -195,8 +199,8 @@ class TrainConfig(StageConfig):
         if isinstance(data, dict) and data.get("preset") == "quick":
             data = dict(data)
             for section, values in QUICK.items():
-                given = dict(data.get(section) or {})
-                data[section] = {**values, **given}
+                given = dict(data.get(str(section)) or {})
+                data[str(section)] = {**values, **given}
         return data
 
     @model_validator(mode="after")
@@ -210,8 +214,8 @@ class TrainConfig(StageConfig):
                 raise ValueError(
                     f"model.tokens ({self.model.tokens}) must divide model.latent_dim ({self.model.latent_dim})"
                 )
-            for name in ("teacher", "student"):
-                if self.model.d_model % getattr(self, name).heads:
+            for name, settings in ((Stage.TEACHER, self.teacher), (Stage.STUDENT, self.student)):
+                if self.model.d_model % settings.heads:
                     raise ValueError(f"{name}.heads must divide model.d_model ({self.model.d_model})")
         return self
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from deepsalt.errors import DeepSaltError
 from deepsalt.logs import get_logger
@@ -28,10 +28,14 @@ end of every run and every report for a few cheap status calls a second (the sav
 in ``benchmarks/``). A value the user set is kept."""
 
 
-def run_on_ray(
-    fn: Callable[[dict[str, Any]], None], job: dict[str, Any], config: TrainConfig, name: str
-) -> None:
-    """``fn(job)`` on ``config.ray.num_workers`` Ray Train workers; connects to (or starts) Ray."""
+JOB = "job"
+"""The one key of Ray Train's ``train_loop_config`` (a dict by Ray's API): it holds the typed job."""
+
+J = TypeVar("J")
+
+
+def run_on_ray(fn: Callable[[Mapping[str, J]], None], job: J, config: TrainConfig, name: str) -> None:
+    """``fn({JOB: job})`` on ``config.ray.num_workers`` Ray Train workers; connects to (or starts) Ray."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -51,7 +55,7 @@ def run_on_ray(
     with tempfile.TemporaryDirectory(prefix="deepsalt-ray-") as storage:
         trainer = TorchTrainer(
             fn,
-            train_loop_config=job,
+            train_loop_config={JOB: job},
             scaling_config=scaling,
             run_config=RunConfig(
                 name=f"deepsalt-{name}",

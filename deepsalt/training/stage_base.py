@@ -19,7 +19,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from deepsalt.models.target import TargetScaler
-from deepsalt.training.checkpoint import CheckpointMeta, check_axis, load_checkpoint
+from deepsalt.training.builders import Architecture
+from deepsalt.training.checkpoint import CheckpointMeta, check_axis, load_weights
 from deepsalt.training.config import LoopSettings, Stage, TrainConfig
 from deepsalt.training.data import TrainingData
 from deepsalt.training.loop import Batch, FitResult
@@ -43,11 +44,9 @@ class ParentCheckpoint:
             f"{self.meta.stage} checkpoint {self.url} vs training data",
         )
 
-    def load(self, stage: Stage) -> dict[str, torch.Tensor]:
-        state, meta = load_checkpoint(self.url, stage.value)
-        if meta.checkpoint_id != self.meta.checkpoint_id:
-            raise ValueError(f"{self.url}: checkpoint changed since it was planned on")
-        return state
+    def load(self) -> dict[str, torch.Tensor]:
+        """The weights, checked against the metadata read when the child was planned (not read again)."""
+        return load_weights(self.url, self.meta)
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class StageOutput:
 
     band_axis: dict[str, list[float]]
     normalisation: dict[str, Any]
-    architecture: dict[str, Any]
+    architecture: Architecture
     metrics: dict[str, float]
 
 

@@ -160,7 +160,7 @@ class SAUTrainer(StageTrainer):
                 "wavenumber": to_json_array(self.data.wavenumber),
             },
             normalisation={"target": self.scaler.to_dict()},
-            architecture=self.arch.model_dump(mode="json"),
+            architecture=self.arch,
             metrics={"val_cosine": float(cosine)},
         )
 

@@ -108,6 +108,7 @@ class StudentTrainer(StageTrainer):
             survey=config.use_survey,
             linear=config.model.linear,
             members=config.student.members,
+            domain_components=min(config.student.domain_components, len(pool_tr) - 1),
             survey_covariates=tuple(
                 data.covariate_names.index(name)
                 for name in config.student.survey_covariates
@@ -125,7 +126,7 @@ class StudentTrainer(StageTrainer):
         """The teacher's mean, spread and per-layer features for every sample with a lab spectrum."""
         teacher_parent = self.parents[Stage.TEACHER]
         net = builders.build_teacher(builders.TeacherArch.model_validate(teacher_parent.meta.architecture))
-        net.load_state_dict(teacher_parent.load(Stage.TEACHER))
+        net.load_state_dict(teacher_parent.load())
         net.eval()
         n = len(self.data)
         has = self.data.has_spectrum
@@ -175,7 +176,7 @@ class StudentTrainer(StageTrainer):
 
     def build(self) -> nn.Module:
         ensemble = builders.build_student(self.arch)
-        sau_state = self.parents[Stage.SAU].load(Stage.SAU)
+        sau_state = self.parents[Stage.SAU].load()
         with torch.no_grad():
             for member in ensemble.members:
                 if member.encoder is not None:
@@ -260,33 +261,50 @@ class StudentTrainer(StageTrainer):
                 "covariates": list(data.covariate_names) if self.config.use_covariates else [],
                 "survey": self.config.use_survey,
                 "domain": {
-                    "method": "mahalanobis-ledoit-wolf on latent and log reconstruction error",
+                    "method": "max of mahalanobis-ledoit-wolf on latent and log reconstruction error, and residual off the training spectra's principal components",
+                    "components": self.config.student.domain_components,
                     "quantile": self.config.student.domain_quantile,
                     "shrinkage": shrinkage,
                 },
             },
-            architecture=self.arch.model_dump(mode="json"),
+            architecture=self.arch,
             metrics=metrics,
         )
 
     def _fit_domain(self, ensemble: StudentEnsemble, sat, cov, val_sat, val_cov) -> float:
-        """Mahalanobis statistics from training pixels; held-out pixels' quantile maps to score 1."""
+        """Domain statistics from training pixels; each distance, and then their maximum, is divided
+        by its held-out quantile so that the held-out quantile of the score is 1."""
         from sklearn.covariance import LedoitWolf  # here: only the student's workers pay its import
+        from sklearn.decomposition import PCA
 
-        def features(s, c):
+        def inputs(s, c) -> tuple[torch.Tensor, torch.Tensor | None]:
             member = ensemble.members[0]
             s, c = tensor(s), tensor(np.nan_to_num(c))
             if member.encoder is None:
-                return ensemble.domain_features(None, None, c)
+                return ensemble.domain_features(None, None, c), None
             x = member.encoder.standardized(s)
-            return ensemble.domain_features(member.encoder.encode(x), x, c)
+            return ensemble.domain_features(member.encoder.encode(x), x, c), x
 
-        fitted = LedoitWolf().fit(features(sat, cov).numpy().astype(np.float64))
-        ensemble.domain.mean.copy_(torch.as_tensor(fitted.location_))
-        ensemble.domain.precision.copy_(torch.as_tensor(fitted.precision_))
-        held_out = ensemble.domain(features(val_sat, val_cov))
-        ensemble.domain.scale.copy_(
-            torch.quantile(held_out, self.config.student.domain_quantile).clamp_min(1e-6)
+        domain, level = ensemble.domain, self.config.student.domain_quantile
+        features, spectra = inputs(sat, cov)
+        held_features, held_spectra = inputs(val_sat, val_cov)
+        fitted = LedoitWolf().fit(features.numpy().astype(np.float64))
+        domain.mean.copy_(torch.as_tensor(fitted.location_))
+        domain.precision.copy_(torch.as_tensor(fitted.precision_))
+        domain.feature_scale.fill_(1.0)
+        domain.feature_scale.copy_(
+            torch.quantile(domain.feature_distance(held_features), level).clamp_min(1e-6)
+        )
+        if domain.uses_spectrum:
+            pca = PCA(n_components=domain.basis.shape[0]).fit(spectra.numpy())
+            domain.spectral_mean.copy_(torch.as_tensor(pca.mean_))
+            domain.basis.copy_(torch.as_tensor(pca.components_))
+            domain.residual_scale.fill_(1.0)
+            domain.residual_scale.copy_(
+                torch.quantile(domain.residual_distance(held_spectra), level).clamp_min(1e-6)
+            )
+        domain.scale.copy_(
+            torch.quantile(domain.unscaled(held_features, held_spectra), level).clamp_min(1e-6)
         )
         return float(fitted.shrinkage_)
 

@@ -77,7 +77,7 @@ class TeacherTrainer(StageTrainer):
 
     def build(self) -> nn.Module:
         net = builders.build_teacher(self.arch)
-        net.encoder.load_state_dict(sau_part(self.parents[Stage.SAU].load(Stage.SAU), "lab.encoder."))
+        net.encoder.load_state_dict(sau_part(self.parents[Stage.SAU].load(), "lab.encoder."))
         net.encoder.norm.requires_grad_(False)
         if self.config.teacher.freeze_encoder:
             net.encoder.requires_grad_(False)
@@ -97,6 +97,6 @@ class TeacherTrainer(StageTrainer):
         return model.state_dict(), StageOutput(
             band_axis={"wavenumber": self.parents[Stage.SAU].meta.band_axis["wavenumber"]},
             normalisation={"target": self.scaler.to_dict()},
-            architecture=self.arch.model_dump(mode="json"),
+            architecture=self.arch,
             metrics=quality(out.mean.numpy(), self.val_obs, self.scaler),
         )

@@ -17,9 +17,16 @@ from typing import Any
 
 import torch
 
-from deepsalt.errors import LineageError
+from deepsalt.errors import InputDataError, LineageError
 from deepsalt.logs import get_logger
-from deepsalt.training.checkpoint import clear_resume, has_checkpoint, read_meta, save_checkpoint, stage_key
+from deepsalt.training.checkpoint import (
+    META,
+    clear_resume,
+    has_checkpoint,
+    read_meta,
+    save_checkpoint,
+    stage_key,
+)
 from deepsalt.training.config import Stage, TrainConfig
 from deepsalt.training.data import TrainingData
 from deepsalt.training.loop import fit
@@ -41,16 +48,6 @@ StageURLs = Mapping[Stage, str | None]
 
 
 @dataclass(frozen=True)
-class ChainJob:
-    """What every Ray Train worker receives: the stages to train, where, with which settings and data."""
-
-    stages: tuple[Stage, ...]
-    urls: Mapping[Stage, str | None]
-    config: TrainConfig
-    data: TrainingData
-
-
-@dataclass(frozen=True)
 class StagePlan:
     """One stage, planned: where it writes, the key its checkpoint must carry, its parents."""
 
@@ -58,6 +55,20 @@ class StagePlan:
     url: str
     key: str
     parents: Mapping[Stage, ParentCheckpoint]
+
+
+@dataclass(frozen=True)
+class ChainJob:
+    """What every Ray Train worker receives: the stages to train, where, with which settings and data."""
+
+    stages: tuple[Stage, ...]
+    urls: Mapping[Stage, str | None]
+    config: TrainConfig
+    data: TrainingData
+    planned: tuple[StagePlan, ...] = ()
+    """Stages the driver has already planned (their parents' metadata read there): the workers use
+    these plans instead of reading the same metadata again. Only a stage whose parents are finished
+    before the job starts belongs here."""
 
 
 # ---------------------------------------------------------------- public stage functions
@@ -102,18 +113,27 @@ def train_stages(
     stages = [Stage(s) for s in stages]
     urls = {Stage(k): v for k, v in urls.items()}
     pending = list(stages)
-    while pending and _reusable(plan_stage(pending[0], data, config, urls)):
+    first = None
+    while pending:
+        first = plan_stage(pending[0], data, config, urls)
+        if not _reusable(first):
+            break
         pending.pop(0)
     if pending:
-        job = ChainJob(tuple(pending), urls, config, data)
+        assert first is not None and first.stage is pending[0]
+        job = ChainJob(tuple(pending), urls, config, data, planned=(first,))
         if config.ray.num_workers == 0:
             run_chain_job(job, WorkerContext(default_device()))
         else:
             from deepsalt.training.distributed import run_on_ray
 
-            run_on_ray(run_chain_job_on_ray, {"job": job}, config, name="+".join(s.value for s in pending))
-    for stage in stages:
-        read_meta(urls[stage], stage.value)  # fails loudly if no worker wrote it
+            run_on_ray(run_chain_job_on_ray, job, config, name="+".join(s.value for s in pending))
+    for stage in pending:  # fail loudly if no worker wrote it (the others were checked by their plan)
+        url = urls[stage]
+        if url is None or not has_checkpoint(url):
+            raise InputDataError(
+                str(url), f"no {stage.value} checkpoint here ({META} missing) after training"
+            )
     return {stage: urls[stage] for stage in stages}
 
 
@@ -144,7 +164,7 @@ def plan_stage(stage: Stage, data: TrainingData, config: TrainConfig, urls: Stag
             raise LineageError(
                 f"the {stage.value} stage needs a {parent.value} checkpoint, and none was given"
             )
-        parents[parent] = ParentCheckpoint(url, read_meta(url, parent.value))
+        parents[parent] = ParentCheckpoint(url, read_meta(url, parent))
     trainer.check_lineage(config, data, parents)
     key = stage_key(
         stage.value,
@@ -157,7 +177,7 @@ def plan_stage(stage: Stage, data: TrainingData, config: TrainConfig, urls: Stag
 
 
 def _reusable(plan: StagePlan) -> bool:
-    if has_checkpoint(plan.url) and read_meta(plan.url, plan.stage.value).stage_key == plan.key:
+    if has_checkpoint(plan.url) and read_meta(plan.url, plan.stage).stage_key == plan.key:
         log.info(
             "reusing checkpoint with identical settings, data and parents",
             extra={"stage": plan.stage.value, "url": plan.url},
@@ -169,11 +189,12 @@ def _reusable(plan: StagePlan) -> bool:
 # ---------------------------------------------------------------- per-worker chain
 
 
-def run_chain_job_on_ray(loop_config: dict[str, ChainJob]) -> None:
+def run_chain_job_on_ray(loop_config: Mapping[str, ChainJob]) -> None:
     """Ray Train's per-worker entry point (Ray passes ``train_loop_config`` as a dict)."""
+    from deepsalt.training.distributed import JOB
     from deepsalt.training.runtime import RayWorkerContext
 
-    run_chain_job(loop_config["job"], RayWorkerContext())
+    run_chain_job(loop_config[JOB], RayWorkerContext())
 
 
 def run_chain_job(job: ChainJob, ctx: WorkerContext) -> None:
@@ -183,11 +204,12 @@ def run_chain_job(job: ChainJob, ctx: WorkerContext) -> None:
     restart (``ray.max_failures``), so finished stages are reused and the interrupted one resumes.
     """
     config = job.config
+    planned = {plan.stage: plan for plan in job.planned}
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
         for stage in job.stages:
-            plan = plan_stage(stage, job.data, config, job.urls)
+            plan = planned.get(stage) or plan_stage(stage, job.data, config, job.urls)
             if _reusable(plan):
                 continue
             started = time.perf_counter()

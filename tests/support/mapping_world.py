@@ -281,7 +281,10 @@ class LinearPredictor:
         checkpoint_id = f"linear-{float(meta.get('gain', 10.0)):g}"
         return ModelCard(checkpoint_id, digest, {"checkpoint_id": checkpoint_id, "stage": "student"})
 
-    def predict(self, reflectance: np.ndarray, covariates: np.ndarray) -> dict[str, np.ndarray]:
+    def predict(
+        self, reflectance: np.ndarray, covariates: np.ndarray, survey: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """The survey input is accepted, as the protocol asks, and not read."""
         if self.delay:
             time.sleep(self.delay)  # lets fault tests catch a run in the middle
         ece = self.gain * reflectance.mean(axis=1) + 0.01 * covariates[:, 0]

@@ -27,10 +27,12 @@ from pathlib import Path
 import h5netcdf
 import h5py
 import numpy as np
+import rasterio
 from affine import Affine
 from pyproj import CRS, Transformer
 
-from deepsalt.spectra import BandTable, resample_to_bands
+from deepsalt.spectra import BandTable, resample_to_bands, scale_reflectance
+from tests.support.enmap_fixtures import TILE
 
 FILL = -9999.0
 
@@ -234,3 +236,19 @@ def write_prisma(path: Path, ground: Ground) -> Path:
             "HDFEOS/SWATHS/PRS_L2D_HCO/Geolocation Fields/Longitude", data=lon.astype(np.float32)
         )
     return path
+
+
+EMPTY = (slice(0, 2), slice(0, 3))
+"""Ground pixels of :func:`potsdam_ground` without data in every file written from it."""
+
+
+def potsdam_ground() -> Ground:
+    """The real Potsdam tile's reflectance on its usable bands, with the :data:`EMPTY` pixels blank."""
+    table = BandTable.from_band_tags(str(TILE))
+    usable = np.flatnonzero(table.usable())
+    with rasterio.open(TILE) as ds:
+        stored = ds.read((usable + 1).tolist())
+        crs, transform = ds.crs, ds.transform
+    reflectance = np.moveaxis(scale_reflectance(stored), 0, -1).astype(np.float64)
+    reflectance[EMPTY] = np.nan
+    return Ground(reflectance, table.wavelength[usable], crs, transform)
