@@ -11,7 +11,7 @@ from typing import Literal
 from torch import nn
 
 from deepsalt.config import FrozenModel
-from deepsalt.models.autoencoder import SpectralEncoder, mlp
+from deepsalt.models.autoencoder import SpectralEncoder, SpectralFeatures, mlp
 from deepsalt.models.heads import GaussianMLP
 from deepsalt.models.networks import StudentEnsemble, StudentNet, TeacherNet
 from deepsalt.models.norm import Standardizer
@@ -146,8 +146,13 @@ def build_teacher(arch: TeacherArch) -> TeacherNet:
 
 
 def sat_decoder(arch: EncoderArch) -> nn.Module:
-    """A decoder shaped like the SAU's satellite one (the student keeps it for the domain score)."""
-    return mlp([arch.latent_dim, *reversed(arch.hidden), arch.n_inputs], 0.0)
+    """A decoder shaped like the SAU's satellite one (the student keeps it for the domain score).
+
+    It reconstructs the encoder's standardised features, which binning or a derivative make fewer
+    than the input bands.
+    """
+    n_features = SpectralFeatures(arch.n_inputs, arch.binning, arch.derivative).n_features
+    return mlp([arch.latent_dim, *reversed(arch.hidden), n_features], 0.0)
 
 
 def build_student(arch: StudentArch) -> StudentEnsemble:
