@@ -134,7 +134,7 @@ def benchmark(
     from deepsalt.training.runtime import REPORT_INTERVAL_S
 
     scratch.mkdir(parents=True, exist_ok=True)
-    data = load_training_data(train_config(workspace.train_output, workspace.region_url))
+    data, _ = load_training_data(train_config(workspace.train_output, workspace.region_url))
     short, long = overhead_units
     per_unit, default_units = chain_unit()
     per_epoch = {stage: samples_per_epoch(workspace, data, stage) for stage in STAGE_ORDER}

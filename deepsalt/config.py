@@ -88,8 +88,12 @@ def source_of(info: ValidationInfo) -> str:
     return (info.context or {}).get("source", "<config>")
 
 
-def load_config(model: type[T], url: str | None, overrides: Iterable[str] = ()) -> T:
-    """Load ``url`` (or the model's defaults when None), apply overrides, validate."""
+def load_config(
+    model: type[T], url: str | None, overrides: Iterable[str] = (), sections: dict[str, Any] | None = None
+) -> T:
+    """Load ``url`` (or the model's defaults when None), set ``sections`` (whole sections given another
+    way, e.g. an inputs file), apply overrides, validate."""
     data = read_yaml(url) if url else {}
+    data.update(sections or {})
     data = apply_overrides(data, overrides)
     return validate(model, data, url or "<defaults>")

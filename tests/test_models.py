@@ -8,16 +8,28 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepsalt.models import GaussianTransformer, SpectralAdaptationUnit, TargetScaler, interval, sau_loss
+from deepsalt.models import (
+    GaussianMLP,
+    GaussianOutput,
+    GaussianTransformer,
+    SpectralAdaptationUnit,
+    StudentEnsemble,
+    StudentNet,
+    TargetScaler,
+    interval,
+    sau_loss,
+)
+from deepsalt.models.autoencoder import SpectralEncoder, SpectralFeatures
 from deepsalt.models.losses import (
     DistillationWeights,
+    StudentTargets,
     distillation_loss,
     feature_alignment,
     gaussian_kl,
     layer_weights,
 )
-from deepsalt.models.sau import SAULossWeights
-from deepsalt.models.transformer import TransformerOutput
+from deepsalt.models.norm import Standardizer
+from deepsalt.models.sau import SAUBatch, SAULossWeights
 
 finite = st.floats(-5, 5, allow_nan=False)
 positive = st.floats(0.05, 5, allow_nan=False)
@@ -33,56 +45,83 @@ def test_gaussian_kl_matches_torch_distributions(m1, s1, m2, s2):
     assert float(ours) >= -1e-6
 
 
-def _output(mean, std, n_layers=4, value=0.0):
+def _output(mean, std, n_layers=3, value=0.0):
     features = [torch.full((len(mean), 8), value) + torch.arange(8.0) for _ in range(n_layers)]
-    return TransformerOutput(torch.tensor(mean), torch.tensor(std), features)
+    return GaussianOutput(torch.tensor(mean), torch.tensor(std), features)
+
+
+def _targets(y, teacher: GaussianOutput | None, source=(1, 1)):
+    n = len(y)
+    nan = torch.full((n,), float("nan"))
+    return StudentTargets(
+        torch.tensor(y, dtype=torch.float32),
+        torch.tensor(source),
+        teacher.mean if teacher is not None else nan,
+        teacher.std if teacher is not None else nan,
+        teacher.features if teacher is not None else [],
+    )
+
+
+NOISE = torch.tensor([0.3, 0.2])
 
 
 def test_response_term_is_zero_only_when_the_distributions_agree():
-    target = torch.tensor([0.0, 1.0])
-    teacher = _output([0.5, 1.5], [0.3, 0.4], n_layers=3)
+    teacher = _output([0.5, 1.5], [0.3, 0.4])
+    point = torch.sqrt(
+        torch.tensor([0.3, 0.4]) ** 2 - NOISE[-1] ** 2
+    )  # the student's spread plus point noise
     same = distillation_loss(
-        _output([0.5, 1.5], [0.3, 0.4]),
-        teacher.mean,
-        teacher.std,
-        teacher.features,
-        target,
-        DistillationWeights(),
+        _output([0.5, 1.5], point.tolist()), NOISE, _targets([0.0, 1.0], teacher), DistillationWeights()
     )
-    assert float(same["response"]) == pytest.approx(0.0, abs=1e-7)
+    assert float(same["response"]) == pytest.approx(0.0, abs=1e-6)
     other_mean = distillation_loss(
-        _output([0.0, 1.0], [0.3, 0.4]),
-        teacher.mean,
-        teacher.std,
-        teacher.features,
-        target,
-        DistillationWeights(),
+        _output([0.0, 1.0], point.tolist()), NOISE, _targets([0.0, 1.0], teacher), DistillationWeights()
     )
     other_std = distillation_loss(
-        _output([0.5, 1.5], [0.9, 0.1]),
-        teacher.mean,
-        teacher.std,
-        teacher.features,
-        target,
-        DistillationWeights(),
+        _output([0.5, 1.5], [0.9, 0.1]), NOISE, _targets([0.0, 1.0], teacher), DistillationWeights()
     )
     assert float(other_mean["response"]) > 0.1
     assert float(other_std["response"]) > 0.1
 
 
 def test_total_loss_uses_the_default_weights():
-    target = torch.tensor([0.0, 1.0])
-    teacher = _output([0.5, 1.5], [0.3, 0.4], n_layers=3, value=1.0)
+    teacher = _output([0.5, 1.5], [0.3, 0.4], value=1.0)
     terms = distillation_loss(
-        _output([0.0, 2.0], [0.5, 0.5]),
-        teacher.mean,
-        teacher.std,
-        teacher.features,
-        target,
-        DistillationWeights(),
+        _output([0.0, 2.0], [0.5, 0.5]), NOISE, _targets([0.0, 1.0], teacher), DistillationWeights()
     )
     expected = 0.07 * terms["task"] + 0.90 * terms["feature"] + 0.10 * terms["response"]
     assert float(terms["loss"]) == pytest.approx(float(expected))
+
+
+def test_rows_without_a_target_or_a_teacher_add_nothing_to_their_terms():
+    teacher = _output([0.5, 1.5], [0.3, 0.4], value=1.0)
+    student = _output([0.0, 2.0], [0.5, 0.5])
+    both = distillation_loss(student, NOISE, _targets([0.0, 1.0], teacher), DistillationWeights())
+    # Row 1 unmeasured: only row 0's task term remains, the teacher terms keep both rows.
+    unmeasured = distillation_loss(
+        student, NOISE, _targets([0.0, float("nan")], teacher), DistillationWeights()
+    )
+    first = distillation_loss(
+        _output([0.0], [0.5]),
+        NOISE,
+        _targets([0.0], _output([0.5], [0.3], value=1.0), source=(1,)),
+        DistillationWeights(),
+    )
+    assert float(unmeasured["task"]) == pytest.approx(float(first["task"]))
+    assert float(unmeasured["response"]) == pytest.approx(float(both["response"]))
+    alone = distillation_loss(student, NOISE, _targets([0.0, 1.0], None), DistillationWeights())
+    assert float(alone["response"]) == 0.0 and float(alone["feature"]) == 0.0
+
+
+def test_survey_rows_are_judged_with_the_survey_noise_and_weight():
+    student = _output([0.0, 0.0], [0.1, 0.1])
+    as_points = distillation_loss(student, NOISE, _targets([1.0, 1.0], None, (1, 1)), DistillationWeights())
+    as_survey = distillation_loss(student, NOISE, _targets([1.0, 1.0], None, (0, 0)), DistillationWeights())
+    assert float(as_survey["task"]) != pytest.approx(float(as_points["task"]))  # other noise, other NLL
+    mixed = DistillationWeights(survey_weight=0.0)
+    only_point = distillation_loss(student, NOISE, _targets([1.0, 5.0], None, (1, 0)), mixed)
+    just_first = distillation_loss(_output([0.0], [0.1]), NOISE, _targets([1.0], None, (1,)), mixed)
+    assert float(only_point["task"]) == pytest.approx(float(just_first["task"]))
 
 
 def test_fourth_student_layer_is_aligned_to_the_last_teacher_layer_with_decayed_weight():
@@ -141,32 +180,116 @@ def test_tokens_must_divide_the_latent():
         GaussianTransformer(64, 8, tokens=7)
 
 
+def _sau_batch(lab, sat, y, pool=None):
+    pool = sat if pool is None else pool
+    return SAUBatch(
+        pool,
+        torch.zeros(pool.shape, dtype=torch.bool),
+        torch.full((len(pool),), float("nan")),
+        lab,
+        y,
+        lab,
+        sat,
+        y,
+    )
+
+
 def test_sau_without_alignment_trains_the_autoencoders_independently():
     torch.manual_seed(0)
     sau = SpectralAdaptationUnit(
         80, 20, latent_dim=16, lab_hidden=(32,), sat_hidden=(32,), lab_binning=4
     ).eval()
     lab, sat, y = torch.randn(6, 80), torch.randn(6, 20), torch.randn(6)
-    terms = sau_loss(sau(lab, sat), y, SAULossWeights(align=0.0, nce=0.0, target=0.0))
-    terms["loss"].backward()
+    off = SAULossWeights(align=0.0, nce=0.0, target=0.0, survey_target=0.0)
+    sau_loss(sau, _sau_batch(lab, sat, y), off)["loss"].backward()
     # The satellite encoder's gradient does not depend on the lab spectra without alignment.
     grad = sau.sat.encoder.net[0].weight.grad.clone()
     sau.zero_grad()
-    sau_loss(sau(lab * 3 + 1, sat), y, SAULossWeights(align=0.0, nce=0.0, target=0.0))["loss"].backward()
+    sau_loss(sau, _sau_batch(lab * 3 + 1, sat, y), off)["loss"].backward()
     assert torch.allclose(grad, sau.sat.encoder.net[0].weight.grad)
     sau.zero_grad()
-    sau_loss(sau(lab * 3 + 1, sat), y, SAULossWeights())["loss"].backward()
+    sau_loss(sau, _sau_batch(lab * 3 + 1, sat, y), SAULossWeights())["loss"].backward()
     assert not torch.allclose(grad, sau.sat.encoder.net[0].weight.grad)
 
 
 def test_identical_latents_have_zero_alignment_loss():
-    sau = SpectralAdaptationUnit(40, 40, latent_dim=8, lab_hidden=(16,), sat_hidden=(16,), lab_binning=1)
+    sau = SpectralAdaptationUnit(
+        40, 40, latent_dim=8, lab_hidden=(16,), sat_hidden=(16,), lab_binning=1, lab_derivative=False
+    )
     sau.sat.load_state_dict(sau.lab.state_dict())
     sau.eval()
     x = torch.randn(5, 40)
-    assert float(sau_loss(sau(x, x), torch.zeros(5), SAULossWeights())["align"]) == pytest.approx(
+    assert float(sau_loss(sau, _sau_batch(x, x, torch.zeros(5)), SAULossWeights())["align"]) == pytest.approx(
         0.0, abs=1e-6
     )
+
+
+def test_masked_bands_are_hidden_from_the_encoder_but_reconstructed():
+    torch.manual_seed(0)
+    sau = SpectralAdaptationUnit(
+        40, 20, latent_dim=8, lab_hidden=(16,), sat_hidden=(16,), lab_binning=1
+    ).eval()
+    pool = torch.randn(4, 20)
+    mask = torch.zeros(4, 20, dtype=torch.bool)
+    mask[:, :10] = True
+    z1, recon, ref = sau.sat(pool, mask)
+    changed = pool.clone()
+    changed[:, :10] += 5.0  # masked bands: the latent cannot see them ...
+    z2, _, ref2 = sau.sat(changed, mask)
+    assert torch.allclose(z1, z2)
+    assert not torch.allclose(ref, ref2)  # ... but the reconstruction is judged against them
+    assert recon.shape == ref.shape == (4, 20)
+
+
+def test_derivative_features_ignore_a_constant_offset_and_bin_adjacent_points():
+    features = SpectralFeatures(12, binning=3, derivative=True)
+    x = torch.arange(12.0)[None, :].repeat(2, 1)
+    assert features.n_features == 3
+    torch.testing.assert_close(features(x), features(x + 7.0))
+    torch.testing.assert_close(features(x)[0], torch.tensor([3.0, 3.0, 3.0]))
+
+
+def test_standardizer_fit_uses_finite_rows_only():
+    values = np.array([[1.0, 2.0], [3.0, 4.0], [np.nan, 100.0]])
+    norm = Standardizer.empty(2).fit(values)
+    torch.testing.assert_close(norm.mean, torch.tensor([2.0, 3.0]))
+    torch.testing.assert_close(norm.std, torch.tensor([1.0, 1.0]))
+
+
+def _student(survey: bool = True, members: int = 2) -> StudentEnsemble:
+    torch.manual_seed(0)
+    nets = [
+        StudentNet(
+            SpectralEncoder(10, 4, (8,), 0.0),
+            GaussianMLP(4, 8 + (2 if survey else 0), (8, 8), 0.0),
+            Standardizer.empty(8),
+            Standardizer.empty(1) if survey else None,
+        )
+        for _ in range(members)
+    ]
+    return StudentEnsemble(nets, torch.nn.Linear(4, 10)).eval()
+
+
+def test_ensemble_spread_holds_the_members_disagreement_and_their_point_noise():
+    student = _student()
+    sat, cov, survey = torch.randn(5, 10), torch.randn(5, 8), torch.rand(5) * 5
+    out, score = student.forward_with_domain(sat, cov, survey)
+    parts = [m(sat, cov, survey) for m in student.members]
+    means = torch.stack([p.mean for p in parts])
+    var = torch.stack([p.std**2 + m.noise("point") ** 2 for p, m in zip(parts, student.members, strict=True)])
+    torch.testing.assert_close(out.mean, means.mean(0))
+    torch.testing.assert_close(out.std, torch.sqrt(var.mean(0) + means.var(0, unbiased=False)))
+    assert score.shape == (5,) and bool(torch.isfinite(score).all())
+
+
+def test_a_missing_survey_value_is_a_flag_not_a_number():
+    student = _student()
+    member = student.members[0]
+    cov = torch.randn(3, 8)
+    side = member.side_inputs(cov, torch.tensor([2.0, float("nan"), 0.0]))
+    assert bool(torch.isfinite(side).all())
+    torch.testing.assert_close(side[:, -1], torch.tensor([0.0, 1.0, 0.0]))  # the absent flag
+    assert float(side[1, -2]) == 0.0
 
 
 @settings(max_examples=50)

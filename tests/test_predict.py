@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 from deepsalt.predict import StudentPredictor
 from deepsalt.training.checkpoint import load_checkpoint
 from deepsalt.training.pipeline import run_training
-from tests.test_training import make_data, tiny_config
+from tests.support.training_data import make_data, tiny_config
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     data = make_data()
     urls = run_training(tiny_config(str(tmp_path_factory.mktemp("predict"))), data)
-    return urls, data
+    return {stage.value: url for stage, url in urls.items()}, data
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_loads_axis_and_lineage(predictor, trained):
 def test_outputs_are_float32_dsm_with_positive_spread(predictor, trained):
     _, data = trained
     ok = data.paired
-    out = predictor.predict(data.sat[ok], data.covariates[ok])
+    out = predictor.predict(data.sat[ok], data.covariates[ok], data.survey[ok])
     assert set(out) == {"ece", "ece_std", "domain_score"}
     for values in out.values():
         assert values.dtype == np.float32 and values.shape == (ok.sum(),)
@@ -65,15 +65,28 @@ def test_far_out_pixels_get_large_domain_scores(predictor, trained):
 
 def test_rows_with_any_nan_give_nan_outputs_and_others_are_unchanged(predictor, trained):
     _, data = trained
-    sat, cov = data.sat[4:14].copy(), data.covariates[4:14].copy()
-    clean = predictor.predict(sat, cov)
+    sat, cov, survey = data.sat[4:14].copy(), data.covariates[4:14].copy(), data.survey[4:14].copy()
+    clean = predictor.predict(sat, cov, survey)
     sat[2, 7] = np.nan
     cov[5, 0] = np.nan
-    out = predictor.predict(sat, cov)
+    out = predictor.predict(sat, cov, survey)
     for name, values in out.items():
         assert np.isnan(values[[2, 5]]).all(), name
         keep = np.setdiff1d(np.arange(10), [2, 5])
         np.testing.assert_allclose(values[keep], clean[name][keep], rtol=1e-5)
+
+
+def test_a_pixel_outside_the_survey_is_still_predicted_and_the_survey_moves_the_prediction(
+    predictor, trained
+):
+    _, data = trained
+    rows = np.flatnonzero(data.paired)[:30]
+    with_survey = predictor.predict(data.sat[rows], data.covariates[rows], data.survey[rows])
+    without = predictor.predict(data.sat[rows], data.covariates[rows])  # no survey: NaN token
+    assert np.isfinite(without["ece"]).all()
+    assert not np.allclose(with_survey["ece"], without["ece"])
+    high = predictor.predict(data.sat[rows], data.covariates[rows], np.full(len(rows), 50.0, np.float32))
+    assert np.median(high["ece"]) > np.median(with_survey["ece"])  # a saline map unit raises the estimate
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -82,9 +95,9 @@ def test_results_do_not_depend_on_the_batch_size(predictor, trained, batch, n):
     _, data = trained
     rows = np.flatnonzero(data.paired)[:n]
     predictor.batch_size = 100_000
-    big = predictor.predict(data.sat[rows], data.covariates[rows])
+    big = predictor.predict(data.sat[rows], data.covariates[rows], data.survey[rows])
     predictor.batch_size = batch
-    small = predictor.predict(data.sat[rows], data.covariates[rows])
+    small = predictor.predict(data.sat[rows], data.covariates[rows], data.survey[rows])
     for name in big:
         np.testing.assert_allclose(small[name], big[name], rtol=1e-4, atol=1e-5)
 

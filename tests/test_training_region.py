@@ -14,7 +14,7 @@ from deepsalt.spectra import water_vapour_mask
 from deepsalt.synth import generate_region, load_region
 from deepsalt.synth.config import SynthConfig
 from deepsalt.training.checkpoint import read_meta
-from deepsalt.training.data import load_region_samples
+from deepsalt.training.data import PairingStatus, load_region_data
 
 POOL = 900
 
@@ -27,21 +27,45 @@ def region(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def samples(region):
-    return load_region_samples(region, pool_size=POOL)
+def loaded(region):
+    return load_region_data(region, pool_size=POOL)
+
+
+@pytest.fixture(scope="module")
+def samples(loaded):
+    return loaded[0]
 
 
 @pytest.mark.slow
-def test_region_samples_have_lab_sat_and_covariates(samples):
+def test_region_data_have_samples_library_pool_and_survey(samples):
     n = len(samples)
-    assert samples.lab.shape == (n, 1765) and n == 150
+    assert samples.lab.shape == (n, 1765) and n == 300  # small preset: 150 measured + 150 MIR-only
+    assert int(samples.measured.sum()) == 150 and samples.has_spectrum.all()
     assert samples.wavenumber[0] == pytest.approx(4001.7, abs=0.1)
     assert water_vapour_mask(samples.wavelength).all()  # only usable bands
+    assert np.all(np.diff(samples.wavelength) > 0)  # the model band axis is sorted
     assert samples.paired.mean() > 0.8
     paired = samples.sat[samples.paired]
     assert (paired >= 0).all() and (paired <= 1).all()
-    assert np.isfinite(samples.covariates).all() and samples.covariates.shape == (n, 8)
+    assert np.isfinite(samples.covariates[samples.paired]).all() and samples.covariates.shape == (n, 8)
+    assert (samples.survey[samples.paired] >= 0).all()
+    assert len(samples.library_ece) == 600 and np.isfinite(samples.library_lab).all()
     assert 0.9 * POOL <= len(samples.pool) <= POOL and np.isfinite(samples.pool).all()
+    assert np.isfinite(samples.pool_survey).all() and np.isfinite(samples.pool_covariates).all()
+
+
+@pytest.mark.slow
+def test_the_pairing_report_names_every_sample_and_its_reason(loaded):
+    data, report = loaded
+    table = report.table
+    assert list(table["sample_id"]) == list(data.sample_id)
+    paired = (table["status"] == PairingStatus.PAIRED.value).to_numpy()
+    np.testing.assert_array_equal(
+        paired, np.isfinite(data.sat).all(axis=1) & (table["status"] != PairingStatus.NO_COVARIATES.value)
+    )
+    assert set(table["status"]) <= {s.value for s in PairingStatus}
+    assert (table.loc[paired, "distance_km"] <= 0.045).all() and (table.loc[paired, "scene"] != "").all()
+    assert (~paired).sum() > 0  # the small world has cloud: some samples find no clear pixel
 
 
 @pytest.mark.slow

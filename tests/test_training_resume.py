@@ -19,7 +19,7 @@ import torch
 from deepsalt.training.checkpoint import RESUME, load_checkpoint, load_resume
 from deepsalt.training.config import TrainConfig
 from deepsalt.training.stages import train_sau, train_teacher
-from tests.test_training import make_data, tiny_config
+from tests.support.training_data import make_data, tiny_config
 
 EPOCHS = 16
 KILL_AFTER_EPOCH = 2

@@ -31,6 +31,15 @@ SetOption = Annotated[
     typer.Option("--set", "-s", help="Override a config field: --set section.field=value (repeatable)."),
 ]
 
+InputsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--inputs",
+        help="YAML file naming your own data (lab tables, STAC API or scene files, covariates, SSURGO export); "
+        "the same file serves deepsalt train and deepsalt map (docs/own_data.md).",
+    ),
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 LABELS = {ExitCode.CONFIG: "config error", ExitCode.INTERRUPTED: "interrupted"}

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from deepsalt.cli.common import ConfigOption, SetOption, app, console, error_boundary, say
+from deepsalt.cli.common import ConfigOption, InputsOption, SetOption, app, console, error_boundary, say
 from deepsalt.cli.view import view_command
 from deepsalt.errors import ConfigError, ExitCode, InputDataError
 
@@ -25,12 +25,22 @@ RestartOption = Annotated[
 
 @app.command("map")
 @error_boundary
-def map_command(config: ConfigOption = None, set_: SetOption = None, restart: RestartOption = False) -> None:
+def map_command(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    restart: RestartOption = False,
+    inputs: InputsOption = None,
+) -> None:
     """Map a region with a trained student into a sharded Zarr store (resumes an interrupted run)."""
-    from deepsalt.config import load_config
+    from deepsalt.config import load_config, read_yaml
+    from deepsalt.inputs import ImageryInputs
     from deepsalt.mapping import MapConfig, run_map
 
-    summary = run_map(load_config(MapConfig, config, set_ or []), restart=restart)
+    sections = None
+    if inputs:  # the imagery, covariates and survey of a training inputs file; its lab tables stay out
+        given = read_yaml(inputs)
+        sections = {"inputs": {k: v for k, v in given.items() if k in ImageryInputs.model_fields}}
+    summary = run_map(load_config(MapConfig, config, set_ or [], sections), restart=restart)
     table = Table(title="map", show_header=False, box=None)
     table.add_row("store", Text(summary.store_url))
     table.add_row("STAC item", Text(summary.stac_item_url))

@@ -1,7 +1,8 @@
 """Run every model on the same spatial-block folds (and on the unseen region) and collect per-sample predictions.
 
-The result is one row per (model, sample, split): the observed ECe, the prediction, its spread
-and the sample's salinity range, texture and climate class. All tables are computed from it.
+The result is one row per (model, seed, sample, split): the observed ECe, the prediction, its
+spread and the sample's block, fold, salinity range, texture and climate class. Every table of
+the report is computed from it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pandas as pd
 
 from deepsalt.evaluation.classes import sample_classes
 from deepsalt.evaluation.metrics import salinity_range
-from deepsalt.evaluation.models import Model, Prediction
+from deepsalt.evaluation.models import Model, Prediction, scored_rows
 from deepsalt.logs import get_logger
 from deepsalt.training.data import TrainingData
 
@@ -55,11 +56,12 @@ def sample_table(data: TrainingData, split: str, blocks: np.ndarray | None = Non
     )
 
 
-def _rows(model: Model, base: pd.DataFrame, prediction: Prediction, fold: int) -> pd.DataFrame:
+def _rows(model: Model, base: pd.DataFrame, prediction: Prediction, fold: int, seed: int) -> pd.DataFrame:
     check_prediction(prediction, len(base), model.name)
     rows = base.copy()
     rows.insert(0, "model", model.name)
     rows.insert(1, "kind", model.kind)
+    rows.insert(2, "seed", seed)
     rows["fold"] = fold
     rows["predicted"] = np.asarray(prediction.mean, dtype=float)
     rows["std"] = np.nan if prediction.std is None else np.asarray(prediction.std, dtype=float)
@@ -73,34 +75,50 @@ def evaluate_models(
     blocks: np.ndarray,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
     run_root: str,
+    seeds: Sequence[int],
     unseen: TrainingData | None = None,
 ) -> pd.DataFrame:
-    """Per-sample predictions of every model on every held-out fold, then on the unseen region.
+    """Per-sample predictions of every model, for every seed, on every held-out fold, then on the
+    unseen region.
 
-    Fold ``k``'s test rows are the samples of the blocks held out in fold ``k``; every model
-    sees exactly the same train/test rows. For the unseen region each model is fitted once on
-    all seen samples.
+    ``folds`` index ``seen``'s samples. Fold ``k``'s training rows are every sample outside its
+    held-out blocks, measured or not, paired or not (each model takes what it can use; the library
+    and the pixel pool come along); its test rows are the held-out samples with a measured ECe and a
+    complete pairing (:func:`scored_rows`), the same for every model. For the unseen region each
+    model is fitted on all seen samples and scored on the unseen region's scored rows. The folds
+    and the data are the same for every seed: only the training seed changes.
     """
-    seen_rows = sample_table(seen, SEEN, blocks)
-    unseen_rows = None if unseen is None else sample_table(unseen, UNSEEN)
+    scored = scored_rows(seen)
+    unseen_test = None if unseen is None else np.flatnonzero(scored_rows(unseen))
     parts = []
     for model in models:
-        for k, (train_idx, test_idx) in enumerate(folds):
-            log.info(
-                "fitting",
-                extra={"model": model.name, "fold": k, "train": len(train_idx), "test": len(test_idx)},
-            )
-            pred = model.fit_predict(
-                seen.subset(train_idx),
-                blocks[train_idx],
-                {"test": seen.subset(test_idx)},
-                f"{run_root}/fold{k}/{slug(model.name)}",
-            )["test"]
-            parts.append(_rows(model, seen_rows.iloc[test_idx].reset_index(drop=True), pred, k))
-        if unseen is not None:
-            log.info("fitting on all seen samples", extra={"model": model.name, "train": len(seen)})
-            pred = model.fit_predict(seen, blocks, {"test": unseen}, f"{run_root}/all/{slug(model.name)}")[
-                "test"
-            ]
-            parts.append(_rows(model, unseen_rows, pred, -1))
+        for seed in seeds:
+            for k, (train_idx, held_out) in enumerate(folds):
+                test_idx = held_out[scored[held_out]]
+                log.info(
+                    "fitting",
+                    extra={
+                        "model": model.name,
+                        "seed": seed,
+                        "fold": k,
+                        "train": len(train_idx),
+                        "test": len(test_idx),
+                    },
+                )
+                test = seen.subset(test_idx)
+                pred = model.fit_predict(
+                    seen.subset(train_idx),
+                    blocks[train_idx],
+                    {"test": test},
+                    f"{run_root}/seed{seed}/fold{k}/{slug(model.name)}",
+                    seed,
+                )["test"]
+                parts.append(_rows(model, sample_table(test, SEEN, blocks[test_idx]), pred, k, seed))
+            if unseen is not None:
+                log.info("fitting on all seen samples", extra={"model": model.name, "seed": seed})
+                test = unseen.subset(unseen_test)
+                pred = model.fit_predict(
+                    seen, blocks, {"test": test}, f"{run_root}/seed{seed}/all/{slug(model.name)}", seed
+                )["test"]
+                parts.append(_rows(model, sample_table(test, UNSEEN), pred, -1, seed))
     return pd.concat(parts, ignore_index=True)

@@ -2,7 +2,8 @@
 
 A model returns one mean (and optionally one spread) per test sample; the harness rejects
 anything else. DeepSalt variants go through the training pipeline and the student predictor
-exactly as a user's run does; baselines are scikit-learn estimators on the same rows.
+exactly as a user's run does (every training sample, the library and the pixel pool); baselines
+are scikit-learn estimators on the measured, geo-paired training samples, with the same inputs.
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from deepsalt.evaluation.baselines import BASELINE_LABELS, fit_baseline
+from deepsalt.evaluation.baselines import (
+    BASELINE_LABELS,
+    FEATURES,
+    BaselineSettings,
+    FeatureSet,
+    Rows,
+    fit_baseline,
+)
 from deepsalt.evaluation.config import EvaluateConfig
 from deepsalt.training.data import TrainingData
 
@@ -31,13 +38,35 @@ class Model(Protocol):
     kind: str
 
     def fit_predict(
-        self, train: TrainingData, blocks: np.ndarray, tests: dict[str, TrainingData], run_dir: str
-    ) -> dict[str, Prediction]: ...
+        self, train: TrainingData, blocks: np.ndarray, tests: dict[str, TrainingData], run_dir: str, seed: int
+    ) -> dict[str, Prediction]:
+        """Fit on ``train`` (``blocks``: the spatial block of each of its samples) with training seed
+        ``seed``, then predict every test set; ``run_dir`` is this fit's own folder for checkpoints."""
+        ...
+
+
+def scored_rows(data: TrainingData) -> np.ndarray:
+    """Samples a model is scored on and a baseline learns from: a measured ECe and a complete pairing."""
+    return data.paired & data.measured
+
+
+def baseline_rows(data: TrainingData, blocks: np.ndarray) -> Rows:
+    """The measured, geo-paired samples of ``data`` as baseline training rows."""
+    keep = scored_rows(data)
+    return Rows(
+        data.sat[keep], data.covariates[keep], data.survey[keep], data.ece[keep], np.asarray(blocks)[keep]
+    )
+
+
+def baseline_settings(config: EvaluateConfig) -> BaselineSettings:
+    return BaselineSettings(
+        inner_folds=config.inner_folds, max_components=config.plsr_max_components, threads=config.threads
+    )
 
 
 @dataclass(frozen=True)
 class BaselineModel:
-    """A scikit-learn baseline on satellite pixel + covariates."""
+    """A baseline of :mod:`deepsalt.evaluation.baselines` on the same inputs as the student."""
 
     key: str
     config: EvaluateConfig
@@ -47,21 +76,31 @@ class BaselineModel:
     def name(self) -> str:
         return BASELINE_LABELS[self.key]
 
-    def fit_predict(self, train, blocks, tests, run_dir):
-        with threadpool_limits(limits=self.config.threads):  # OpenMP oversubscription stalls shared CPUs
-            return self._fit_predict(train, blocks, tests)
-
-    def _fit_predict(self, train, blocks, tests):
-        model = fit_baseline(
+    def fit_predict(self, train, blocks, tests, run_dir, seed):
+        fitted = fit_baseline(
             self.key,
-            _features(train),
-            train.ece,
-            blocks,
-            seed=self.config.seed,
-            inner_folds=self.config.inner_folds,
-            max_components=self.config.plsr_max_components,
+            baseline_rows(train, blocks),
+            seed=seed,
+            settings=baseline_settings(self.config),
+            extra=survey_labelled_pool(train) if fitted_on_pool(self.key) else None,
         )
-        return {key: Prediction(model.predict(_features(test))) for key, test in tests.items()}
+        out = {}
+        for key, test in tests.items():
+            mean, std = fitted.predict(test.sat, test.covariates, test.survey)
+            out[key] = Prediction(mean, std, "log1p")
+        return out
+
+
+def fitted_on_pool(key: str) -> bool:
+    """Baselines that learn from the survey-labelled pool pixels (and so never read the survey)."""
+    return FEATURES[key] is FeatureSet.WITHOUT_SURVEY
+
+
+def survey_labelled_pool(data: TrainingData) -> Rows:
+    """The pool pixels with the survey's map-unit ECe as their (coarse) label."""
+    return Rows(
+        data.pool, data.pool_covariates, data.pool_survey, data.pool_survey, np.full(len(data.pool), "")
+    )
 
 
 @dataclass(frozen=True)
@@ -72,22 +111,22 @@ class DeepSaltVariant:
     config: EvaluateConfig
     kind: str = "deepsalt"
 
-    def fit_predict(self, train, blocks, tests, run_dir):
+    def fit_predict(self, train, blocks, tests, run_dir, seed):
         from deepsalt.predict import StudentPredictor
         from deepsalt.training.pipeline import run_training
 
-        train_config = self.config.train_config(self.name, run_dir)
+        train_config = self.config.train_config(self.name, run_dir, seed)
         urls = run_training(train_config, data=train)
-        predictor = StudentPredictor.load(urls["student"])
+        predictor = StudentPredictor.load(urls["student"], device="cpu")
         out = {}
         for key, test in tests.items():
-            result = predictor.predict(test.sat.astype(np.float32), test.covariates.astype(np.float32))
+            result = predictor.predict(
+                test.sat.astype(np.float32),
+                test.covariates.astype(np.float32),
+                test.survey.astype(np.float32),
+            )
             out[key] = Prediction(result["ece"], result["ece_std"], train_config.model.target_transform)
         return out
-
-
-def _features(data: TrainingData) -> np.ndarray:
-    return np.hstack([data.sat, data.covariates]).astype(np.float64)
 
 
 def build_models(config: EvaluateConfig) -> list[Model]:

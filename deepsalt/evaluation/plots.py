@@ -22,9 +22,14 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def predicted_vs_observed(predictions: pd.DataFrame, model: str) -> bytes:
-    """Scatter of predicted against observed ECe, one panel per split, with the 1:1 line."""
+def _first_seed(predictions: pd.DataFrame, model: str) -> pd.DataFrame:
     rows = predictions[predictions["model"] == model]
+    return rows[rows["seed"] == rows["seed"].min()]
+
+
+def predicted_vs_observed(predictions: pd.DataFrame, model: str) -> bytes:
+    """Scatter of predicted against observed ECe (first seed), one panel per split, with the 1:1 line."""
+    rows = _first_seed(predictions, model)
     splits = [s for s in (SEEN, UNSEEN) if (rows["split"] == s).any()]
     fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4.6), squeeze=False)
     top = float(np.nanmax(rows[["observed", "predicted"]].to_numpy())) * 1.05
@@ -40,8 +45,9 @@ def predicted_vs_observed(predictions: pd.DataFrame, model: str) -> bytes:
 
 
 def residuals_by_range(predictions: pd.DataFrame, model: str) -> bytes:
-    """Box plots of residuals (predicted − observed) per observed salinity range."""
-    rows = predictions[(predictions["model"] == model) & (predictions["split"] == SEEN)]
+    """Box plots of residuals (predicted − observed) per observed salinity range (first seed)."""
+    rows = _first_seed(predictions, model)
+    rows = rows[rows["split"] == SEEN]
     data = [
         (rows["predicted"] - rows["observed"])[rows["salinity_range"] == r].dropna() for r in SALINITY_LABELS
     ]
@@ -53,17 +59,24 @@ def residuals_by_range(predictions: pd.DataFrame, model: str) -> bytes:
 
 
 def ablation_bars(table: pd.DataFrame) -> bytes:
-    """MAE of every model on held-out blocks and on the unseen region."""
+    """MAE of every model on held-out blocks and on the unseen region: mean over seeds, ± sd."""
     models = list(dict.fromkeys(table["model"]))
     splits = [s for s in (SEEN, UNSEEN) if (table["split"] == s).any()]
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(models) + 1.5))
     height = 0.8 / len(splits)
     for i, split in enumerate(splits):
         part = table[table["split"] == split].set_index("model").reindex(models)
-        ax.barh(np.arange(len(models)) + i * height, part["mae"], height=height, label=split)
+        ax.barh(
+            np.arange(len(models)) + i * height,
+            part["mae"],
+            xerr=part["mae_sd"].fillna(0.0),
+            height=height,
+            label=split,
+            capsize=2,
+        )
     ax.set_yticks(np.arange(len(models)) + height * (len(splits) - 1) / 2, models)
     ax.invert_yaxis()
-    ax.set(xlabel="MAE (dS/m)", title="Ablation: MAE by model")
+    ax.set(xlabel="MAE (dS/m)", title="MAE by model (mean over seeds ± sd)")
     ax.legend()
     return _png(fig)
 

@@ -44,7 +44,7 @@ class TruePixelReference:
     kind: str = "reference"
 
     def fit_predict(
-        self, train: TrainingData, blocks: np.ndarray, tests: dict[str, TrainingData], run_dir: str
+        self, train: TrainingData, blocks: np.ndarray, tests: dict[str, TrainingData], run_dir: str, seed: int
     ) -> dict[str, Prediction]:
         return {
             key: Prediction(pixel_values(self.truth_urls, test.lon, test.lat)) for key, test in tests.items()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import zipfile
+from typing import Annotated
 
 import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
+from pydantic import AfterValidator
 
 from deepsalt.errors import InputDataError
 
@@ -105,3 +108,19 @@ def content_digest(url: str) -> str:
         while chunk := fh.read(1 << 22):
             digest.update(chunk)
     return f"sha256:{digest.hexdigest()[:32]}"
+
+
+def absolute(url: str) -> str:
+    """A local relative path made absolute against the current directory; other URLs unchanged.
+
+    Ray actors and Ray Train workers run in their own working directories, so a path the user
+    wrote relative to where they started the command must be pinned before it is shipped.
+    """
+    protocol, _ = fsspec.core.split_protocol(url)
+    if protocol not in (None, "file") or url.startswith("file://"):
+        return url
+    return os.path.abspath(url)
+
+
+AbsolutePath = Annotated[str, AfterValidator(absolute)]
+"""A config field holding a URL whose local relative form is resolved when the config is read."""

@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
-from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from deepsalt.config import StageConfig
-from deepsalt.io.formats import SceneFormat
+from deepsalt.config import FrozenModel, StageConfig
+from deepsalt.inputs import ImageryInputs as InputsConfig
+from deepsalt.inputs import check_datetime_range
+from deepsalt.io.paths import AbsolutePath
 from deepsalt.mapping.predictor import Precision
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?$")  # 2024 or 2024-05, as STAC APIs accept
-
-
-def _instant(text: str) -> datetime | None:
-    """One end of a STAC datetime range (RFC 3339 date or time, a year, a month; empty or '..' = open)."""
-    if text in ("", ".."):
-        return None
-    partial = _PARTIAL_DATE.match(text)
-    if partial:
-        return datetime(int(partial.group(1)), int(partial.group(2) or 1), 1, tzinfo=UTC)
-    when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+_Section = FrozenModel
 
 
 class RegionConfig(_Section):
@@ -47,20 +31,7 @@ class RegionConfig(_Section):
     @field_validator("datetime")
     @classmethod
     def _date_range(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = value.split("/")
-        try:
-            if len(parts) > 2:
-                raise ValueError("more than one '/'")
-            ends = [_instant(part.strip()) for part in parts]
-        except ValueError as exc:
-            raise ValueError(
-                f"'{value}' is not a date or date range (RFC 3339, e.g. 2024-05-01/2024-09-30): {exc}"
-            ) from None
-        if len(ends) == 2 and ends[0] and ends[1] and ends[0] > ends[1]:
-            raise ValueError(f"'{value}' ends before it starts")
-        return value
+        return check_datetime_range(value)
 
     @model_validator(mode="after")
     def _one_extent(self) -> RegionConfig:
@@ -101,46 +72,6 @@ class GridConfig(_Section):
         return self
 
 
-class SceneFile(_Section):
-    """One scene given as a file instead of found in a STAC API."""
-
-    url: str
-    format: SceneFormat = SceneFormat.ENMAP_L2A
-
-
-class InputsConfig(_Section):
-    """Where the imagery and covariates come from: a STAC API (the main way), or a list of files."""
-
-    stac_url: str | None = None
-    collection: str = "ENMAP_HSI_L2A"
-    max_cloud_cover: float | None = Field(None, ge=0, le=100)
-    scenes: tuple[SceneFile, ...] | None = Field(None, description="scene files, when there is no STAC API")
-    covariates_url: str = Field(description="folder holding <name>.tif per covariate")
-    survey_url: str | None = Field(
-        None, description="SSURGO export (map-unit key raster + tables): the survey ECe the student reads"
-    )
-
-    @field_validator("stac_url")
-    @classmethod
-    def _web_address(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"'{value}' is not the http(s):// address of a STAC API")
-        return value
-
-    @model_validator(mode="after")
-    def _one_source(self) -> InputsConfig:
-        if (self.stac_url is None) == (self.scenes is None):
-            raise ValueError(
-                "give exactly one of inputs.stac_url (a STAC API) or inputs.scenes (a list of files)"
-            )
-        if self.scenes is not None and not self.scenes:
-            raise ValueError("inputs.scenes is empty")
-        return self
-
-
 class CompileMode(StrEnum):
     """When the actors compile the model's forward pass (``torch.compile``)."""
 
@@ -159,7 +90,7 @@ about ten million pixels; this keeps a margin for slow compiles and pixels witho
 class ModelConfig(_Section):
     """The trained student and how to feed it."""
 
-    student_url: str
+    student_url: AbsolutePath
     predictor: str = Field(
         "deepsalt.predict:StudentPredictor",
         description="module:Class satisfying deepsalt.mapping.predictor.Predictor (load, describe, predict)",
@@ -186,10 +117,12 @@ class ModelConfig(_Section):
 class OutputConfig(_Section):
     """Where the map goes and what comes with it."""
 
-    url: str
-    stac_item_url: str | None = Field(None, description="default: <url without .zarr>.stac-item.json")
+    url: AbsolutePath
+    stac_item_url: AbsolutePath | None = Field(
+        None, description="default: <url without .zarr>.stac-item.json"
+    )
     pyramid_min_size: PositiveInt = Field(256, description="stop the pyramid when a level fits in this")
-    quicklook_dir: str | None = Field(None, description="write quicklook PNGs here at the end")
+    quicklook_dir: AbsolutePath | None = Field(None, description="write quicklook PNGs here at the end")
 
 
 class RayConfig(_Section):

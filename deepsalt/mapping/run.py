@@ -81,7 +81,7 @@ def scene_source(config: MapConfig) -> tuple[str, str]:
 
 def plan(config: MapConfig) -> tuple[TilePlan, dict[str, SceneRef]]:
     """Grid, scenes (STAC search or the listed files) and the tile plan: no pixel is read."""
-    from deepsalt.mapping.scenes import find_scenes
+    from deepsalt.inputs import find_scenes
 
     grid = Grid.from_config(config.grid, config.region)
     with naming(*scene_source(config)):

@@ -1,6 +1,7 @@
 """The student's multi-objective distillation loss and its parts.
 
-``total = α · task + β · feature + γ · response`` with defaults α=0.07, β=0.90, γ=0.10:
+``total = α · task + β · feature + γ · response`` (the paper weighted α=0.07, β=0.90, γ=0.10; the defaults here,
+α=1, β=0.1, γ=1, put the measured targets first: see docs/METHOD.md):
 
 - **task**: Huber (δ=1) between the student's mean and the target, plus ``nll_weight`` × the
   Gaussian negative log-likelihood of the target under the student's spread with the mean
@@ -79,12 +80,14 @@ def task_loss(mean: torch.Tensor, std: torch.Tensor, target: torch.Tensor, nll_w
 
 @dataclass(frozen=True)
 class DistillationWeights:
-    alpha: float = 0.07
-    beta: float = 0.90
-    gamma: float = 0.10
+    alpha: float = 1.0
+    beta: float = 0.10
+    gamma: float = 1.0
     nll_weight: float = 0.5
-    survey_weight: float = 1.0
+    survey_weight: float = 0.3
     """Weight of a survey-labelled pixel's task term relative to a point sample's."""
+    nll_mean: bool = False
+    """Let the NLL move the mean too, so each source pulls on it in inverse proportion to its noise."""
 
 
 @dataclass
@@ -113,7 +116,11 @@ def distillation_loss(
         per_row = F.huber_loss(student.mean[labelled], targets.y[labelled], delta=1.0, reduction="none")
         if weights.nll_weight:
             per_row = per_row + weights.nll_weight * F.gaussian_nll_loss(
-                student.mean[labelled].detach(), targets.y[labelled], std**2, full=True, reduction="none"
+                student.mean[labelled] if weights.nll_mean else student.mean[labelled].detach(),
+                targets.y[labelled],
+                std**2,
+                full=True,
+                reduction="none",
             )
         row_weight = torch.where(targets.source[labelled] == 0, weights.survey_weight, 1.0)
         task = (per_row * row_weight).sum() / row_weight.sum()

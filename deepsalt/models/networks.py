@@ -74,9 +74,11 @@ class StudentNet(nn.Module):
         cov_norm: Standardizer | None,
         survey_norm: Standardizer | None,
         linear: bool = True,
+        survey_covariates: tuple[int, ...] = (),
     ):
         super().__init__()
         self.encoder, self.head, self.cov_norm, self.survey_norm = encoder, head, cov_norm, survey_norm
+        self.register_buffer("survey_covariates", torch.tensor(survey_covariates, dtype=torch.long))
         n_side = (cov_norm.mean.numel() if cov_norm is not None else 0) + (
             2 if survey_norm is not None else 0
         )
@@ -85,12 +87,23 @@ class StudentNet(nn.Module):
         self.log_noise = nn.Parameter(torch.full((len(self.SOURCES),), -1.0))
 
     def side_inputs(self, covariates: torch.Tensor, survey: torch.Tensor) -> torch.Tensor | None:
-        """Standardised covariates and the survey token, one row per pixel (None when neither is used)."""
+        """Standardised covariates and the survey token, one row per pixel (None when neither is used).
+
+        Covariates the survey itself supplies (``survey_covariates``, e.g. its texture) go with the
+        survey token: where the token is absent they are absent too (zero, their mean). Otherwise a
+        pixel labelled with its map unit's ECe could read the label off its map unit's texture
+        instead of learning it from the spectrum.
+        """
         parts = []
+        present = torch.isfinite(survey)
         if self.cov_norm is not None:
-            parts.append(self.cov_norm(covariates))
+            cov = self.cov_norm(covariates)
+            if self.survey_covariates.numel():
+                hidden = torch.zeros_like(cov, dtype=torch.bool)
+                hidden[:, self.survey_covariates] = True
+                cov = torch.where(hidden & ~present[:, None], 0.0, cov)
+            parts.append(cov)
         if self.survey_norm is not None:
-            present = torch.isfinite(survey)
             value = self.survey_norm(torch.log1p(torch.nan_to_num(survey).clamp_min(0))[:, None])[:, 0]
             parts += [torch.where(present, value, 0.0)[:, None], (~present).float()[:, None]]
         return torch.cat(parts, dim=-1) if parts else None

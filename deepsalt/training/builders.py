@@ -63,6 +63,8 @@ class StudentArch(FrozenModel):
     survey: bool
     linear: bool
     members: int
+    survey_covariates: tuple[int, ...] = ()
+    """Covariate columns the survey supplies: absent wherever the survey token is."""
 
 
 def sau_architecture(config: TrainConfig, n_lab: int, n_sat: int) -> SAUArch:
@@ -149,6 +151,7 @@ def build_student(arch: StudentArch) -> StudentEnsemble:
             Standardizer.empty(arch.n_covariates) if arch.n_covariates else None,
             Standardizer.empty(1) if arch.survey else None,
             arch.linear,
+            arch.survey_covariates,
         )
         for _ in range(arch.members)
     ]

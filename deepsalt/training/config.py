@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from deepsalt.config import FrozenModel, StageConfig
+from deepsalt.inputs import TrainingInputs
+from deepsalt.io.paths import AbsolutePath
 
 
 class Stage(StrEnum):
@@ -112,6 +114,8 @@ class TeacherSettings(LoopSettings):
     nll_weight: float = Field(0.5, ge=0)
     freeze_encoder: bool = False
     """Keep the SAU's lab encoder fixed; fine-tuning it lets the teacher keep what the latent lost."""
+    spike: PositiveInt = 1
+    """Weight (repeats) of each of the region's measured samples among the library's rows (spiking)."""
 
 
 class StudentSettings(LoopSettings):
@@ -125,12 +129,17 @@ class StudentSettings(LoopSettings):
     layers: PositiveInt = 4
     """Transformer heads only."""
     heads: PositiveInt = 8
-    alpha: float = Field(0.07, ge=0)
-    beta: float = Field(0.90, ge=0)
-    gamma: float = Field(0.10, ge=0)
+    alpha: float = Field(1.0, ge=0)
+    beta: float = Field(0.10, ge=0)
+    gamma: float = Field(1.0, ge=0)
     nll_weight: float = Field(0.5, ge=0)
-    survey_weight: float = Field(1.0, ge=0)
+    survey_weight: float = Field(0.3, ge=0)
     """Weight of a survey-labelled pixel's task term relative to a point sample's."""
+    nll_mean: bool = False
+    """The NLL moves the mean too: each label source pulls on it in inverse proportion to its learned noise."""
+    survey_covariates: tuple[str, ...] = ("sand", "clay")
+    """Covariates that come from the survey: hidden with the survey token (on rows the survey labels,
+    and with ``survey_dropout``), so the survey's labels cannot be read off its own texture."""
     survey_dropout: float = Field(0.2, ge=0, le=1)
     """Share of sample rows whose survey input is hidden, so the student also predicts without it."""
     members: PositiveInt = 3
@@ -153,9 +162,11 @@ class RaySettings(FrozenModel):
 
 
 class TrainConfig(StageConfig):
-    regions: list[str] = Field(default_factory=list)
+    regions: list[AbsolutePath] = Field(default_factory=list)
     """Demo region folder URLs (deepsalt.synth layout) whose data are trained on together."""
-    output: str = "runs/deepsalt"
+    inputs: TrainingInputs | None = None
+    """A user's own data (lab tables, STAC API or scene files, covariates, SSURGO export) instead of regions."""
+    output: AbsolutePath = "runs/deepsalt"
     """Checkpoint root URL: <output>/sau, <output>/teacher, <output>/student."""
     seed: int = 0
     preset: Literal["default", "quick"] = "default"
@@ -190,8 +201,10 @@ class TrainConfig(StageConfig):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if not (self.use_satellite or self.use_covariates or self.use_survey):
-            raise ValueError("the student needs the satellite, the covariates or the survey as input")
+        if not (self.use_satellite or self.use_covariates):
+            raise ValueError("the student needs the satellite pixel or the covariates as input")
+        if self.regions and self.inputs is not None:
+            raise ValueError("give regions (demo regions) or inputs (your own data), not both")
         if self.model.head == "transformer":
             if self.model.latent_dim % self.model.tokens:
                 raise ValueError(

@@ -197,8 +197,69 @@ class _BandAxis:
         return len(self.table.wavelength)
 
 
+def read_samples(lab_urls: Sequence[str]):
+    """The lab samples' spectra on the KSSL grid, with their coordinates and ECe (blank: not measured)."""
+    from deepsalt.io.lab import read_lab_spectra
+    from deepsalt.spectra import KSSL_WAVENUMBERS
+
+    spectra = read_lab_spectra(list(lab_urls), wavenumbers=KSSL_WAVENUMBERS)
+    for column in ("lat", "lon", "ece"):
+        if column not in spectra.coords:
+            raise InputDataError(", ".join(lab_urls), f"lab table has no '{column}' column")
+    return spectra
+
+
+def samples_bbox(spectra, margin_km: float) -> tuple[float, float, float, float]:
+    """Lon/lat box around the samples, widened by ``margin_km`` (the pairing radius)."""
+    lat = spectra["lat"].to_numpy().astype(float)
+    lon = spectra["lon"].to_numpy().astype(float)
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    if not ok.any():
+        raise InputDataError("<lab tables>", "no sample has coordinates")
+    dlat = margin_km / 111.0
+    dlon = margin_km / (111.0 * max(np.cos(np.radians(np.abs(lat[ok]).max())), 0.05))
+    return (
+        float(lon[ok].min() - dlon),
+        float(lat[ok].min() - dlat),
+        float(lon[ok].max() + dlon),
+        float(lat[ok].max() + dlat),
+    )
+
+
+def load_user_data(
+    inputs, pool_size: int, pair_radius_km: float, seed: int = 0
+) -> tuple[TrainingData, PairingReport]:
+    """Training data from a user's own lab tables, scenes, covariate rasters and SSURGO export.
+
+    ``inputs`` is a :class:`deepsalt.inputs.TrainingInputs`; the scenes are searched over the
+    samples' area and ``inputs.datetime`` (or taken from ``inputs.scenes``).
+    """
+    from deepsalt.inputs import find_scenes
+    from deepsalt.io.covariates import covariate_urls
+    from deepsalt.io.formats import SceneFormat
+
+    spectra = read_samples(inputs.lab)
+    scenes = find_scenes(inputs, samples_bbox(spectra, pair_radius_km), inputs.datetime)
+    other = [s for s in scenes if s.format is not SceneFormat.ENMAP_L2A]
+    if other:
+        raise InputDataError(
+            other[0].spectral_href,
+            f"training reads EnMAP L2A scenes; this one is {other[0].format.value} (map it, or train on EnMAP)",
+        )
+    return assemble_training_data(
+        spectra,
+        inputs.library,
+        scenes,
+        covariate_urls(inputs.covariates_url),
+        inputs.survey_url,
+        pool_size=pool_size,
+        pair_radius_km=pair_radius_km,
+        seed=seed,
+    )
+
+
 def assemble_training_data(
-    lab_urls: Sequence[str],
+    spectra,
     library_urls: Sequence[str],
     scenes: Sequence,
     covariate_urls: Mapping[str, str],
@@ -208,7 +269,7 @@ def assemble_training_data(
     pair_radius_km: float,
     seed: int = 0,
 ) -> tuple[TrainingData, PairingReport]:
-    """Read and pair everything the method trains on (see the module docstring).
+    """Pair the samples (``spectra``, from :func:`read_samples`) with the scenes and read the rest.
 
     ``scenes`` (``deepsalt.io.stac.SceneRef``) are visited from the least to the most cloudy; a
     sample takes its pixel from the first scene where a clear, complete pixel lies within
@@ -218,16 +279,12 @@ def assemble_training_data(
     spread over the scenes, form the pool.
     """
     from deepsalt.io.covariates import COVARIATE_NAMES, sample_covariates
-    from deepsalt.io.lab import read_lab_spectra
     from deepsalt.io.ssurgo import load_survey, sample_survey
-    from deepsalt.spectra import KSSL_WAVENUMBERS
 
     if not scenes:
-        raise InputDataError("<scenes>", "no scene to pair the lab samples with")
-    spectra = read_lab_spectra(list(lab_urls), wavenumbers=KSSL_WAVENUMBERS)
-    for column in ("lat", "lon", "ece"):
-        if column not in spectra.coords:
-            raise InputDataError(", ".join(lab_urls), f"lab table has no '{column}' column")
+        raise InputDataError(
+            "<scenes>", "no scene covers the lab samples (check the STAC API, datetime and cloud cover)"
+        )
     lat = spectra["lat"].to_numpy().astype(np.float64)
     lon = spectra["lon"].to_numpy().astype(np.float64)
     survey = load_survey(survey_url)
@@ -334,10 +391,10 @@ def load_region_samples(
     region_url: str, pool_size: int = 20000, pair_radius_km: float = 0.045, seed: int = 0
 ) -> TrainingData:
     """:func:`assemble_training_data` for a ``deepsalt synth`` region (its manifest names every input)."""
-    return load_region(region_url, pool_size, pair_radius_km, seed)[0]
+    return load_region_data(region_url, pool_size, pair_radius_km, seed)[0]
 
 
-def load_region(
+def load_region_data(
     region_url: str, pool_size: int = 20000, pair_radius_km: float = 0.045, seed: int = 0
 ) -> tuple[TrainingData, PairingReport]:
     """Training data and pairing report of a ``deepsalt synth`` region."""
@@ -353,7 +410,7 @@ def load_region(
         raise InputDataError(region_url, "the region has no soil survey (written by an older deepsalt synth)")
     library = [manifest.href(manifest.files.library)] if manifest.files.library else []
     return assemble_training_data(
-        [manifest.lab_url],
+        read_samples([manifest.lab_url]),
         library,
         scenes,
         manifest.covariate_urls(),

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
+
 from deepsalt.errors import ConfigError
+from deepsalt.logs import get_logger
 from deepsalt.training.config import STAGES, Stage, TrainConfig
-from deepsalt.training.data import TrainingData, load_region_samples
+from deepsalt.training.data import PairingReport, TrainingData, load_region_data, load_user_data
 from deepsalt.training.stages import train_stages
 
+log = get_logger(__name__)
 
-def load_training_data(config: TrainConfig) -> TrainingData:
-    """The training data of every configured region, concatenated."""
-    if not config.regions:
-        raise ConfigError("<train config>", "regions", "no region to train on")
+
+PAIRING_REPORT = "pairing_report.csv"
+
+
+def load_training_data(config: TrainConfig) -> tuple[TrainingData, PairingReport]:
+    """The training data of the user's inputs, or of every configured demo region (concatenated)."""
     d = config.data
-    parts = [load_region_samples(url, d.pool_size, d.pair_radius_km, config.seed) for url in config.regions]
-    return parts[0] if len(parts) == 1 else TrainingData.concat(parts)
+    if config.inputs is not None:
+        return load_user_data(config.inputs, d.pool_size, d.pair_radius_km, config.seed)
+    if not config.regions:
+        raise ConfigError(
+            "<train config>", "regions", "nothing to train on: give inputs (your data) or regions"
+        )
+    parts = [load_region_data(url, d.pool_size, d.pair_radius_km, config.seed) for url in config.regions]
+    data = parts[0][0] if len(parts) == 1 else TrainingData.concat([p[0] for p in parts])
+    return data, PairingReport(pd.concat([p[1].table for p in parts], ignore_index=True))
 
 
 def run_training(
@@ -36,7 +49,10 @@ def run_training(
         raise ConfigError(
             "<command line>", "stage", f"unknown stage(s) {unknown}; choose from {[s.value for s in STAGES]}"
         )
-    data = data if data is not None else load_training_data(config)
+    if data is None:
+        data, report = load_training_data(config)
+        report.write(f"{config.output.rstrip('/')}/{PAIRING_REPORT}")
+        log.info("pairing", extra=report.counts())
     urls: dict[Stage, str | None] = {stage: config.stage_url(stage) for stage in STAGES}
     if not config.distill:
         urls[Stage.TEACHER] = None

@@ -15,12 +15,12 @@ from torch.utils.data import DataLoader
 
 REPORT_INTERVAL_S = 10.0
 """Least wall time between metric reports to Ray Train (the last epoch is always reported). Ray
-Train V2 drains each worker's result queue (size 1) once per controller poll, every
-``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S`` (Ray's default 2 s, DeepSalt's 0.5 s), so
-``ray.train.report`` blocks until that poll when called more often: ≈ 2 s per call at Ray's
-default, measured, against a 0.2 s epoch on the demo data. A time rather than an epoch count keeps
-reports apart however long an epoch takes; nothing depends on Ray seeing every epoch, since the
-loop keeps its own history and writes its own resume state."""
+Train drains each worker's result queue (size 1) once per controller poll, every
+``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``, so ``ray.train.report`` blocks until that poll when called
+more often, which can cost more than a whole epoch of these small networks (measured in
+``benchmarks/``). A time rather than an epoch count keeps reports apart however long an epoch
+takes; nothing depends on Ray seeing every epoch, since the loop keeps its own history and writes
+its own resume state."""
 
 
 def default_device() -> torch.device:

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from deepsalt.models.target import TargetScaler
-from deepsalt.training.checkpoint import CheckpointMeta, load_checkpoint
+from deepsalt.training.checkpoint import CheckpointMeta, check_axis, load_checkpoint
 from deepsalt.training.config import LoopSettings, Stage, TrainConfig
 from deepsalt.training.data import TrainingData
 from deepsalt.training.loop import Batch, FitResult
@@ -33,6 +33,15 @@ class ParentCheckpoint:
 
     url: str
     meta: CheckpointMeta
+
+    def check_axis(self, name: str, values: np.ndarray) -> None:
+        """The data's ``wavelength``/``wavenumber`` axis must be the one this checkpoint was trained on."""
+        check_axis(
+            name,
+            self.meta.band_axis[name],
+            values,
+            f"{self.meta.stage} checkpoint {self.url} vs training data",
+        )
 
     def load(self, stage: Stage) -> dict[str, torch.Tensor]:
         state, meta = load_checkpoint(self.url, stage.value)

@@ -25,7 +25,6 @@ from deepsalt.errors import InputDataError, LineageError
 from deepsalt.models.losses import DistillationWeights, StudentTargets, distillation_loss
 from deepsalt.models.networks import StudentEnsemble
 from deepsalt.training import builders
-from deepsalt.training.checkpoint import check_axis
 from deepsalt.training.config import Stage, TrainConfig
 from deepsalt.training.data import TrainingData
 from deepsalt.training.loop import Batch, FitResult
@@ -67,12 +66,7 @@ class StudentTrainer(StageTrainer):
         cls, config: TrainConfig, data: TrainingData, parents: Mapping[Stage, ParentCheckpoint]
     ) -> None:
         sau = parents[Stage.SAU]
-        check_axis(
-            "wavelength",
-            sau.meta.band_axis["wavelength"],
-            data.wavelength,
-            f"SAU checkpoint {sau.url} vs training data",
-        )
+        sau.check_axis("wavelength", data.wavelength)
         teacher = parents.get(Stage.TEACHER)
         if teacher is not None and teacher.meta.parents.get(Stage.SAU.value) != sau.meta.checkpoint_id:
             raise LineageError(
@@ -114,9 +108,16 @@ class StudentTrainer(StageTrainer):
             survey=config.use_survey,
             linear=config.model.linear,
             members=config.student.members,
+            survey_covariates=tuple(
+                data.covariate_names.index(name)
+                for name in config.student.survey_covariates
+                if config.use_covariates and config.use_survey and name in data.covariate_names
+            ),
         )
         s = config.student
-        self.weights = DistillationWeights(s.alpha, s.beta, s.gamma, s.nll_weight, s.survey_weight)
+        self.weights = DistillationWeights(
+            s.alpha, s.beta, s.gamma, s.nll_weight, s.survey_weight, s.nll_mean
+        )
         self.cov_rows = np.concatenate([data.covariates[rows], data.pool_covariates[pool_rows]])
         self.survey_values = np.concatenate([data.survey[rows], data.pool_survey[pool_rows]])
 
