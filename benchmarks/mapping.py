@@ -275,21 +275,23 @@ def store_write_seconds(case: MapCase, arrays: Sequence[dict[str, np.ndarray]], 
 def tile_profile(mapper: Any, tile: Any, top: int = 12) -> list[dict[str, Any]]:
     """Where one tile's time goes in the actor's code (pyinstrument, self time per function)."""
     from pyinstrument import Profiler
-    from pyinstrument.frame import SELF_TIME_FRAME_IDENTIFIER
 
     profiler = Profiler(interval=0.002)
     profiler.start()
     mapper.map_tile(tile)
-    session = profiler.stop()
+    return self_times(profiler.stop(), top)
+
+
+def self_times(session: Any, top: int = 12) -> list[dict[str, Any]]:
+    """The ``top`` functions by self time in a pyinstrument session, with their share of it."""
     totals: dict[str, float] = {}
 
     def walk(frame: Any) -> None:
+        if not frame.is_synthetic:  # pyinstrument's own [self] / [await] frames
+            name = f"{frame.function} ({Path(frame.file_path or '').name}:{frame.line_no})"
+            totals[name] = totals.get(name, 0.0) + frame.total_self_time
         for child in frame.children:
-            if child.identifier == SELF_TIME_FRAME_IDENTIFIER:  # time spent in ``frame`` itself
-                name = f"{frame.function} ({Path(frame.file_path or '').name}:{frame.line_no})"
-                totals[name] = totals.get(name, 0.0) + child.time
-            else:
-                walk(child)
+            walk(child)
 
     walk(session.root_frame())
     rows = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[:top]
