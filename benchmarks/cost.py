@@ -1,10 +1,13 @@
 """Cost model: measured per-pixel costs + stated assumptions → wall time and node-hours at scale.
 
 A node's throughput is the slowest of three rates (the pipeline streams them side by side):
-fetching compressed imagery from the object store, decoding + reprojecting it on the CPU cores,
-and the student's forward pass (on a GPU, scaled from the model's FLOPs; on CPU-only nodes the
-cores share decode and inference). The measured end-to-end overhead over the floors multiplies
-the result, so pipeline inefficiency seen on this machine is carried to the projection.
+fetching compressed imagery from the object store, reading it on the CPU cores (decode, place on
+the grid, composite, convert), and the student's forward pass (on a GPU, scaled from the model's
+FLOPs at a share of the GPU's bf16 peak, ``model.precision: bf16``; on CPU-only nodes the cores
+share reading and inference). Every per-pixel figure is measured on the production-shaped
+benchmark region, per output pixel, so its scene overlap and cloud are in it; the measured
+end-to-end overhead over the parts multiplies the result, so pipeline inefficiency seen on this
+machine is carried to the projection.
 """
 
 from __future__ import annotations
@@ -41,38 +44,29 @@ CPU_NODE = NodeType("32 vCPU, no GPU, 10 Gbit/s", cores=32, gpus=0, bandwidth_by
 
 @dataclass(frozen=True)
 class Workload:
-    """The map to be made and how its input is stored (assumptions unless measured)."""
+    """The map to be made (assumptions)."""
 
     pixels: float = 3e9
     """Western US ≈ 3 × 10⁹ pixels at 30 m."""
-    bands: int = 224
-    bytes_per_value: int = 2
-    """EnMAP L2A int16 reflectance."""
-    scenes_per_pixel: float = 1.5
-    """Mean number of overlapping scenes read per output pixel (mosaic overlap + cloud fill)."""
-    compression_ratio: float = 1.0
-    """Uncompressed / stored size of the spectral COGs (measured on the demo region's files)."""
     nodes: int = 20
     startup_s: float = 300.0
     """Cluster start, image pull and actor warm-up, paid once per run."""
 
-    @property
-    def bytes_per_pixel(self) -> float:
-        """Object-store bytes fetched per output pixel."""
-        return self.bands * self.bytes_per_value * self.scenes_per_pixel / self.compression_ratio
-
 
 @dataclass(frozen=True)
 class Measured:
-    """Per-pixel costs measured on this machine, in core-seconds."""
+    """Costs per output pixel measured on this machine (one core), on the production-shaped region."""
 
-    decode_s_per_scene_pixel: float
-    """Read + decode + reproject of one scene pixel (all bands) plus covariates, one core."""
+    read_s_per_pixel: float
+    """Read path: decode the scenes' tiles, place them on the grid, composite, convert, covariates."""
     model_s_per_pixel_cpu: float
-    """Student forward pass per pixel on one CPU core."""
+    """Student forward pass on one CPU core (only the predicted share of the pixels is predicted)."""
     flops_per_pixel: float
+    """Student FLOPs per output pixel (per predicted pixel × predicted share)."""
+    stored_bytes_per_pixel: float
+    """Compressed bytes of the source tiles read, per output pixel (what an object store would send)."""
     pipeline_overhead: float
-    """End-to-end per-pixel cost over (read floor + model floor), ≥ 1 in practice."""
+    """End-to-end cost per pixel over (read + model), ≥ 1 in practice."""
 
 
 @dataclass(frozen=True)
@@ -93,17 +87,16 @@ class Projection:
 
 def project(node: NodeType, workload: Workload, measured: Measured) -> Projection:
     """Per-node rates, the bottleneck, node-hours and wall time for ``workload.nodes`` nodes."""
-    io = node.bandwidth_bytes_s / workload.bytes_per_pixel
-    decode_per_pixel = measured.decode_s_per_scene_pixel * workload.scenes_per_pixel
+    io = node.bandwidth_bytes_s / measured.stored_bytes_per_pixel
     if node.gpus:
-        decode = node.cores / decode_per_pixel
+        decode = node.cores / measured.read_s_per_pixel
         model = node.gpus * node.gpu_flops * node.gpu_efficiency / measured.flops_per_pixel
     else:  # the cores do both jobs, so they form one combined rate
-        decode = model = node.cores / (decode_per_pixel + measured.model_s_per_pixel_cpu)
-    rates = {"object-store bandwidth": io, "CPU decode/reproject": decode, "student forward": model}
+        decode = model = node.cores / (measured.read_s_per_pixel + measured.model_s_per_pixel_cpu)
+    rates = {"object-store bandwidth": io, "CPU read path": decode, "student forward": model}
     slowest = min(rates, key=rates.__getitem__)
     node_rate = rates[slowest] / max(measured.pipeline_overhead, 1.0)
-    bottleneck = "CPU decode + forward" if not node.gpus and slowest != "object-store bandwidth" else slowest
+    bottleneck = "CPU read + forward" if not node.gpus and slowest != "object-store bandwidth" else slowest
     node_hours = workload.pixels / node_rate / 3600
     return Projection(
         node=node.name,

@@ -1,56 +1,73 @@
-"""Mapping throughput: the floors, end-to-end ``run_map``, the dask alternative, 1 vs 2 actors.
+"""Mapping at production shape: physical floors, own-code floors, end-to-end, dask, 1 vs 2 actors.
 
-All cases map the same tiles of the same grid (EPSG:5070 at 30 m, so every case reprojects the
-UTM scenes), and all run single-threaded per worker (torch and GDAL one thread each), so a floor
-measured in the driver compares with one actor:
+Geometry (full run): tiles of 1024² pixels, one Zarr shard each (chunks 512²), blocks of 512²,
+on EPSG:5070 at 30 m over UTM scenes (every case reprojects). The production-shaped region **P**
+is 2 × 2 tiles (2048² pixels) under nine overlapping cloudy scenes; **2P** is P and the 2 × 2
+tiles east of it; **H** is P's western column (2 tiles). Torch and GDAL run one thread per worker
+everywhere, so what the driver measures on one thread compares with one actor.
 
-- **read floor (a)**: warp every scene that overlaps a tile (spectral cube, quality layers) onto
-  the tile with rasterio's WarpedVRT, decode int16 → float32 reflectance, warp the covariates.
-  Nothing else: no compositing, no model, no writes.
-- **model floor (b)**: ``StudentPredictor.predict`` on the clear pixels of those tiles, already in
-  memory (first scene with data per pixel, on the student's bands), in ``batch_pixels`` batches.
-- **end-to-end (c)**: ``deepsalt.mapping.run_map`` into a fresh Zarr store, including Ray Data
-  actor start-up, pyramid, STAC item and consolidation.
-- **the usual alternative**: rioxarray ``reproject_match`` of each scene onto the grid,
-  ``combine_first`` into a mosaic, covariates likewise, then ``xarray.map_blocks`` with the same
-  predictor under dask's threaded scheduler and ``to_zarr``.
+- **Physical floors** (:mod:`benchmarks.floors`) for P: (a) decompressing the source tiles the
+  mapping read, (b) the student's counted FLOPs over the pixels it predicted at this core's GEMM
+  rate, (c) encoding and writing P's output arrays.
+- **Own-code floors** for P, each part of the actors' code alone on one thread: the read path (an
+  actor's ``map_tile`` with the model call replaced by a recorder: reading, decoding, placing,
+  compositing, band conversion, covariates, survey), the predictor on pixels already in memory, and
+  ``store.write_tile``.
+- **End-to-end**: ``run_map`` into a fresh store (Ray Data actors, pyramid, STAC item,
+  consolidation). One actor on H and P gives the marginal cost (fixed start-up removed by the fit);
+  the tile completion records give each actor's steady rate (first tile, with the actor's start and
+  the compile of its forward pass, left out). Two actors on P give the scaling, two actors on 2P
+  (the same 4 tiles per actor as one actor on P) the memory comparison.
+- **The usual alternative** (:mod:`benchmarks.dask_recipe`) on P, or on the largest part of P it
+  can hold in memory.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.timing import LinearCost, Timing, fit_linear_cost, floor_ratio, interleaved
+from benchmarks import floors
+from benchmarks.timing import fit_linear_cost
 from deepsalt.logs import get_logger
 
 log = get_logger(__name__)
 
 GRID_CRS = "EPSG:5070"
-CHUNK, SHARD = 64, 128
-"""128-pixel tiles, so even the small benchmark region is cut into several tiles (work units)."""
+RESOLUTION = 30.0
 TILE_MAPPER = "TileMapper"
 """Ray names the actor processes after this class (see benchmarks.memory)."""
+MODEL_SAMPLE = 1 << 18
+"""Pixels the own-code model floor predicts (from the read floor's inputs): enough for a stable rate."""
 
 
-RESOLUTION = 30.0
-LARGE_TILES, SMALL_TILES = (2, 2), (1, 2)
-"""Regions as (rows, cols) of whole tiles: the small one still gives each of 2 actors a tile."""
+@dataclass(frozen=True)
+class Geometry:
+    """Tile, chunk and block sizes, and P as (rows, cols) of tiles."""
+
+    tile: int
+    chunk: int
+    block: int
+    production: tuple[int, int]
+
+
+FULL = Geometry(tile=1024, chunk=512, block=512, production=(2, 2))
+QUICK = Geometry(tile=128, chunk=64, block=64, production=(1, 2))
 
 
 def centred_tile_bounds(
-    centre: tuple[float, float], tiles: tuple[int, int], tile: int = SHARD, resolution: float = RESOLUTION
+    centre: tuple[float, float], tiles: tuple[int, int], tile: int, resolution: float = RESOLUTION
 ) -> tuple[float, float, float, float]:
     """Grid-CRS bounds of ``tiles`` (rows, cols) whole tiles around ``centre``, on pixel edges.
 
-    Whole tiles make every block of both regions the same size, so per-actor memory compares
+    Whole tiles make every block of every region the same size, so per-actor memory compares
     like with like; the centre is snapped to the pixel grid so snapping adds no partial tile.
     """
     rows, cols = tiles
@@ -59,6 +76,19 @@ def centred_tile_bounds(
     cx, cy = (round(c / resolution) * resolution for c in centre)
     half_w, half_h = cols * tile * resolution / 2, rows * tile * resolution / 2
     return (cx - half_w, cy - half_h, cx + half_w, cy + half_h)
+
+
+def north_west(
+    bounds: Sequence[float], tiles: tuple[int, int], of: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """The north-western ``tiles`` (rows, cols) of the ``of`` (rows, cols) tiles of ``bounds``."""
+    west, south, east, north = bounds
+    return (
+        west,
+        north - (north - south) * tiles[0] / of[0],
+        west + (east - west) * tiles[1] / of[1],
+        north,
+    )
 
 
 def region_centre(bbox_lonlat: Sequence[float]) -> tuple[float, float]:
@@ -90,24 +120,37 @@ class MapCase:
         )
 
 
-def map_case(
-    name: str,
-    bounds: Sequence[float],
-    stac_url: str,
-    covariates_url: str,
-    model: dict[str, Any],
-    out: Path,
-) -> MapCase:
-    """Plan the tiles of ``bounds`` (grid CRS; no pixel is read); ``model`` is the map config's model section."""
+@dataclass(frozen=True)
+class Inputs:
+    """Where the benchmark region's inputs are."""
+
+    stac_url: str
+    covariates_url: str
+    survey_url: str | None
+    model: dict[str, Any]
+    """The map config's model section (student URL, predictor, compile)."""
+
+
+def map_case(name: str, bounds: Sequence[float], inputs: Inputs, geometry: Geometry, out: Path) -> MapCase:
+    """Plan the tiles of ``bounds`` (grid CRS; no pixel is read)."""
     from deepsalt.mapping import MapConfig
     from deepsalt.mapping.run import plan
 
     config = MapConfig.model_validate(
         {
             "region": {"bounds": list(bounds)},
-            "grid": {"crs": GRID_CRS, "resolution": RESOLUTION, "chunk": CHUNK, "shard": SHARD},
-            "inputs": {"stac_url": stac_url, "covariates_url": covariates_url},
-            "model": {**model, "block": SHARD},
+            "grid": {
+                "crs": GRID_CRS,
+                "resolution": RESOLUTION,
+                "chunk": geometry.chunk,
+                "shard": geometry.tile,
+            },
+            "inputs": {
+                "stac_url": inputs.stac_url,
+                "covariates_url": inputs.covariates_url,
+                "survey_url": inputs.survey_url,
+            },
+            "model": {**inputs.model, "block": geometry.block},
             "output": {"url": str(out / f"{name}.zarr")},
             "ray": {"num_actors": 1, "num_cpus": 1.0, "retries": 0},
         }
@@ -116,121 +159,158 @@ def map_case(
     return MapCase(name, config, tile_plan.tiles, scenes, tile_plan.grid)
 
 
-# ---------------------------------------------------------------- (a) read floor
+# ---------------------------------------------------------------- the actors' code, in this process
 
 
-class ReadFloor:
-    """Read + decode + reproject of a case's tiles; optionally keeps the model's input pixels."""
+@dataclass
+class ReadPass:
+    """What one pass of the actors' read path over a case's tiles did."""
 
-    def __init__(self, case: MapCase, target_wavelength: np.ndarray):
-        self.case = case
-        self.target = np.asarray(target_wavelength, dtype=float)
-        self.scene_pixels = 0
-        """Scene pixels whose spectral cube the last pass read (for per-scene-pixel costs)."""
-
-    def __call__(self) -> None:
-        self.scene_pixels = 0
-        for tile in self.case.tiles:
-            self.read_tile(tile, keep=False)
-
-    def model_inputs(self) -> tuple[np.ndarray, np.ndarray]:
-        """(reflectance (n, student bands), covariates (n, 8)) of every tile's clear pixels."""
-        parts = [self.read_tile(tile, keep=True) for tile in self.case.tiles]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-    def read_tile(self, tile: Any, keep: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Scenes in the compositor's rank order, each read only while it can still fill a pixel.
-
-        A scene's quality layers are always read (they say where it has data); its spectral cube
-        only when it holds data for a pixel no earlier scene filled. The compositor must read at
-        least this much (it reads on past cloud too), so this is a lower bound for any mosaic.
-        """
-        import rasterio
-        from rasterio.vrt import WarpedVRT
-
-        from deepsalt.io.covariates import covariate_urls, covariates_on_grid
-        from deepsalt.io.paths import gdal_path
-        from deepsalt.mapping.composite import (
-            CLASS_BACKGROUND,
-            CLASSES,
-            QUALITY_NODATA,
-            layer_name,
-            rank_scenes,
-        )
-        from deepsalt.spectra import ENMAP_NODATA, BandTable, scale_reflectance
-
-        grid, shape = self.case.grid, (tile.height, tile.width)
-        transform = grid.window_transform(tile.y0, tile.x0)
-        warp = {"crs": grid.crs, "transform": transform, "height": shape[0], "width": shape[1]}
-
-        def warped(stack: ExitStack, href: str, nodata: float) -> np.ndarray:
-            src = stack.enter_context(rasterio.open(gdal_path(href)))
-            return stack.enter_context(WarpedVRT(src, nodata=nodata, **warp)).read()
-
-        covariates = covariates_on_grid(
-            covariate_urls(self.case.config.inputs.covariates_url), grid.crs, transform, shape
-        )
-        need = np.ones(shape, dtype=bool)
-        pixels: list[np.ndarray] = []
-        positions: list[np.ndarray] = []
-        for scene in rank_scenes([self.case.scenes[s] for s in tile.scenes]):
-            if not need.any():
-                break
-            with ExitStack() as stack:
-                quality = {
-                    layer_name(k): warped(stack, h, QUALITY_NODATA)[0] for k, h in scene.quality_hrefs.items()
-                }
-                classes = quality.get(CLASSES)
-                candidates = (
-                    need
-                    if classes is None
-                    else need & (classes != CLASS_BACKGROUND) & (classes != QUALITY_NODATA)
-                )
-                if not candidates.any():
-                    continue
-                raw = warped(stack, scene.spectral_href, ENMAP_NODATA)
-                self.scene_pixels += tile.n_pixels
-            table = scene.bands or BandTable.from_metadata_xml(scene.metadata_href)
-            reflectance = scale_reflectance(raw, ENMAP_NODATA, table.gain, table.offset)
-            bands = np.abs(table.wavelength[None, :] - self.target[:, None]).argmin(axis=1)
-            take = candidates & np.isfinite(reflectance[bands]).all(axis=0)
-            need &= ~take
-            if keep:
-                positions.append(np.flatnonzero(take))
-                pixels.append(reflectance[bands][:, take].T)
-        if not keep:
-            return np.zeros((0, self.target.size), np.float32), np.zeros((0, 8), np.float32)
-        flat_cov = covariates.reshape(covariates.shape[0], -1).T
-        cov = np.concatenate([flat_cov[p] for p in positions]) if positions else flat_cov[:0]
-        return (np.concatenate(pixels) if pixels else np.zeros((0, self.target.size), np.float32)), cov
+    seconds: float
+    predicted: int
+    decoded: int
+    """Source tiles decoded, counting a tile decoded again after the cache dropped it."""
+    keys: set[tuple[str, int, int]]
+    """Distinct (file, tile row, tile col) decoded."""
+    sample: tuple[np.ndarray, np.ndarray, np.ndarray]
+    """Up to :data:`MODEL_SAMPLE` predicted pixels' (reflectance, covariates, survey)."""
+    outputs: list[dict[str, np.ndarray]]
 
 
-# ---------------------------------------------------------------- (b) model floor
+def mapping_job(case: MapCase) -> Any:
+    """The job the actors of ``case`` get (as ``run_map`` builds it)."""
+    from deepsalt.io.covariates import covariate_urls
+    from deepsalt.mapping.run import inference_settings
+    from deepsalt.mapping.worker import MappingJob
+
+    config = case.config
+    return MappingJob(
+        store_url=config.output.url,
+        grid=case.grid,
+        scenes=case.scenes,
+        covariate_urls=covariate_urls(config.inputs.covariates_url),
+        survey_url=config.inputs.survey_url,
+        predictor=config.model.predictor,
+        student_url=config.model.student_url,
+        block=config.model.block,
+        inference=inference_settings(config, case.tiles),
+        retries=0,
+    )
 
 
-def model_floor(
-    predictor: Any, reflectance: np.ndarray, covariates: np.ndarray, batch: int
-) -> Callable[[], None]:
-    """The student's forward pass alone over pixels already in memory."""
-    ok = np.isfinite(covariates).all(axis=1)
-    reflectance, covariates = reflectance[ok], covariates[ok]
+class RecordingCache:
+    """A :class:`BlockCache` that also remembers which tiles it decoded."""
 
-    def run() -> None:
-        for i in range(0, len(reflectance), batch):
-            predictor.predict(reflectance[i : i + batch], covariates[i : i + batch])
+    def __init__(self) -> None:
+        from deepsalt.mapping.tiff_blocks import BlockCache
 
-    return run
+        self.cache = BlockCache()
+        self.keys: set[tuple[str, int, int]] = set()
+
+    def get(self, key: Any, load: Callable[[], np.ndarray]) -> np.ndarray:
+        self.keys.add(key)
+        return self.cache.get(key, load)
+
+    @property
+    def decoded(self) -> int:
+        return self.cache.decoded
 
 
-# ---------------------------------------------------------------- (c) end-to-end
+def read_pass(mapper: Any, tiles: Sequence[Any]) -> ReadPass:
+    """``map_tile`` over ``tiles`` with the model call replaced by a recorder (timed without it)."""
+    recorder = RecordingCache()
+    mapper.cache = recorder
+    sample: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    kept = 0
+
+    def record(reflectance: np.ndarray, covariates: np.ndarray, survey: np.ndarray) -> dict[str, np.ndarray]:
+        nonlocal kept
+        if kept < MODEL_SAMPLE:
+            take = min(len(reflectance), MODEL_SAMPLE - kept)
+            sample.append((reflectance[:take].copy(), covariates[:take].copy(), survey[:take].copy()))
+            kept += take
+        nan = np.full(len(reflectance), np.nan, np.float32)
+        return {"ece": nan, "ece_std": nan, "domain_score": nan}
+
+    original, mapper._predict = mapper._predict, record
+    predicted, outputs = 0, []
+    start = time.perf_counter()
+    try:
+        for tile in tiles:
+            arrays, n, _ = mapper.map_tile(tile)
+            predicted += n
+            outputs.append({"quality": arrays["quality"]})
+    finally:
+        mapper._predict = original
+    seconds = time.perf_counter() - start
+    arrays = tuple(np.concatenate([s[i] for s in sample]) for i in range(3))
+    return ReadPass(seconds, predicted, recorder.decoded, recorder.keys, arrays, outputs)  # type: ignore[arg-type]
+
+
+def model_seconds(predictor: Any, sample: tuple[np.ndarray, np.ndarray, np.ndarray]) -> float:
+    """Wall seconds of ``predictor.predict`` over pixels in memory (after one warm call)."""
+    reflectance, covariates, survey = sample
+    predictor.predict(reflectance[:4096], covariates[:4096], survey[:4096])
+    start = time.perf_counter()
+    predictor.predict(reflectance, covariates, survey)
+    return time.perf_counter() - start
+
+
+def store_write_seconds(case: MapCase, arrays: Sequence[dict[str, np.ndarray]], scratch: Path) -> float:
+    """Wall seconds of ``store.write_tile`` for every tile of ``case`` into a fresh store skeleton."""
+    from deepsalt.mapping import store
+
+    url = str(scratch / f"write-{uuid.uuid4().hex[:8]}.zarr")
+    config = case.config
+    store.create_or_check(url, case.grid, config.grid.chunk, config.grid.shard, {"product_identity": {}})
+    try:
+        start = time.perf_counter()
+        for tile, tile_arrays in zip(case.tiles, arrays, strict=True):
+            store.write_tile(url, tile, tile_arrays)
+        return time.perf_counter() - start
+    finally:
+        shutil.rmtree(url, ignore_errors=True)
+
+
+def tile_profile(mapper: Any, tile: Any, top: int = 12) -> list[dict[str, Any]]:
+    """Where one tile's time goes in the actor's code (pyinstrument, self time per function)."""
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.002)
+    profiler.start()
+    mapper.map_tile(tile)
+    return self_times(profiler.stop(), top)
+
+
+def self_times(session: Any, top: int = 12) -> list[dict[str, Any]]:
+    """The ``top`` functions by self time in a pyinstrument session, with their share of it."""
+    totals: dict[str, float] = {}
+
+    def walk(frame: Any) -> None:
+        if not frame.is_synthetic:  # pyinstrument's own [self] / [await] frames
+            name = f"{frame.function} ({Path(frame.file_path or '').name}:{frame.line_no})"
+            totals[name] = totals.get(name, 0.0) + frame.total_self_time
+        for child in frame.children:
+            walk(child)
+
+    walk(session.root_frame())
+    rows = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[:top]
+    return [{"function": name, "seconds": s, "share": s / session.duration} for name, s in rows]
+
+
+# ---------------------------------------------------------------- end-to-end under Ray
 
 
 def end_to_end(
-    case: MapCase, scratch: Path, on_records: Callable[[dict[str, Any]], Any] | None = None
+    case: MapCase,
+    scratch: Path,
+    on_records: Callable[[dict[str, Any]], Any] | None = None,
+    on_store: Callable[[str], Any] | None = None,
 ) -> Callable[[], Any]:
     """``run_map`` into a fresh store each call (deleted afterwards); fails on any failed tile.
 
-    ``on_records`` sees the store's tile completion records (which actor, when) before deletion.
+    ``on_records`` sees the store's tile completion records (which actor, when), ``on_store`` the
+    store's URL, before deletion.
     """
     from deepsalt.mapping import run_map
     from deepsalt.mapping.records import read_records
@@ -242,6 +322,8 @@ def end_to_end(
             summary = run_map(case.config.model_copy(update={"output": output}))
             if on_records is not None:
                 on_records(read_records(str(url)))
+            if on_store is not None:
+                on_store(str(url))
         finally:
             shutil.rmtree(url, ignore_errors=True)
             Path(str(url) + ".json").unlink(missing_ok=True)
@@ -250,98 +332,6 @@ def end_to_end(
         return summary
 
     return run
-
-
-# ---------------------------------------------------------------- the usual alternative
-
-
-def dask_alternative(case: MapCase, predictor: Any, scratch: Path) -> Callable[[], None]:
-    """The same predictor the way a user would apply it with rioxarray + dask + ``to_zarr``."""
-    import rioxarray
-    import xarray as xr
-    from rasterio.enums import Resampling
-
-    from deepsalt.io.covariates import covariate_urls
-    from deepsalt.io.paths import gdal_path
-    from deepsalt.mapping.composite import rank_scenes
-    from deepsalt.spectra import ENMAP_NODATA, BandTable
-
-    grid = case.grid
-    template = (
-        xr.DataArray(
-            np.zeros(grid.shape, np.float32),
-            coords={"y": grid.y_coords(), "x": grid.x_coords()},
-            dims=("y", "x"),
-        )
-        .rio.write_crs(grid.crs)
-        .rio.write_transform(grid.transform)
-    )
-    target = np.asarray(predictor.wavelength, dtype=float)
-    scenes = rank_scenes(list(case.scenes.values()))
-
-    def predict_block(ds: xr.Dataset) -> xr.Dataset:
-        refl = ds["reflectance"].transpose("y", "x", "band").to_numpy().reshape(-1, target.size)
-        cov = ds["covariates"].transpose("y", "x", "covariate").to_numpy().reshape(-1, 8)
-        out = predictor.predict(refl.astype(np.float32), cov.astype(np.float32))
-        shape = (ds.sizes["y"], ds.sizes["x"])
-        return xr.Dataset(
-            {k: (("y", "x"), v.reshape(shape)) for k, v in out.items()}, coords={"y": ds.y, "x": ds.x}
-        )
-
-    def run() -> None:
-        mosaic = None
-        for scene in scenes:
-            table = scene.bands or BandTable.from_metadata_xml(scene.metadata_href)
-            bands = np.abs(table.wavelength[None, :] - target[:, None]).argmin(axis=1)
-            cube = rioxarray.open_rasterio(
-                gdal_path(scene.spectral_href), chunks={"band": -1, "y": 512, "x": 512}
-            )
-            cube = cube.isel(band=bands).rio.reproject_match(template, resampling=Resampling.nearest)
-            gain = xr.DataArray(
-                table.gain[bands] if table.gain is not None else np.full(bands.size, 1e-4), dims="band"
-            )
-            offset = xr.DataArray(
-                table.offset[bands] if table.offset is not None else np.zeros(bands.size), dims="band"
-            )
-            scaled = (cube.where(cube != ENMAP_NODATA) * gain + offset).astype(np.float32)
-            mosaic = scaled if mosaic is None else mosaic.combine_first(scaled)
-        covariates = xr.concat(
-            [
-                rioxarray.open_rasterio(gdal_path(url), masked=True)
-                .squeeze("band", drop=True)
-                .rio.reproject_match(template, resampling=Resampling.bilinear)
-                for url in covariate_urls(case.config.inputs.covariates_url).values()
-            ],
-            dim="covariate",
-        )
-        ds = xr.Dataset(
-            {
-                "reflectance": mosaic.drop_vars("spatial_ref"),
-                "covariates": covariates.drop_vars("spatial_ref"),
-            }
-        ).chunk({"band": -1, "covariate": -1, "y": CHUNK, "x": CHUNK})
-        empty = xr.DataArray(
-            np.zeros(grid.shape, np.float32), coords={"y": template.y, "x": template.x}, dims=("y", "x")
-        ).chunk(CHUNK)
-        result = xr.map_blocks(
-            predict_block, ds, template=xr.Dataset({k: empty for k in ("ece", "ece_std", "domain_score")})
-        )
-        url = scratch / f"dask-{uuid.uuid4().hex[:8]}.zarr"
-        try:
-            result.rio.write_crs(grid.crs).to_zarr(url, mode="w", compute=True)
-        finally:
-            shutil.rmtree(url, ignore_errors=True)
-
-    return run
-
-
-# ---------------------------------------------------------------- the family, side by side
-
-
-@dataclass(frozen=True)
-class Settings:
-    warmup: int
-    repeats: int
 
 
 @dataclass(frozen=True)
@@ -398,154 +388,58 @@ def steady_px_s(run: list[ActorTiles], pixels_per_tile: int) -> float | None:
     return sum(rates) if rates else None
 
 
-def watched(case: MapCase, scratch: Path, seen: list[list[ActorTiles]]) -> Callable[[], None]:
-    """``run_map`` of ``case`` with its actors' memory and tile completions recorded (one list per call)."""
+@dataclass
+class Watched:
+    """A run of ``run_map`` with its wall seconds and its actors (memory and tile completions)."""
+
+    seconds: float
+    actors: list[ActorTiles]
+
+
+def watched_run(case: MapCase, scratch: Path, on_store: Callable[[str], Any] | None = None) -> Watched:
+    """One ``run_map`` of ``case`` with its actors' memory and tile completions recorded."""
     from benchmarks.memory import ActorMemory
 
-    records: dict[str, dict[str, Any]] = {}
-    run = end_to_end(case, scratch, on_records=records.update)
-
-    def call() -> None:
-        records.clear()
-        with ActorMemory(TILE_MAPPER) as memory:
-            run()
-        seen.append(actor_tiles(memory.series, records))
-
-    return call
+    records: dict[str, Any] = {}
+    run = end_to_end(case, scratch, on_records=records.update, on_store=on_store)
+    with ActorMemory(TILE_MAPPER) as memory:
+        start = time.perf_counter()
+        run()
+        seconds = time.perf_counter() - start
+    return Watched(seconds, actor_tiles(memory.series, records))
 
 
-def memory_figures(
-    small: list[list[ActorTiles]], large: list[list[ActorTiles]], large_2: list[list[ActorTiles]]
-) -> dict[str, Any]:
-    """Peaks per actor, compared between the regions at the same number of tiles per actor.
+def memory_figures(runs: dict[str, list[ActorTiles]]) -> dict[str, Any]:
+    """Peaks per actor of each run, and the production region against twice its tiles.
 
-    One actor maps the small region's 2 tiles, or the large region's 4; two actors map the large
-    region's 4, 2 each, the same regime as the small run, so that pair is the fair comparison.
-    An actor's peak is set by the heaviest tile it maps (pixels predicted and scenes read in one
-    block), so a whole-run 2- vs 4-tile comparison mixes region size with tile content; the growth
-    per tile after the first tiles is reported beside it.
+    ``runs`` holds ``production`` (P on 1 actor: 4 tiles) and ``double`` (2P on 2 actors: 4 tiles
+    each), the same tiles per actor, and any other runs to show beside them. An actor's peak is set
+    by the heaviest tile it maps, so the figure that says whether memory grows with the region
+    compares runs at the same tiles per actor.
     """
-    actors = {
-        name: [a for run in runs for a in run if a.done]
-        for name, runs in (("small", small), ("large", large), ("large_2_actors", large_2))
-    }
-    if not all(actors.values()):
-        empty = [name for name, found in actors.items() if not found]
+    found = {name: [a for a in actors if a.done] for name, actors in runs.items()}
+    empty = [name for name, actors in found.items() if not actors]
+    if empty:
         raise RuntimeError(f"no '{TILE_MAPPER}' actor that finished a tile was seen in the {empty} runs")
-    mb = 1024**2
-    warm = min(len(a.done) for a in actors["small"])
-    later = [a for a in actors["large"] if len(a.done) > warm]
     figures = {
-        name: actor_peaks_mb([{i: a.peak for i, a in enumerate(run)} for run in runs])
-        for name, runs in (("small", small), ("large", large), ("large_2_actors", large_2))
+        name: actor_peaks_mb([{i: a.peak for i, a in enumerate(actors)}]) for name, actors in found.items()
     }
-    return figures | {
-        "tiles_per_actor": {name: [len(a.done) for a in found] for name, found in actors.items()},
-        "heaviest_tile_predicted": {
-            name: max(max(a.predicted) for a in found) for name, found in actors.items()
-        },
-        "growth_same_tiles": figures["large_2_actors"]["max_mb"] / figures["small"]["max_mb"] - 1,
-        "growth": figures["large"]["max_mb"] / figures["small"]["max_mb"] - 1,
-        "warm_tiles": warm,
-        "growth_per_tile_mb": (
-            float(np.median([(a.peak - a.peak_after(warm)) / (len(a.done) - warm) / mb for a in later]))
-            if later
-            else None
-        ),
-    }
-
-
-def benchmark(
-    bbox: Sequence[float],
-    stac_url: str,
-    covariates_url: str,
-    student_url: str,
-    scratch: Path,
-    predictor_spec: str | None,
-    settings: Settings,
-) -> dict[str, Any]:
-    """Every mapping measurement, interleaved round-robin so they share the machine's load."""
-    from deepsalt.mapping.predictor import load_predictor
-
-    scratch.mkdir(parents=True, exist_ok=True)
-    model = {"student_url": student_url} | ({"predictor": predictor_spec} if predictor_spec else {})
-    centre = region_centre(bbox)
-    large = map_case(
-        "large", centred_tile_bounds(centre, LARGE_TILES), stac_url, covariates_url, model, scratch
-    )
-    small = map_case(
-        "small", centred_tile_bounds(centre, SMALL_TILES), stac_url, covariates_url, model, scratch
-    )
-    predictor = load_predictor(large.config.model.predictor, student_url)
-    read = ReadFloor(large, predictor.wavelength)
-    reflectance, covariates = read.model_inputs()
-    seen: dict[str, list[list[ActorTiles]]] = {"small": [], "large": [], "small_2": [], "large_2": []}
-    runs = {
-        "read_floor": read,
-        "model_floor": model_floor(predictor, reflectance, covariates, large.config.model.batch_pixels),
-        "dask_alternative": dask_alternative(large, predictor, scratch),
-        "dask_alternative_small": dask_alternative(small, predictor, scratch),
-        "map_1_actor": watched(large, scratch, seen["large"]),
-        "map_1_actor_small": watched(small, scratch, seen["small"]),
-        "map_2_actors": watched(large.with_actors(2), scratch, seen["large_2"]),
-        "map_2_actors_small": watched(small.with_actors(2), scratch, seen["small_2"]),
-    }
-    work = {name: float(small.pixels if name.endswith("_small") else large.pixels) for name in runs}
-    log.info("mapping benchmark", extra={"large_pixels": large.pixels, "small_pixels": small.pixels})
-    # Warm-up: the in-process workloads (imports, first calls, page cache) and Ray Data's first
-    # pipeline; every map run starts its own actors, so a warm-up per map case would add nothing.
-    for _ in range(settings.warmup):
-        for name in ("read_floor", "model_floor", "dask_alternative", "map_1_actor_small"):
-            runs[name]()
-    for runs_so_far in seen.values():
-        runs_so_far.clear()
-    t = interleaved(runs, work, warmup=0, repeats=settings.repeats)
-    a, b, c = t["read_floor"].per_unit, t["model_floor"].per_unit, t["map_1_actor"].per_unit
-    one, two = marginal_cost(t, "map_1_actor"), marginal_cost(t, "map_2_actors")
-    dask = marginal_cost(t, "dask_alternative")
     return {
-        "regions": {case.name: describe_case(case) for case in (large, small)},
-        "model_pixels": len(reflectance),
-        "read_scene_pixels": read.scene_pixels,
-        "timings": {name: timing.as_dict() for name, timing in t.items()},
-        "floors": {
-            "read_px_s": 1 / a,
-            "model_px_s": 1 / b,
-            "end_to_end_px_s": 1 / c,
-            "ratio_total": floor_ratio(c, a, b),
-            "end_to_end_fixed_s": one.fixed,
-            "end_to_end_marginal_px_s": 1 / one.per_unit,
-            "ratio_marginal": floor_ratio(one.per_unit, a, b),
+        "runs": figures,
+        "tiles_per_actor": {name: [len(a.done) for a in actors] for name, actors in found.items()},
+        "heaviest_tile_predicted": {
+            name: max(max(a.predicted) for a in actors) for name, actors in found.items()
         },
-        "alternative": {
-            "deepsalt_2_actors_px_s": t["map_2_actors"].throughput,
-            "dask_px_s": t["dask_alternative"].throughput,
-            "ratio": t["map_2_actors"].throughput / t["dask_alternative"].throughput,
-            "deepsalt_2_actors_marginal_px_s": 1 / two.per_unit,
-            "dask_marginal_px_s": 1 / dask.per_unit,
-            "dask_fixed_s": dask.fixed,
-            "ratio_marginal": dask.per_unit / two.per_unit,
-            # What 2 actors would reach running exactly at the floors and scaling perfectly.
-            "ratio_at_floors": dask.per_unit / ((a + b) / 2),
-        },
-        "scaling": {
-            "1_actor_px_s": t["map_1_actor"].throughput,
-            "2_actors_px_s": t["map_2_actors"].throughput,
-            "ratio": t["map_2_actors"].throughput / t["map_1_actor"].throughput,
-            "1_actor_marginal_px_s": 1 / one.per_unit,
-            "2_actors_marginal_px_s": 1 / two.per_unit,
-            "2_actors_fixed_s": two.fixed,
-            "ratio_marginal": one.per_unit / two.per_unit,
-            "tiles_per_actor": {
-                size: [sorted(len(a.done) for a in run) for run in seen[f"{size}_2"]]
-                for size in ("small", "large")
-            },
-            "1_actor_steady_px_s": median_of([steady_px_s(run, SHARD**2) for run in seen["large"]]),
-            "2_actors_steady_px_s": median_of([steady_px_s(run, SHARD**2) for run in seen["large_2"]]),
-        },
-        "memory": memory_figures(seen["small"], seen["large"], seen["large_2"]),
-        "predictor": predictor_settings(predictor, large.config),
+        "growth_same_tiles": figures["double"]["max_mb"] / figures["production"]["max_mb"] - 1,
     }
+
+
+def actor_peaks_mb(runs: list[dict[int, int]]) -> dict[str, Any]:
+    """Per-actor peaks (MB) over the runs, and the largest."""
+    values = [round(v / 1024**2, 1) for run in runs for v in run.values()]
+    if not values:
+        raise RuntimeError(f"no '{TILE_MAPPER}' actor process was seen; cannot report its memory")
+    return {"per_actor_mb": values, "max_mb": max(values)}
 
 
 def median_of(values: list[float | None]) -> float | None:
@@ -554,21 +448,185 @@ def median_of(values: list[float | None]) -> float | None:
     return float(np.median(found)) if found else None
 
 
-def marginal_cost(timings: dict[str, Timing], name: str) -> LinearCost:
-    """Fixed and per-pixel cost of a map run from its small- and large-region runs."""
-    small, large = timings[f"{name}_small"], timings[name]
-    return fit_linear_cost(
-        [small.work] * len(small.seconds) + [large.work] * len(large.seconds),
-        [*small.seconds, *large.seconds],
-    )
+def read_level0(url: str, tiles: Sequence[Any]) -> list[dict[str, np.ndarray]]:
+    """Each tile's output arrays from a finished store (the write floors' input)."""
+    import zarr
+
+    from deepsalt.mapping.store import FULL_RESOLUTION, VARIABLES
+
+    arrays = []
+    for tile in tiles:
+        ys, xs = tile.slices()
+        arrays.append(
+            {
+                v.name: np.asarray(zarr.open_array(url, path=f"{FULL_RESOLUTION}/{v.name}", mode="r")[ys, xs])
+                for v in VARIABLES
+            }
+        )
+    return arrays
 
 
-def actor_peaks_mb(runs: list[dict[int, int]]) -> dict[str, Any]:
-    """Per-actor peaks (MB) over the measured runs, and the largest."""
-    values = [round(v / 1024**2, 1) for run in runs for v in run.values()]
-    if not values:
-        raise RuntimeError(f"no '{TILE_MAPPER}' actor process was seen; cannot report its memory")
-    return {"per_actor_mb": values, "max_mb": max(values)}
+def warm_page_cache(scenes: Sequence[Any]) -> int:
+    """Read every scene file once (untimed) so no run pays the first read from disk; bytes read."""
+    import fsspec
+
+    total = 0
+    for scene in scenes:
+        for href in (scene.spectral_href, *scene.quality_hrefs.values()):
+            with fsspec.open(href, "rb") as f:
+                while chunk := f.read(1 << 24):
+                    total += len(chunk)
+    return total
+
+
+# ---------------------------------------------------------------- the family
+
+
+def benchmark(
+    bbox: Sequence[float], inputs: Inputs, geometry: Geometry, scratch: Path, student_url: str
+) -> dict[str, Any]:
+    """Every mapping measurement, in an order that lets each use what the one before made."""
+    from benchmarks.dask_recipe import memory_budget, run_in_child
+    from deepsalt.mapping.worker import TileMapper
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    rows, cols = geometry.production
+    double = centred_tile_bounds(region_centre(bbox), (rows, 2 * cols), geometry.tile)
+    production = north_west(double, (rows, cols), (rows, 2 * cols))
+    half_cols = max(cols // 2, 1)
+    cases = {
+        "production": map_case("production", production, inputs, geometry, scratch),
+        "half": map_case(
+            "half", north_west(double, (rows, half_cols), (rows, 2 * cols)), inputs, geometry, scratch
+        ),
+        "double": map_case("double", double, inputs, geometry, scratch),
+    }
+    p = cases["production"]
+    expected = {"production": rows * cols, "half": rows * max(cols // 2, 1), "double": 2 * rows * cols}
+    for name, case in cases.items():
+        if len(case.tiles) != expected[name]:
+            raise RuntimeError(
+                f"region {name} has {len(case.tiles)} tiles with imagery, not {expected[name]}"
+            )
+    log.info("mapping benchmark", extra={name: case.pixels for name, case in cases.items()})
+    warmed = warm_page_cache(list(cases["double"].scenes.values()))
+
+    # Physical and own-code floors for P, in this process, one thread.
+    gemm = floors.gemm_flops_per_s()
+    flops = floors.student_flops_per_pixel(student_url)
+    mapper = TileMapper(mapping_job(p))
+    profile = tile_profile(mapper, p.tiles[0])
+    read = read_pass(mapper, p.tiles)
+    stored = floors.stored_tiles(read.keys)
+    decode_s = floors.decode_seconds(stored)
+    own_model_s = model_seconds(mapper.predictor, read.sample)
+    sample_pixels = len(read.sample[0])
+    model_floor_s = flops * read.predicted / gemm
+
+    # End-to-end, under Ray.
+    outputs: list[dict[str, np.ndarray]] = []
+    one = watched_run(p, scratch, on_store=lambda url: outputs.extend(read_level0(url, p.tiles)))
+    write_s = floors.write_seconds(outputs, geometry.chunk, scratch / "write-floor")
+    own_write_s = store_write_seconds(p, outputs, scratch)
+    half = watched_run(cases["half"], scratch)
+    two = watched_run(p.with_actors(2), scratch)
+    two_double = watched_run(cases["double"].with_actors(2), scratch)
+
+    # The dask recipe on P, else on the largest part of P it can hold.
+    budget = memory_budget()
+    dask_runs = []
+    for name, bounds in (
+        ("production", production),
+        ("one tile", north_west(production, (1, 1), (rows, cols))),
+    ):
+        case = map_case(f"dask-{name.replace(' ', '-')}", bounds, inputs, geometry, scratch)
+        result = run_in_child(case.config.model_dump(mode="json"), name, case.pixels, budget, timeout_s=900)
+        dask_runs.append(result)
+        if result.finished:
+            break
+
+    tile_px = geometry.tile**2
+    steady_one = steady_px_s(one.actors, tile_px)
+    steady_two = steady_px_s(two.actors, tile_px)
+    steady_two_double = steady_px_s(two_double.actors, tile_px)
+    marginal = fit_linear_cost([cases["half"].pixels, p.pixels], [half.seconds, one.seconds])
+    floor_s = decode_s + model_floor_s + write_s
+    held = next((r for r in dask_runs if r.finished), None)
+    return {
+        "geometry": {
+            "tile": geometry.tile,
+            "chunk": geometry.chunk,
+            "block": geometry.block,
+            "crs": GRID_CRS,
+        },
+        "regions": {name: describe_case(case) for name, case in cases.items()},
+        "page_cache_bytes": warmed,
+        "floors": {
+            "gemm_flops_per_s": gemm,
+            "student_flops_per_pixel": flops,
+            "predicted_pixels": read.predicted,
+            "decode_s": decode_s,
+            "decoded_tiles": len(stored.blobs),
+            "stored_bytes": stored.stored_bytes,
+            "decoded_bytes": stored.decoded_bytes,
+            "model_s": model_floor_s,
+            "write_s": write_s,
+            "sum_s": floor_s,
+            "sum_s_per_pixel": floor_s / p.pixels,
+        },
+        "own_code": {
+            "read_s": read.seconds,
+            "read_tiles_decoded": read.decoded,
+            "model_s_per_predicted_pixel": own_model_s / sample_pixels,
+            "model_s": own_model_s / sample_pixels * read.predicted,
+            "model_sample_pixels": sample_pixels,
+            "model_share_of_gemm": flops * sample_pixels / own_model_s / gemm,
+            "write_s": own_write_s,
+        },
+        "profile_one_tile": profile,
+        "end_to_end": {
+            "one_actor_s": one.seconds,
+            "half_one_actor_s": half.seconds,
+            "two_actors_s": two.seconds,
+            "double_two_actors_s": two_double.seconds,
+            "one_actor_px_s": p.pixels / one.seconds,
+            "one_actor_steady_px_s": steady_one,
+            "one_actor_marginal_px_s": 1 / marginal.per_unit,
+            "one_actor_fixed_s": marginal.fixed,
+            "two_actors_steady_px_s": steady_two,
+            "double_two_actors_steady_px_s": steady_two_double,
+            "ratio_steady": (1 / steady_one) / (floor_s / p.pixels) if steady_one else None,
+            "ratio_marginal": marginal.per_unit / (floor_s / p.pixels),
+            "ratio_as_measured": (one.seconds / p.pixels) / (floor_s / p.pixels),
+            "tiles_per_actor": {
+                name: [len(a.done) for a in run.actors]
+                for name, run in (("one", one), ("half", half), ("two", two), ("double_two", two_double))
+            },
+        },
+        "scaling": {
+            "steady_ratio": steady_two / steady_one if steady_one and steady_two else None,
+            "steady_ratio_double": steady_two_double / steady_one
+            if steady_one and steady_two_double
+            else None,
+        },
+        "alternative": {
+            "runs": [r.as_dict() for r in dask_runs],
+            "held_region": held.region if held else None,
+            "dask_px_s": held.pixels / held.seconds if held and held.seconds else None,
+            "ratio_steady": steady_two / (held.pixels / held.seconds)
+            if held and held.seconds and steady_two
+            else None,
+        },
+        "memory": memory_figures(
+            {
+                "production": one.actors,
+                "double": two_double.actors,
+                "half": half.actors,
+                "production_two": two.actors,
+            }
+        ),
+        "predictor": predictor_settings(mapper.predictor, p.config),
+    }
 
 
 def describe_case(case: MapCase) -> dict[str, Any]:
@@ -576,19 +634,21 @@ def describe_case(case: MapCase) -> dict[str, Any]:
         "grid_shape": list(case.grid.shape),
         "crs": GRID_CRS,
         "tiles": len(case.tiles),
-        "tile_size": SHARD,
         "pixels": case.pixels,
-        "scene_tile_reads": sum(len(t.scenes) for t in case.tiles),
-        "scenes_per_pixel": sum(len(t.scenes) * t.n_pixels for t in case.tiles) / case.pixels,
+        "scenes": len(case.scenes),
+        "scenes_per_tile": [len(t.scenes) for t in case.tiles],
+        "scene_cloud_cover": sorted(round(s.cloud_cover or 0.0, 1) for s in case.scenes.values()),
     }
 
 
 def predictor_settings(predictor: Any, config: Any) -> dict[str, Any]:
-    """Batch and device settings in force (documented in RESULTS.md for the GPU path)."""
+    """Batch, precision, compile and device settings in force."""
     return {
         "class": type(predictor).__module__ + "." + type(predictor).__qualname__,
         "device": str(getattr(predictor, "device", "cpu")),
-        "batch_pixels": config.model.batch_pixels,
+        "batch_pixels": getattr(predictor, "batch_size", config.model.batch_pixels),
+        "precision": str(config.model.precision),
+        "compile": str(config.model.compile),
         "block": config.model.block,
         "n_bands": int(np.asarray(predictor.wavelength).size),
     }

@@ -1,7 +1,7 @@
 """``make bench``: run every benchmark family, then write results.json and RESULTS.md.
 
-    .venv/bin/python -m benchmarks.run            # full run (≈ 10 min on 2 cores)
-    .venv/bin/python -m benchmarks.run --quick    # smoke run: small region, one run per figure
+    .venv/bin/python -m benchmarks.run            # full run (≈ 12 min on 2 cores, once the workspace exists)
+    .venv/bin/python -m benchmarks.run --quick    # smoke run: small region, small tiles, one run per figure
 
 Torch and GDAL run one thread per worker everywhere, so a floor measured in this process
 compares with one Ray actor or one Ray Train worker.
@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import cost, machine, report
-from benchmarks.mapping import Settings
 from benchmarks.report import Target
 from deepsalt.logs import get_logger, setup_logging
 
@@ -58,14 +57,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def plan(quick: bool) -> dict[str, Any]:
-    """Sizes and repetitions: the full run fits in ~10 minutes on 2 shared cores.
+    """Sizes and repetitions: the full run fits in about 15 minutes on 2 shared cores.
 
-    The small synth region (3 scenes, ≈ 0.1 M grid pixels in 128² tiles) keeps every figure to a
-    few seconds per run, so the full run can afford a warm-up and three interleaved repeats.
+    Mapping runs each case once at production shape (tiles of 1024², a 2048² region and one twice
+    its size): its steady rates come from many tiles within each run, and a repeat of every case
+    would not fit the time. The training family keeps its warm-up and three interleaved repeats
+    on the small demo region.
     """
+    from benchmarks import mapping, workspace
+
     if quick:
-        return {"size": "small", "warmup": 0, "repeats": 1, "stage_epochs": 2, "overhead_units": (1, 2)}
-    return {"size": "small", "warmup": 1, "repeats": 3, "stage_epochs": 10, "overhead_units": (1, 5)}
+        return {
+            "geometry": mapping.QUICK,
+            "world": ("quick", workspace.QUICK_WORLD),
+            "warmup": 0,
+            "repeats": 1,
+            "stage_epochs": 2,
+            "overhead_units": (1, 2),
+        }
+    return {
+        "geometry": mapping.FULL,
+        "world": ("production", workspace.PRODUCTION_WORLD),
+        "warmup": 1,
+        "repeats": 3,
+        "stage_epochs": 10,
+        "overhead_units": (1, 5),
+    }
 
 
 def single_threaded() -> None:
@@ -80,59 +97,52 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
     if "mapping" in results:
         m = results["mapping"]
-        found += [
-            Target(
-                "end-to-end per-pixel cost / (read + model floors), marginal",
-                m["floors"]["ratio_marginal"],
-                1.25,
-                True,
-            ),
-            Target(
-                "end-to-end per-pixel cost / (read + model floors), as measured",
-                m["floors"]["ratio_total"],
-                1.25,
-                True,
-            ),
-            Target(
-                "throughput vs the dask alternative, marginal", m["alternative"]["ratio_marginal"], 2.0, False
-            ),
-            Target("throughput vs the dask alternative, as measured", m["alternative"]["ratio"], 2.0, False),
-            Target("2 actors / 1 actor throughput, marginal", m["scaling"]["ratio_marginal"], 1.7, False),
-            Target("2 actors / 1 actor throughput, as measured", m["scaling"]["ratio"], 1.7, False),
-            Target(
-                "actor peak memory growth, small → large region, same tiles per actor",
-                m["memory"]["growth_same_tiles"],
-                0.10,
-                True,
-            ),
-            Target(
-                "actor peak memory growth, small → large region, 1 actor (2 → 4 tiles)",
-                m["memory"]["growth"],
-                0.10,
-                True,
-            ),
-        ]
-        steady_1, steady_2 = m["scaling"].get("1_actor_steady_px_s"), m["scaling"].get("2_actors_steady_px_s")
-        if steady_1 and steady_2:
+        e, alt = m["end_to_end"], m["alternative"]
+        if e.get("ratio_steady") is not None:
             found.append(
                 Target(
-                    "2 actors / 1 actor throughput, steady state (start-up and first tile left out)",
-                    steady_2 / steady_1,
-                    1.7,
-                    False,
+                    "end-to-end per-pixel cost / physical floors (a) + (b) + (c), steady state (1 actor)",
+                    e["ratio_steady"],
+                    2.0,
+                    True,
                 )
             )
-        if steady_2:
-            # The 2-actor marginal fit rests on one tile per actor of difference; the steady state
-            # (from the tile records) is the steadier DeepSalt rate to hold against dask's marginal.
+        found.append(
+            Target(
+                "end-to-end per-pixel cost / physical floors (a) + (b) + (c), marginal (1 actor)",
+                e["ratio_marginal"],
+                2.0,
+                True,
+            )
+        )
+        found.append(
+            Target(
+                "student forward / this core's fp32 GEMM rate",
+                m["own_code"]["model_share_of_gemm"],
+                0.30,
+                False,
+            )
+        )
+        if alt.get("ratio_steady") is not None:
             found.append(
                 Target(
-                    "throughput vs the dask alternative, DeepSalt 2 actors in steady state",
-                    steady_2 / m["alternative"]["dask_marginal_px_s"],
+                    f"DeepSalt 2 actors (steady state) / dask recipe with 2 threads ({alt['held_region']})",
+                    alt["ratio_steady"],
                     2.0,
                     False,
                 )
             )
+        if m["scaling"].get("steady_ratio") is not None:
+            found.append(Target("2 actors / 1 actor, steady state", m["scaling"]["steady_ratio"], 1.8, False))
+        found.append(
+            Target(
+                "actor peak memory, twice the tiles at the same tiles per actor (change)",
+                m["memory"]["growth_same_tiles"],
+                0.10,
+                True,
+                absolute=True,
+            )
+        )
     if "training" in results:
         o = results["training"]["ray_overhead"]
         found += [
@@ -157,59 +167,31 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return [t.as_dict() for t in found]
 
 
-def compression_ratio(region_url: str) -> float:
-    """Uncompressed / stored bytes of the region's spectral COGs."""
-    import numpy as np
-    import rasterio
-
-    from deepsalt.synth import load_region
-
-    manifest = load_region(region_url)
-    raw = stored = 0
-    for scene in manifest.files.scenes:
-        path = manifest.href(scene.files["spectral"])
-        with rasterio.open(path) as src:
-            raw += src.width * src.height * src.count * np.dtype(src.dtypes[0]).itemsize
-        stored += Path(path).stat().st_size
-    return raw / stored
-
-
-def cost_results(mapping: dict[str, Any], student_url: str, region_url: str) -> dict[str, Any]:
-    """The western-US projection from this run's mapping figures and the student's FLOPs."""
-    import torch
-
-    from deepsalt.training import builders
-    from deepsalt.training.checkpoint import read_meta
-
-    meta = read_meta(student_url, "student")
-    model = builders.build_student(meta.architecture).eval()
-    n = 512
-    flops = cost.flops_per_pixel(
-        model,
-        torch.rand(n, len(meta.band_axis["wavelength"])),
-        torch.rand(n, meta.architecture.n_covariates),
-    )
-    large = mapping["regions"]["large"]
-    read_s = mapping["timings"]["read_floor"]["median_s"]
-    model_s = mapping["timings"]["model_floor"]["median_s"]
+def cost_results(mapping: dict[str, Any]) -> dict[str, Any]:
+    """The western-US projection from this run's per-pixel mapping figures."""
+    f, own, e = mapping["floors"], mapping["own_code"], mapping["end_to_end"]
+    pixels = mapping["regions"]["production"]["pixels"]
+    read_s, model_s = own["read_s"] / pixels, own["model_s"] / pixels
+    steady = e.get("one_actor_steady_px_s")
     measured = cost.Measured(
-        decode_s_per_scene_pixel=read_s / mapping["read_scene_pixels"],
-        model_s_per_pixel_cpu=model_s / large["pixels"],
-        flops_per_pixel=flops,
-        pipeline_overhead=mapping["floors"]["ratio_marginal"],
+        read_s_per_pixel=read_s,
+        model_s_per_pixel_cpu=model_s,
+        flops_per_pixel=f["student_flops_per_pixel"] * f["predicted_pixels"] / pixels,
+        stored_bytes_per_pixel=f["stored_bytes"] / pixels,
+        pipeline_overhead=(1 / steady) / (read_s + model_s) if steady else 1.0,
     )
-    workload = cost.Workload(compression_ratio=compression_ratio(region_url))
+    workload = cost.Workload()
     nodes = (cost.GPU_NODE, cost.CPU_NODE)
     return {
         "workload": workload.__dict__,
-        "bytes_per_pixel": workload.bytes_per_pixel,
         "measured": measured.__dict__,
         "node_notes": [
-            f"{n.name}: {n.cores} cores decoding, {n.bandwidth_bytes_s / 1e9:.1f} GB/s object-store reads"
+            f"{n.name}: {n.cores} cores reading, {n.bandwidth_bytes_s / 1e9:.1f} GB/s object-store reads"
             + (
-                f", GPU {n.gpu_flops / 1e12:.0f} TFLOP/s peak (fp16/bf16) at {n.gpu_efficiency:.0%} efficiency"
+                f", GPU {n.gpu_flops / 1e12:.0f} TFLOP/s peak (bf16, model.precision: bf16) at "
+                f"{n.gpu_efficiency:.0%} efficiency"
                 if n.gpus
-                else ", cores share decode and inference"
+                else ", cores share reading and inference"
             )
             for n in nodes
         ],
@@ -233,30 +215,32 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks import workspace as ws
 
     run = RunInfo(args, settings)
-    space = ws.prepare(args.workdir, settings["size"])
     ws.start_ray(num_cpus=os.cpu_count() or 2, temp_dir=args.workdir / "ray")
     results = kept_families(args.out / "results.json", families)
     if "mapping" in families:
         from benchmarks import mapping
         from deepsalt.synth import load_region
 
+        name, world = settings["world"]
+        space = ws.prepare(args.workdir, name, world)
         manifest = load_region(space.region_url)
+        model = {"student_url": space.student_url, "compile": "always"}
+        if args.predictor:
+            model["predictor"] = args.predictor
         with ws.stac_api(space.region_url) as stac_url:
+            inputs = mapping.Inputs(
+                stac_url, manifest.href("covariates"), manifest.href(manifest.files.survey["export"]), model
+            )
             results["mapping"] = mapping.benchmark(
-                manifest.bbox_lonlat,
-                stac_url,
-                manifest.href("covariates"),
-                space.student_url,
-                args.workdir / "maps",
-                args.predictor,
-                Settings(settings["warmup"], settings["repeats"]),
+                manifest.bbox_lonlat, inputs, settings["geometry"], args.workdir / "maps", space.student_url
             )
         results["mapping"]["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        results["cost"] = cost_results(results["mapping"], space.student_url, space.region_url)
+        results["cost"] = cost_results(results["mapping"])
         run.write(results)  # a family's figures are kept even if a later family fails
     if "training" in families:
         from benchmarks import training
 
+        space = ws.prepare(args.workdir, "small", {"size": "small"})
         results["training"] = training.benchmark(
             space,
             args.workdir / "train",

@@ -13,32 +13,56 @@ time (CUDA when available). Outputs per pixel:
 
 Rows with a NaN reflectance or covariate give NaN in all three outputs. The survey's map-unit ECe
 is optional per pixel (NaN: outside the survey); the student was trained to predict without it.
+
+How the forward pass runs is set by :meth:`StudentPredictor.configure` (the map's ``model``
+section): the batch size (on a CPU a batch whose activations stay in the core's caches; on a GPU
+one sized from the device's free memory), the precision (fp32, or bf16/fp16 autocast) and whether
+the forward pass is compiled (``torch.compile``: the elementwise layers between the matrix
+products are fused; a failed compile falls back to the plain forward with a warning).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from deepsalt.errors import InputDataError
 from deepsalt.io.covariates import COVARIATE_NAMES
-from deepsalt.mapping.predictor import ModelCard
+from deepsalt.logs import get_logger
+from deepsalt.mapping.predictor import InferenceSettings, ModelCard, Precision
 from deepsalt.models.target import TargetScaler
 from deepsalt.training import builders
 from deepsalt.training.checkpoint import CheckpointMeta, content_hash, load_checkpoint, read_meta
 from deepsalt.training.config import Stage
 
+log = get_logger(__name__)
+
+CPU_BATCH = 4096
+"""Pixels per forward pass on a CPU: small enough that a layer's activations stay in the core's
+caches between the matrix product and the elementwise layers after it (larger batches spill to
+memory and run slower; benchmarks/ measures the forward pass against the core's GEMM rate)."""
+GPU_MEMORY_SHARE = 0.5
+"""Share of the device's free memory one batch's activations may take."""
+GPU_BATCH_RANGE = (16384, 1 << 21)
+ACTIVATION_COPIES = 4
+"""Live copies of a layer's activations during the forward pass (input, output, norm, temporaries)."""
+AUTOCAST_DTYPES = {Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}
+
 
 class StudentPredictor:
     """A student checkpoint ready for inference; use :meth:`load`."""
 
-    def __init__(self, net, scaler: TargetScaler, meta, device: torch.device, batch_size: int):
+    def __init__(self, net, scaler: TargetScaler, meta, device: torch.device, batch_size: int | None = None):
         self.net = net.to(device).eval()
         self.scaler = scaler
         self.device = device
-        self.batch_size = batch_size
+        self.batch_size = batch_size or default_batch(self.net, device)
+        self.precision = Precision.FP32
+        self.forward: Callable[..., Any] = self.net.forward_with_domain
         self.wavelength = np.asarray(meta.band_axis["wavelength"], dtype=np.float64)
         self.covariate_names: tuple[str, ...] = tuple(meta.normalisation.get("covariates", ()))
         self.uses_survey: bool = bool(meta.normalisation.get("survey", False))
@@ -55,9 +79,27 @@ class StudentPredictor:
             meta.checkpoint_id, content_hash(url), {"checkpoint_id": meta.checkpoint_id, **lineage(meta)}
         )
 
+    def configure(self, settings: InferenceSettings) -> None:
+        """Batch size, precision and compilation of the forward pass (see the module docstring)."""
+        self.batch_size = settings.batch_pixels or default_batch(self.net, self.device)
+        self.precision = Precision(settings.precision)
+        for module in domain_path(self.net):
+            keep_fp32(module, self.precision is not Precision.FP32)
+        self.forward = self.net.forward_with_domain
+        if settings.compile:
+            self.forward = CompiledForward(self.net.forward_with_domain)
+            self.warm_up()
+
+    def warm_up(self) -> None:
+        """One forward pass on placeholder pixels: a compiled forward compiles here, when the actor
+        starts, not inside whichever tile first predicts a pixel."""
+        n = min(self.batch_size, 1024)
+        sat = np.full((n, len(self.wavelength)), 0.2, np.float32)
+        self.predict(sat, np.ones((n, len(COVARIATE_NAMES)), np.float32))
+
     @classmethod
     def load(
-        cls, url: str, device: str | torch.device | None = None, batch_size: int = 65536
+        cls, url: str, device: str | torch.device | None = None, batch_size: int | None = None
     ) -> StudentPredictor:
         """Read ``url`` (a student checkpoint directory, any fsspec URL); verifies the weights' hash."""
         state, meta = load_checkpoint(url, Stage.STUDENT)
@@ -96,22 +138,116 @@ class StudentPredictor:
             raise ValueError(f"survey must be ({len(reflectance)},), got {survey.shape}")
         n = len(reflectance)
         ok = np.isfinite(reflectance).all(axis=1) & np.isfinite(covariates).all(axis=1)
-        mean = np.full(n, np.nan, np.float32)
-        std = np.full(n, np.nan, np.float32)
-        score = np.full(n, np.nan, np.float32)
-        rows = np.flatnonzero(ok)
-        with torch.inference_mode():
-            for start in range(0, len(rows), self.batch_size):
-                idx = rows[start : start + self.batch_size]
-                sat = torch.from_numpy(reflectance[idx]).to(self.device)
-                cov = torch.from_numpy(covariates[idx]).to(self.device)
-                surv = torch.from_numpy(survey[idx]).to(self.device)
-                out, domain = self.net.forward_with_domain(sat, cov, surv)
-                mean[idx] = out.mean.float().cpu().numpy()
-                std[idx] = out.std.float().cpu().numpy()
-                score[idx] = domain.float().cpu().numpy()
+        if not ok.all():  # one compacting copy, then every batch is a view
+            reflectance, covariates, survey = reflectance[ok], covariates[ok], survey[ok]
+        m = len(reflectance)
+        mean = np.empty(m, np.float32)
+        std = np.empty(m, np.float32)
+        score = np.empty(m, np.float32)
+        autocast = AUTOCAST_DTYPES.get(self.precision)
+        with torch.inference_mode(), torch.autocast(self.device.type, autocast, enabled=autocast is not None):
+            for start in range(0, m, self.batch_size):
+                rows = slice(start, min(start + self.batch_size, m))
+                sat = torch.from_numpy(np.ascontiguousarray(reflectance[rows])).to(self.device)
+                cov = torch.from_numpy(np.ascontiguousarray(covariates[rows])).to(self.device)
+                surv = torch.from_numpy(np.ascontiguousarray(survey[rows])).to(self.device)
+                out, domain = self.forward(sat, cov, surv)
+                mean[rows] = out.mean.float().cpu().numpy()
+                std[rows] = out.std.float().cpu().numpy()
+                score[rows] = domain.float().cpu().numpy()
         ece, ece_std = self.scaler.decode(mean, std)
-        return {"ece": ece, "ece_std": ece_std, "domain_score": score}
+        outputs = {"ece": ece, "ece_std": ece_std, "domain_score": score}
+        if m == n:
+            return outputs
+        full = {name: np.full(n, np.nan, np.float32) for name in outputs}
+        for name, values in outputs.items():
+            full[name][ok] = values
+        return full
+
+
+class CompiledForward:
+    """``torch.compile`` of a forward pass, falling back to the plain one if compiling fails.
+
+    Compiling needs a C++ compiler on the node (inductor's CPU kernels) and costs tens of seconds
+    once per process; the map decides when that pays (``model.compile``). Batch sizes vary from
+    block to block, so the graph is compiled for symbolic sizes; a single-row batch, which torch
+    would compile again, is padded to two rows.
+    """
+
+    def __init__(self, forward: Callable[..., Any]):
+        self.plain = forward
+        self.compiled: Callable[..., Any] | None = torch.compile(forward, dynamic=True)
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        if self.compiled is None:
+            return self.plain(*inputs)
+        single = len(inputs[0]) == 1
+        padded = tuple(torch.cat([t, t]) for t in inputs) if single else inputs
+        try:
+            out, domain = self.compiled(*padded)
+        except Exception as exc:  # any compiler failure: run uncompiled instead
+            log.warning("compiling the forward pass failed (%s); running it uncompiled", str(exc)[:500])
+            self.compiled = None
+            return self.plain(*inputs)
+        if single:
+            out = type(out)(out.mean[:1], out.std[:1], [f[:1] for f in out.features])
+            domain = domain[:1]
+        return out, domain
+
+
+def domain_path(net: nn.Module) -> list[nn.Module]:
+    """The modules the domain score is computed from: the first member's encoder MLP, the decoder
+    and the Mahalanobis distance.
+
+    The score compares the decoder's reconstruction with the standardised spectrum and measures the
+    latent against the training pixels': small differences between values of order one, which
+    16-bit rounding swamps (with all of it in bf16 the score's correlation with fp32 fell to 0.1-0.4
+    on in-distribution pixels). They stay in fp32 under autocast; the other members and every head
+    run in 16 bits.
+    """
+    members = getattr(net, "members", None)
+    found = []
+    if members is not None and len(members) and getattr(members[0], "encoder", None) is not None:
+        found.append(members[0].encoder.net)
+    found += [getattr(net, name) for name in ("decoder", "domain") if getattr(net, name, None) is not None]
+    return found
+
+
+def keep_fp32(module: nn.Module, enabled: bool) -> None:
+    """Run ``module`` in fp32 with autocast off (``enabled``), or with its own forward again."""
+    module.__dict__.pop("forward", None)  # the class's forward
+    if not enabled:
+        return
+    forward = module.forward
+
+    def fp32_forward(*inputs: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(inputs[0].device.type, enabled=False):
+            return forward(*(t.float() for t in inputs))
+
+    module.forward = fp32_forward  # type: ignore[method-assign]
+
+
+def default_batch(net: nn.Module, device: torch.device) -> int:
+    """Pixels per forward pass: :data:`CPU_BATCH` on a CPU; on a GPU as many as a share of its free
+    memory holds, counting every layer's activations (a power of two within :data:`GPU_BATCH_RANGE`)."""
+    if device.type != "cuda":
+        return CPU_BATCH
+    free, _ = torch.cuda.mem_get_info(device)
+    return gpu_batch(free, activation_bytes(net))
+
+
+def activation_bytes(net: nn.Module) -> int:
+    """fp32 bytes per pixel of the activations of every linear layer, times :data:`ACTIVATION_COPIES`."""
+    widths = sum(m.in_features + m.out_features for m in net.modules() if isinstance(m, nn.Linear))
+    return 4 * ACTIVATION_COPIES * max(widths, 1)
+
+
+def gpu_batch(free_bytes: int, bytes_per_pixel: int) -> int:
+    """The largest power of two of pixels whose activations fit the memory share, within the range."""
+    low, high = GPU_BATCH_RANGE
+    fits = int(free_bytes * GPU_MEMORY_SHARE) // bytes_per_pixel
+    batch = 1 << max(fits, 1).bit_length() - 1
+    return int(min(max(batch, low), high))
 
 
 def lineage(meta: CheckpointMeta) -> dict[str, Any]:

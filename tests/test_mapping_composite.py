@@ -15,6 +15,7 @@ import rasterio
 from deepsalt.io.covariates import covariate_urls
 from deepsalt.io.stac import scene_ref
 from deepsalt.mapping.grid import Grid
+from deepsalt.mapping.predictor import InferenceSettings
 from deepsalt.mapping.tiles import Tile, plan_tiles
 from deepsalt.mapping.worker import MappingJob, TileMapper
 from tests.support.mapping_world import (
@@ -59,10 +60,11 @@ def mapper(world: World, items: list[dict]) -> tuple[TileMapper, list[Tile]]:
         grid=grid,
         scenes=scenes,
         covariate_urls=covariate_urls(str(world.covariates)),
+        survey_url=None,
         predictor=PREDICTOR,
         student_url=str(world.student),
         block=config.model.block,
-        batch_pixels=config.model.batch_pixels,
+        inference=InferenceSettings(batch_pixels=config.model.batch_pixels),
         retries=0,
     )
     assert grid.crs.to_string() == GRID_CRS

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deepsalt.errors import InputDataError
-from deepsalt.spectra import REFLECTANCE_SCALE, BandTable, scale_reflectance
+from deepsalt.spectra import REFLECTANCE_SCALE, BandTable
 from deepsalt.spectra.resample import FILL_GAP_NM, match_bands
 
 # Reflectance beyond this range on a usable band is an artefact, not ground (flagged OUT_OF_RANGE).
@@ -32,6 +32,7 @@ WATER_NIR = (865.0, 0.05)
 WATER_SWIR = (1610.0, 0.03)
 # A water test band must lie this close (nm) to a student band.
 WATER_BAND_NM = 25.0
+CONVERT_ROWS = 8192
 
 
 @dataclass(frozen=True)
@@ -78,16 +79,39 @@ class BandMatcher:
         return cls(table.n_bands, usable, gain, offset, nodata, None, weights, filled, water)
 
     def reflectance(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(reflectance (n, student bands) float32 with NaN = nodata, out-of-range mask (n,))."""
-        stored = raw[:, self.usable]
-        physical = stored * self.gain.astype(np.float32) + self.offset.astype(np.float32)
-        out_of_range = (
-            ((physical < PLAUSIBLE_RANGE[0]) | (physical > PLAUSIBLE_RANGE[1])) & (stored != self.nodata)
-        ).any(axis=1)
-        # scale_reflectance wants bands on axis -3: (bands, n, 1).
-        scaled = scale_reflectance(stored.T[..., None], self.nodata, self.gain, self.offset)[..., 0].T
-        matched = scaled[:, self.pick] if self.pick is not None else scaled @ self.weights.T
-        return np.ascontiguousarray(matched, dtype=np.float32), out_of_range
+        """(reflectance (n, student bands) float32 with NaN = nodata, out-of-range mask (n,)).
+
+        Stored × gain + offset, clipped to [0, 1] (``deepsalt.spectra.scale_reflectance``'s rule),
+        NaN where a band is nodata or not finite; out of range where a usable band, not nodata, is
+        outside :data:`PLAUSIBLE_RANGE` before clipping. Converted :data:`CONVERT_ROWS` pixels at a
+        time, so the float copies stay in the CPU's cache between the passes.
+        """
+        n_out = len(self.pick) if self.pick is not None else len(self.weights)  # type: ignore[arg-type]
+        out = np.empty((len(raw), n_out), dtype=np.float32)
+        beyond = np.empty(len(raw), dtype=bool)
+        gain, offset = self.gain.astype(np.float32), self.offset.astype(np.float32)
+        nodata = np.float32(self.nodata)
+        check_finite = raw.dtype.kind == "f"
+        for start in range(0, len(raw), CONVERT_ROWS):
+            rows = slice(start, start + CONVERT_ROWS)
+            values = raw[rows][:, self.usable].astype(np.float32)
+            stored_nodata = values == nodata
+            invalid = stored_nodata | ~np.isfinite(values) if check_finite else stored_nodata
+            physical = np.multiply(values, gain, out=values)
+            physical += offset
+            outside = physical < PLAUSIBLE_RANGE[0]
+            outside |= physical > PLAUSIBLE_RANGE[1]
+            outside &= ~stored_nodata
+            beyond[rows] = outside.any(axis=1)
+            if self.pick is not None:
+                scaled = np.clip(physical[:, self.pick], 0.0, 1.0)
+                scaled[invalid[:, self.pick]] = np.nan
+                out[rows] = scaled
+            else:
+                scaled = np.clip(physical, 0.0, 1.0, out=physical)
+                scaled[invalid] = np.nan
+                np.matmul(scaled, self.weights.T, out=out[rows])  # type: ignore[union-attr]
+        return out, beyond
 
     def water(self, reflectance: np.ndarray) -> np.ndarray:
         """(n,) True where a spectrum on the student's axis is open water (all False without the

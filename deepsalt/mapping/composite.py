@@ -17,15 +17,15 @@ and reported, and the block's pixels go to the next scene in the ranking.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from rasterio.windows import Window
 
 from deepsalt.io.stac import SceneRef
 from deepsalt.mapping.quality import Quality
-from deepsalt.mapping.warp import WarpedCube, WarpedRaster
+from deepsalt.mapping.warp import TileRaster
 
 # DLR quality layer names (after the QL_QUALITY_ prefix) that hide the ground.
 OBSCURING = ("CLOUD", "CLOUDSHADOW", "HAZE", "CIRRUS", "SNOW")
@@ -54,9 +54,9 @@ def rank_scenes(scenes: Sequence[SceneRef]) -> list[SceneRef]:
 
 @dataclass
 class Observation:
-    """Land pixels of one block taken from one scene: flat positions, reflectance on the model's
-    bands (n, bands), every value finite and inside the physical range, and the flags the
-    scene's converter set on them (water by spectrum, bands filled)."""
+    """Land pixels of one block taken from one scene: flat positions in the tile, reflectance on
+    the model's bands (n, bands), every value finite and inside the physical range, and the flags
+    the scene's converter set on them (water by spectrum, bands filled)."""
 
     scene: SceneRef
     positions: np.ndarray
@@ -64,92 +64,141 @@ class Observation:
     flags: np.ndarray
 
 
-@dataclass
-class CompositeBlock:
-    """A block's composite: observations per scene, the quality flags of every pixel, and the
-    ids of scenes skipped on the block because their values were mostly unusable."""
-
-    flags: np.ndarray
-    observations: list[Observation] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
-
-
 class SceneReader:
-    """The warped spectral and quality rasters of one scene over one tile, and its band conversion."""
+    """The spectral and quality rasters of one scene on one tile, and its band conversion.
+
+    The quality layers are read for the whole tile at the first block that asks (they are one
+    byte per pixel), so every later block only slices its masks; the spectral image is read per
+    block, only at the pixels the compositor takes from this scene.
+    """
 
     def __init__(
         self,
         scene: SceneRef,
-        spectral: WarpedRaster | WarpedCube,
-        quality: Mapping[str, WarpedRaster],
+        spectral: TileRaster,
+        quality: Mapping[str, TileRaster],
         nodata: float,
         to_reflectance: ToReflectance,
+        shape: tuple[int, int],
     ):
         self.scene = scene
         self.spectral = spectral
         self.quality = quality
         self.nodata = nodata
         self.to_reflectance = to_reflectance
+        self.shape = shape
+        self._masks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def tile_masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(has data, obscured, water) over the whole tile from the quality layers."""
+        if self._masks is None:
+            valid = np.ones(self.shape, dtype=bool)
+            obscured = np.zeros(self.shape, dtype=bool)
+            water = np.zeros(self.shape, dtype=bool)
+            for name, raster in self.quality.items():
+                layer = raster.plane()
+                valid &= layer != QUALITY_NODATA
+                if name == CLASSES:
+                    valid &= layer != CLASS_BACKGROUND
+                    water |= layer == CLASS_WATER
+                elif name in OBSCURING:
+                    obscured |= (layer != 0) & (layer != QUALITY_NODATA)
+            self._masks = (valid, obscured, water)
+        return self._masks
 
     def masks(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(has data, obscured, water) for the window from the quality layers."""
-        shape = (int(window.height), int(window.width))
-        valid = np.ones(shape, dtype=bool)
-        obscured = np.zeros(shape, dtype=bool)
-        water = np.zeros(shape, dtype=bool)
-        for name, raster in self.quality.items():
-            layer = raster.read(window, [1])[0]
-            valid &= layer != QUALITY_NODATA
-            if name == CLASSES:
-                valid &= layer != CLASS_BACKGROUND
-                water |= layer == CLASS_WATER
-            elif name in OBSCURING:
-                obscured |= (layer != 0) & (layer != QUALITY_NODATA)
-        return valid, obscured, water
+        """(has data, obscured, water) for the window."""
+        rows, cols = window.toslices()
+        valid, obscured, water = self.tile_masks()
+        return valid[rows, cols], obscured[rows, cols], water[rows, cols]
+
+    def pixels(self, positions: np.ndarray) -> np.ndarray:
+        """(n, bands) stored values of the spectral image at flat tile ``positions``."""
+        return self.spectral.pixels(positions)
 
 
-def composite_block(readers: Sequence[SceneReader], window: Window) -> CompositeBlock:
-    """Apply the compositing rule over ``readers`` (already ranked) for one window."""
-    shape = (int(window.height), int(window.width))
-    need = np.ones(shape, dtype=bool)
-    seen = np.zeros(shape, dtype=bool)  # under cloud in some scene
-    out_of_range = np.zeros(shape, dtype=bool)  # outside the physical range in some scene
-    incomplete = np.zeros(shape, dtype=bool)  # with a band missing in some scene
-    flags = np.zeros(shape, dtype=np.uint8)
-    block = CompositeBlock(flags)
-    for reader in readers:
-        if not need.any():
-            break
-        valid, obscured, water = reader.masks(window)
-        candidates = need & valid
-        seen |= candidates & obscured
-        take = candidates & ~obscured
-        if not take.any():
-            continue
-        raw = reader.spectral.read(window)
-        positions = np.flatnonzero(take & ~np.all(raw == reader.nodata, axis=0))
-        if not positions.size:
-            continue
-        reflectance, beyond, pixel_flags = reader.to_reflectance(
-            raw.reshape(raw.shape[0], -1)[:, positions].T
-        )
-        missing = ~np.isfinite(reflectance).all(axis=1)
-        usable = ~(beyond | missing)
-        if 1.0 - usable.mean() > MAX_UNUSABLE:  # not evidence: neither values nor flags
-            block.rejected.append(reader.scene.id)
-            continue
-        out_of_range.flat[positions[beyond]] = True
-        incomplete.flat[positions[missing]] = True
-        positions, reflectance, pixel_flags = positions[usable], reflectance[usable], pixel_flags[usable]
-        need.flat[positions] = False
-        is_water = water.reshape(-1)[positions]
-        flags.flat[positions[is_water]] |= np.uint8(Quality.WATER)
-        if not is_water.all():
-            land = ~is_water
-            block.observations.append(
-                Observation(reader.scene, positions[land], reflectance[land], pixel_flags[land])
-            )
-    flags[need & out_of_range] |= np.uint8(Quality.OUT_OF_RANGE)
-    flags[need & ~out_of_range & (incomplete | ~seen)] |= np.uint8(Quality.NODATA)
-    flags[need & ~out_of_range & ~incomplete & seen] |= np.uint8(Quality.CLOUD)
-    return block
+class TileCompositor:
+    """The compositing rule over one tile: scene by scene in rank order, block by block.
+
+    Taking the scenes in the outer loop means one scene's source tiles are decoded while its
+    blocks are visited in order, so neighbouring blocks reuse them before the next scene's
+    replace them; the rule itself is per block, as before (:data:`MAX_UNUSABLE` judges a scene
+    on each block). :meth:`observations` yields each block's observation from each scene as soon
+    as it is made, so the caller can predict it and let it go; :attr:`flags` holds the quality
+    flags as they are set, and :meth:`finish` adds those of the pixels no scene gave.
+    """
+
+    def __init__(self, readers: Sequence[SceneReader], shape: tuple[int, int]):
+        self.readers = readers
+        self.shape = shape
+        self.need = np.ones(shape, dtype=bool)
+        self.seen = np.zeros(shape, dtype=bool)  # under cloud in some scene
+        self.out_of_range = np.zeros(shape, dtype=bool)  # outside the physical range in some scene
+        self.incomplete = np.zeros(shape, dtype=bool)  # with a band missing in some scene
+        self.flags = np.zeros(shape, dtype=np.uint8)
+        self.rejected: set[str] = set()
+        """Ids of scenes skipped on some block because their values there were mostly unusable."""
+
+    def observations(self, windows: Sequence[Window]) -> Iterator[Observation]:
+        need, flags = self.need.reshape(-1), self.flags.reshape(-1)
+        for reader in self.readers:
+            if not need.any():
+                break
+            for window in windows:
+                rows, cols = window.toslices()
+                if not self.need[rows, cols].any():
+                    continue
+                valid, obscured, _ = reader.masks(window)
+                candidates = self.need[rows, cols] & valid
+                self.seen[rows, cols] |= candidates & obscured
+                take = candidates & ~obscured
+                if not take.any():
+                    continue
+                positions = tile_positions(window, np.flatnonzero(take), self.shape[1])
+                raw = reader.pixels(positions)
+                has_data = ~np.all(raw == reader.nodata, axis=1)
+                if not has_data.all():
+                    positions, raw = positions[has_data], raw[has_data]
+                if not positions.size:
+                    continue
+                reflectance, beyond, pixel_flags = reader.to_reflectance(raw)
+                del raw
+                missing = ~np.isfinite(reflectance).all(axis=1)
+                usable = ~(beyond | missing)
+                if 1.0 - usable.mean() > MAX_UNUSABLE:  # not evidence: neither values nor flags
+                    self.rejected.add(reader.scene.id)
+                    continue
+                self.out_of_range.reshape(-1)[positions[beyond]] = True
+                self.incomplete.reshape(-1)[positions[missing]] = True
+                if not usable.all():
+                    positions, reflectance, pixel_flags = (
+                        positions[usable],
+                        reflectance[usable],
+                        pixel_flags[usable],
+                    )
+                need[positions] = False
+                is_water = reader.tile_masks()[2].reshape(-1)[positions]
+                flags[positions[is_water]] |= np.uint8(Quality.WATER)
+                if is_water.any():
+                    land = ~is_water
+                    positions, reflectance, pixel_flags = (
+                        positions[land],
+                        reflectance[land],
+                        pixel_flags[land],
+                    )
+                if positions.size:
+                    yield Observation(reader.scene, positions, reflectance, pixel_flags)
+
+    def finish(self) -> np.ndarray:
+        """The tile's quality flags, with those of the pixels no scene gave added."""
+        need, flags = self.need, self.flags
+        flags[need & self.out_of_range] |= np.uint8(Quality.OUT_OF_RANGE)
+        flags[need & ~self.out_of_range & (self.incomplete | ~self.seen)] |= np.uint8(Quality.NODATA)
+        flags[need & ~self.out_of_range & ~self.incomplete & self.seen] |= np.uint8(Quality.CLOUD)
+        return flags
+
+
+def tile_positions(window: Window, positions: np.ndarray, tile_width: int) -> np.ndarray:
+    """Flat positions in a block → flat positions in its tile."""
+    rows, cols = np.divmod(positions, int(window.width))
+    return (rows + int(window.row_off)) * tile_width + cols + int(window.col_off)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
@@ -12,6 +13,7 @@ from deepsalt.config import FrozenModel, StageConfig
 from deepsalt.inputs import ImageryInputs as InputsConfig
 from deepsalt.inputs import check_datetime_range
 from deepsalt.io.paths import AbsolutePath
+from deepsalt.mapping.predictor import Precision
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -70,6 +72,21 @@ class GridConfig(_Section):
         return self
 
 
+class CompileMode(StrEnum):
+    """When the actors compile the model's forward pass (``torch.compile``)."""
+
+    AUTO = "auto"
+    """When each actor has enough pixels to repay the compile time (``COMPILE_MIN_PIXELS``)."""
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+COMPILE_MIN_PIXELS = 1 << 25
+"""Grid pixels per actor from which ``compile: auto`` compiles. Compiling costs tens of seconds per
+actor and saves a few microseconds per predicted pixel (benchmarks/RESULTS.md), so it pays from
+about ten million pixels; this keeps a margin for slow compiles and pixels without data."""
+
+
 class ModelConfig(_Section):
     """The trained student and how to feed it."""
 
@@ -78,8 +95,23 @@ class ModelConfig(_Section):
         "deepsalt.predict:StudentPredictor",
         description="module:Class satisfying deepsalt.mapping.predictor.Predictor (load, describe, predict)",
     )
-    batch_pixels: PositiveInt = 65536
+    batch_pixels: PositiveInt | None = Field(
+        None,
+        description="pixels per forward pass; null: the predictor picks (CPU: cache-sized, GPU: from free memory)",
+    )
     block: PositiveInt = Field(512, description="pixels per side read and predicted at once in a tile")
+    precision: Precision = Field(
+        Precision.FP32, description="fp32, or bf16/fp16 autocast of the matrix products (for GPUs)"
+    )
+    compile: CompileMode = Field(
+        CompileMode.AUTO, description="compile the forward pass: auto (large runs), always or never"
+    )
+
+    def compiles(self, pixels_per_actor: int) -> bool:
+        """Whether the actors compile, for a run of ``pixels_per_actor`` grid pixels each."""
+        if self.compile is CompileMode.AUTO:
+            return pixels_per_actor >= COMPILE_MIN_PIXELS
+        return self.compile is CompileMode.ALWAYS
 
 
 class OutputConfig(_Section):

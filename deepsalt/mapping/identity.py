@@ -46,6 +46,7 @@ def product_identity(
         "model.student_url (checkpoint content)": f"{model.content_hash} (checkpoint {model.checkpoint_id})",
         "model.block": str(config.model.block),
         "model.batch_pixels": str(config.model.batch_pixels),
+        "model.precision": config.model.precision.value,
         "inputs.covariates_url (file content)": _digest(dict(covariates)),
         "software_version": __version__,
     }

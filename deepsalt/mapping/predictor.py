@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -26,6 +27,25 @@ class ModelCard:
     content_hash: str
     """Changes with anything in the checkpoint that changes a prediction (weights, statistics, band axis)."""
     lineage: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Precision(StrEnum):
+    """Arithmetic of the forward pass: fp32, or bf16/fp16 autocast (matrix products in 16 bits)."""
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How a predictor runs its model; handed to ``configure`` when the predictor has one."""
+
+    batch_pixels: int | None = None
+    """Pixels per forward pass; None: the predictor picks (from the device's free memory on a GPU)."""
+    precision: Precision = Precision.FP32
+    compile: bool = False
+    """Compile the forward pass (``torch.compile``) before the first batch."""
 
 
 @runtime_checkable
@@ -69,9 +89,17 @@ def predictor_class(spec: str) -> type[Predictor]:
     return cls
 
 
-def load_predictor(spec: str, url: str) -> Predictor:
-    """Import ``module:Class`` and load the checkpoint (device chosen by the predictor)."""
-    return predictor_class(spec).load(url, device=None)
+def load_predictor(spec: str, url: str, settings: InferenceSettings | None = None) -> Predictor:
+    """Import ``module:Class`` and load the checkpoint (device chosen by the predictor).
+
+    ``settings`` reach predictors that define ``configure(settings)`` (an optional part of the
+    protocol, so a predictor written before it keeps working); others run as they load.
+    """
+    predictor = predictor_class(spec).load(url, device=None)
+    configure = getattr(predictor, "configure", None)
+    if settings is not None and callable(configure):
+        configure(settings)
+    return predictor
 
 
 def describe_model(spec: str, url: str) -> ModelCard:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
@@ -23,7 +23,7 @@ from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.identity import product_identity, scenes_key
 from deepsalt.mapping.lease import StoreLease
 from deepsalt.mapping.pipeline import map_tiles, pool_size
-from deepsalt.mapping.predictor import ModelCard, describe_model
+from deepsalt.mapping.predictor import InferenceSettings, ModelCard, describe_model
 from deepsalt.mapping.progress import ProgressTracker
 from deepsalt.mapping.records import TileResult, TileStatus, read_records, write_record
 from deepsalt.mapping.stac_item import default_item_url, write_item
@@ -235,7 +235,7 @@ def _run(
         predictor=config.model.predictor,
         student_url=config.model.student_url,
         block=config.model.block,
-        batch_pixels=config.model.batch_pixels,
+        inference=inference_settings(config, todo),
         retries=config.ray.retries,
     )
     started = time.monotonic()
@@ -276,6 +276,17 @@ def _run(
         "map finished", extra={"summary": summary.__dict__ | {"pixels_per_s": round(summary.pixels_per_s)}}
     )
     return summary
+
+
+def inference_settings(config: MapConfig, todo: Sequence[Tile]) -> InferenceSettings:
+    """The model section's batch and precision, and whether the actors compile for this much work."""
+    actors = max(pool_size(config.ray, todo), 1)
+    pixels_per_actor = sum(tile.n_pixels for tile in todo) // actors
+    return InferenceSettings(
+        batch_pixels=config.model.batch_pixels,
+        precision=config.model.precision,
+        compile=config.model.compiles(pixels_per_actor),
+    )
 
 
 def stopped_message(url: str, tile_plan: TilePlan, keys: Mapping[str, str]) -> str:

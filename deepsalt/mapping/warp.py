@@ -1,17 +1,26 @@
 """Reading a scene's rasters onto a tile of the output grid (nearest neighbour).
 
-Files GDAL reads (EnMAP GeoTIFFs, ENVI cubes, quality layers) are warped by a rasterio WarpedVRT;
-HDF5/NetCDF products (EMIT, PRISMA) are read window by window through their reader's
-:class:`~deepsalt.io.cube.GriddedCube` and warped from memory with the same GDAL warper.
-Files are opened on first read: with the compositing rule most pixels come from the first scene,
-so later scenes' files are often never touched. Every failure becomes an :class:`InputDataError`
-naming the file and what is wrong, so a bad scene fails its tile with a readable reason.
+Each raster of a scene is placed on a tile once: GDAL's warper (nearest neighbour, the same
+transformer a WarpedVRT uses) warps a raster of source pixel numbers onto the tile, which gives
+for every tile pixel the number of the source pixel under it (an index map). The spectral image
+and the quality layers usually share one grid, so they share the map. Reading a block is then a
+gather of the source pixels the compositor asks for, all bands at once, through the readers of
+:mod:`deepsalt.mapping.tiff_blocks`; a scene's pixels that no block takes are never decoded
+beyond the tiles they share with taken ones.
+
+Files are opened on first use: with the compositing rule most pixels come from the first scenes,
+so later scenes' spectral images are often never touched. Every failure becomes an
+:class:`InputDataError` naming the file and what is wrong, so a bad scene fails its tile with a
+readable reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -20,38 +29,153 @@ from pyproj import CRS
 from rasterio._err import CPLE_BaseError  # GDAL errors rasterio does not wrap
 from rasterio.enums import Resampling
 from rasterio.errors import CRSError, RasterioError
-from rasterio.vrt import WarpedVRT
 from rasterio.warp import reproject, transform_bounds
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import from_bounds
 
 from deepsalt.errors import InputDataError
 from deepsalt.io.cube import GriddedCube, SpectralLayout
 from deepsalt.io.paths import gdal_path
 from deepsalt.io.scenes import cube_opener
 from deepsalt.io.stac import SceneRef
+from deepsalt.mapping.tiff_blocks import BlockCache, TiledTiff, WindowReader, gdal_window
+
+OUTSIDE = -1
+"""Index-map value of a tile pixel no source pixel covers."""
 
 
-class WarpedRaster:
-    """One raster file warped onto a tile's grid; read blocks of it by window."""
+@dataclass(frozen=True)
+class TileGrid:
+    """The target of a warp: a tile's CRS, transform and shape."""
+
+    crs: CRS
+    transform: Affine
+    shape: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SourceGrid:
+    crs: Any
+    transform: Affine
+    shape: tuple[int, int]
+
+
+def index_map(source: SourceGrid, target: TileGrid, url: str) -> np.ndarray:
+    """(h, w) int32: for each tile pixel the flat number (row × width + col) of the nearest source
+    pixel, :data:`OUTSIDE` where the source does not reach."""
+    out = np.full(target.shape, OUTSIDE, dtype=np.int32)
+    try:
+        rows, cols = _source_window(source, target)
+        if rows.stop <= rows.start or cols.stop <= cols.start:
+            return out
+        width = source.shape[1]
+        numbers = (
+            np.arange(rows.start, rows.stop)[:, None] * width + np.arange(cols.start, cols.stop)
+        ).astype(np.int32)
+        reproject(
+            numbers,
+            out,
+            src_transform=source.transform @ Affine.translation(cols.start, rows.start),
+            src_crs=source.crs,
+            src_nodata=OUTSIDE,
+            dst_transform=target.transform,
+            dst_crs=target.crs,
+            dst_nodata=OUTSIDE,
+            resampling=Resampling.nearest,
+        )
+    except (CRSError, RasterioError, CPLE_BaseError, ValueError) as exc:
+        raise InputDataError(
+            url,
+            f"its CRS {CRS.from_user_input(source.crs).to_string()[:80]!r} cannot be transformed to the grid "
+            f"CRS {target.crs.to_string()} ({type(exc).__name__})",
+        ) from exc
+    return out
+
+
+def _source_window(source: SourceGrid, target: TileGrid) -> tuple[slice, slice]:
+    """Rows and columns of the source under the tile, one pixel to spare, clipped to the source."""
+    height, width = target.shape
+    left, top = target.transform @ (0, 0)
+    right, bottom = target.transform @ (width, height)
+    bounds = transform_bounds(
+        target.crs, source.crs, left, min(top, bottom), right, max(top, bottom), densify_pts=21
+    )
+    window = from_bounds(*bounds, transform=source.transform)
+    row0 = max(int(np.floor(window.row_off)) - 1, 0)
+    col0 = max(int(np.floor(window.col_off)) - 1, 0)
+    row1 = min(int(np.ceil(window.row_off + window.height)) + 1, source.shape[0])
+    col1 = min(int(np.ceil(window.col_off + window.width)) + 1, source.shape[1])
+    return slice(row0, max(row1, row0)), slice(col0, max(col1, col0))
+
+
+@dataclass
+class IndexMap:
+    """A tile's index map onto one source grid, with the source rows and columns of the whole tile
+    worked out once for the single-band layers that are read whole."""
+
+    numbers: np.ndarray
+    width: int
+    """Width of the source grid (numbers are row × width + col)."""
+
+    @cached_property
+    def covered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(flat tile positions the source covers, their source rows, their source columns)."""
+        flat = self.numbers.reshape(-1)
+        positions = np.flatnonzero(flat != OUTSIDE)
+        rows, cols = np.divmod(flat[positions], self.width)
+        return positions, rows, cols
+
+
+class IndexMaps:
+    """The index maps of one tile, one per source grid (a scene's layers share theirs)."""
+
+    def __init__(self, target: TileGrid):
+        self.target = target
+        self._maps: dict[tuple[str, tuple[float, ...], tuple[int, int]], IndexMap] = {}
+
+    def get(self, source: SourceGrid, url: str) -> IndexMap:
+        key = (CRS.from_user_input(source.crs).to_wkt(), tuple(source.transform)[:6], tuple(source.shape))
+        if key not in self._maps:
+            self._maps[key] = IndexMap(index_map(source, self.target, url), source.shape[1])
+        return self._maps[key]
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """An opened raster on the tile: its index map, pixel reader and own nodata."""
+
+    mapping: IndexMap
+    reader: Any  # TiledTiff | WindowReader
+    source_nodata: float | None
+
+
+class TileRaster:
+    """One raster of a scene (a file GDAL opens, or a format's :class:`GriddedCube`) on a tile."""
 
     def __init__(
         self,
         stack: ExitStack,
         url: str,
-        crs: CRS,
-        transform: Affine,
-        shape: tuple[int, int],
+        maps: IndexMaps,
         nodata: float,
+        cache: BlockCache,
         n_bands: int | None = None,
+        cube_opener: Callable[[str], GriddedCube] | None = None,
     ):
         self.url = url
+        self.nodata = nodata
         self._stack = stack
-        self._target = (crs, transform, shape, nodata)
+        self._maps = maps
+        self._cache = cache
         self._n_bands = n_bands
-        self._vrt: WarpedVRT | None = None
+        self._cube_opener = cube_opener
+        self._placed: _Placed | None = None
 
-    def _open(self) -> WarpedVRT:
-        crs, transform, shape, nodata = self._target
+    def _open(self) -> _Placed:
+        if self._placed is None:
+            self._placed = self._open_cube() if self._cube_opener is not None else self._open_file()
+        return self._placed
+
+    def _open_file(self) -> _Placed:
         try:
             src = self._stack.enter_context(rasterio.open(gdal_path(self.url)))
         except (RasterioError, CPLE_BaseError) as exc:
@@ -60,114 +184,81 @@ class WarpedRaster:
             raise InputDataError(self.url, f"has {src.count} bands but its band table lists {self._n_bands}")
         if src.crs is None:
             raise InputDataError(self.url, "has no CRS, so it cannot be placed on the output grid")
-        try:
-            return self._stack.enter_context(
-                WarpedVRT(
-                    src,
-                    crs=crs,
-                    transform=transform,
-                    height=shape[0],
-                    width=shape[1],
-                    resampling=Resampling.nearest,
-                    nodata=nodata,
-                )
-            )
-        except (CRSError, RasterioError, CPLE_BaseError) as exc:
-            raise InputDataError(
-                self.url,
-                f"its CRS {src.crs.to_string()[:80]!r} cannot be transformed to the grid CRS "
-                f"{crs.to_string()} ({type(exc).__name__})",
-            ) from exc
+        mapping = self._maps.get(SourceGrid(src.crs, src.transform, (src.height, src.width)), self.url)
+        reader: TiledTiff | WindowReader | None = TiledTiff.open(self.url, src, self._cache)
+        if reader is not None:
+            self._stack.callback(reader.close)
+        else:
+            reader = WindowReader(self.url, gdal_window(self.url, src), src.count, src.dtypes[0])
+        return _Placed(mapping, reader, src.nodata)
 
-    def read(self, window: Window, indexes: list[int] | None = None) -> np.ndarray:
-        """(bands, h, w) array of the window; pixels outside the file hold the nodata value."""
-        if self._vrt is None:
-            self._vrt = self._open()
-        try:
-            return self._vrt.read(indexes, window=window)
-        except (RasterioError, CPLE_BaseError) as exc:
-            raise InputDataError(self.url, f"cannot be read (corrupt or truncated?): {exc}") from exc
+    def _open_cube(self) -> _Placed:
+        assert self._cube_opener is not None
+        cube = self._cube_opener(self.url)
+        self._stack.callback(cube.close)
+        mapping = self._maps.get(SourceGrid(cube.crs, cube.transform, cube.shape), self.url)
+        n_bands = self._n_bands
 
-
-class WarpedCube:
-    """A :class:`GriddedCube` (opened on first read) warped onto a tile's grid, window by window."""
-
-    def __init__(
-        self,
-        stack: ExitStack,
-        url: str,
-        opener: Callable[[str], GriddedCube],
-        crs: CRS,
-        transform: Affine,
-        nodata: float,
-        n_bands: int,
-    ):
-        self.url = url
-        self._stack = stack
-        self._opener = opener
-        self._target = (crs, transform, nodata)
-        self._n_bands = n_bands
-        self._cube: GriddedCube | None = None
-
-    def read(self, window: Window, indexes: list[int] | None = None) -> np.ndarray:
-        """(bands, h, w) array of the window; pixels outside the scene hold the nodata value."""
-        if self._cube is None:
-            self._cube = self._opener(self.url)
-            self._stack.callback(self._cube.close)
-        cube = self._cube
-        crs, transform, nodata = self._target
-        dst_transform = transform * Affine.translation(window.col_off, window.row_off)
-        shape = (int(window.height), int(window.width))
-        rows, cols = _source_window(cube, crs, dst_transform, shape)
-        out = np.full((self._n_bands, *shape), nodata, dtype=np.float32)
-        if rows.stop > rows.start and cols.stop > cols.start:
+        def read(rows: slice, cols: slice) -> np.ndarray:
             values = cube.read(rows, cols)
-            if len(values) != self._n_bands:
-                raise InputDataError(
-                    self.url, f"has {len(values)} bands but its band table lists {self._n_bands}"
-                )
-            reproject(
-                values,
-                out,
-                src_transform=cube.transform * Affine.translation(cols.start, rows.start),
-                src_crs=cube.crs,
-                src_nodata=cube.nodata,
-                dst_transform=dst_transform,
-                dst_crs=crs,
-                dst_nodata=nodata,
-                resampling=Resampling.nearest,
+            if n_bands is not None and len(values) != n_bands:
+                raise InputDataError(self.url, f"has {len(values)} bands but its band table lists {n_bands}")
+            return values
+
+        return _Placed(mapping, WindowReader(self.url, read, n_bands or 0, np.float32), cube.nodata)
+
+    def pixels(self, positions: np.ndarray) -> np.ndarray:
+        """(n, bands) stored values at flat tile ``positions``; ``nodata`` where the source has none."""
+        placed = self._open()
+        numbers = placed.mapping.numbers.reshape(-1)[positions]
+        inside = numbers != OUTSIDE
+        rows, cols = np.divmod(numbers[inside], placed.mapping.width)
+        values = placed.reader.read_pixels(rows, cols)
+        if inside.all():
+            out = values
+        else:
+            out = np.full((len(positions), values.shape[1]), self.nodata, dtype=values.dtype)
+            out[inside] = values
+        return self._own_nodata(out, placed.source_nodata)
+
+    def plane(self) -> np.ndarray:
+        """The whole tile of a single-band raster (quality layers), ``nodata`` where it has none.
+
+        Read as one window of the source (one byte per pixel), not pixel by pixel."""
+        placed = self._open()
+        positions, rows, cols = placed.mapping.covered
+        out = np.full(self._maps.target.shape, self.nodata, dtype=placed.reader.dtype)
+        if positions.size:
+            r0, c0 = int(rows.min()), int(cols.min())
+            window = placed.reader.plane_window(
+                slice(r0, int(rows.max()) + 1), slice(c0, int(cols.max()) + 1)
             )
-        return out if indexes is None else out[[i - 1 for i in indexes]]
+            out.reshape(-1)[positions] = window[rows - r0, cols - c0]
+        return self._own_nodata(out, placed.source_nodata)
+
+    def _own_nodata(self, values: np.ndarray, source_nodata: float | None) -> np.ndarray:
+        """The source's own nodata value becomes ours (as GDAL's warper does)."""
+        if source_nodata is not None and not (
+            source_nodata == self.nodata or (np.isnan(source_nodata) and np.isnan(self.nodata))
+        ):
+            values[_equals(values, source_nodata)] = self.nodata
+        return values
 
 
-def _source_window(
-    cube: GriddedCube, crs: CRS, transform: Affine, shape: tuple[int, int]
-) -> tuple[slice, slice]:
-    """Rows and columns of the cube under a target window, one pixel to spare, clipped to the cube."""
-    height, width = shape
-    left, top = transform @ (0, 0)
-    right, bottom = transform @ (width, height)
-    bounds = transform_bounds(crs, cube.crs, left, min(top, bottom), right, max(top, bottom), densify_pts=21)
-    window = from_bounds(*bounds, transform=cube.transform)
-    row0 = max(int(np.floor(window.row_off)) - 1, 0)
-    col0 = max(int(np.floor(window.col_off)) - 1, 0)
-    row1 = min(int(np.ceil(window.row_off + window.height)) + 1, cube.shape[0])
-    col1 = min(int(np.ceil(window.col_off + window.width)) + 1, cube.shape[1])
-    return slice(row0, max(row1, row0)), slice(col0, max(col1, col0))
+def _equals(values: np.ndarray, nodata: float) -> np.ndarray:
+    return np.isnan(values) if np.isnan(nodata) else values == nodata
 
 
 def open_spectral(
-    stack: ExitStack,
-    scene: SceneRef,
-    layout: SpectralLayout,
-    crs: CRS,
-    transform: Affine,
-    shape: tuple[int, int],
-) -> WarpedRaster | WarpedCube:
-    """The scene's reflectance cube on a tile's grid, through GDAL or the format's own reader."""
-    opener = cube_opener(scene.format)
-    if opener is None:
-        return WarpedRaster(
-            stack, scene.spectral_href, crs, transform, shape, layout.nodata, layout.table.n_bands
-        )
-    return WarpedCube(stack, scene.spectral_href, opener, crs, transform, layout.nodata, layout.table.n_bands)
+    stack: ExitStack, scene: SceneRef, layout: SpectralLayout, maps: IndexMaps, cache: BlockCache
+) -> TileRaster:
+    """The scene's reflectance cube on a tile, through GDAL or the format's own reader."""
+    return TileRaster(
+        stack,
+        scene.spectral_href,
+        maps,
+        layout.nodata,
+        cache,
+        layout.table.n_bands,
+        cube_opener(scene.format),
+    )

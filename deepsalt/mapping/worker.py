@@ -28,19 +28,22 @@ from deepsalt.mapping.bands import BandMatcher
 from deepsalt.mapping.composite import (
     CLASSES,
     OBSCURING,
+    QUALITY_NODATA,
+    Observation,
     SceneReader,
+    TileCompositor,
     ToReflectance,
-    composite_block,
     layer_name,
     rank_scenes,
 )
 from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.identity import scenes_key
-from deepsalt.mapping.predictor import load_predictor
+from deepsalt.mapping.predictor import InferenceSettings, load_predictor
 from deepsalt.mapping.quality import NO_PREDICTION, Quality
 from deepsalt.mapping.records import TileResult, TileStatus, read_record, write_record
+from deepsalt.mapping.tiff_blocks import BlockCache
 from deepsalt.mapping.tiles import Tile
-from deepsalt.mapping.warp import WarpedRaster, open_spectral
+from deepsalt.mapping.warp import IndexMaps, TileGrid, TileRaster, open_spectral
 
 log = get_logger(__name__)
 
@@ -61,7 +64,7 @@ class MappingJob:
     predictor: str
     student_url: str
     block: int
-    batch_pixels: int
+    inference: InferenceSettings
     retries: int
 
 
@@ -73,18 +76,55 @@ def blocks(tile: Tile, size: int) -> Iterator[Window]:
 
 
 def open_scene(
-    stack: ExitStack, scene: SceneRef, grid: Grid, tile: Tile, layout: SpectralLayout, convert: ToReflectance
+    stack: ExitStack,
+    scene: SceneRef,
+    target: TileGrid,
+    layout: SpectralLayout,
+    convert: ToReflectance,
+    cache: BlockCache,
 ) -> SceneReader:
-    """The scene's spectral image (with its band count checked) and quality layers, on the tile's grid."""
-    transform = grid.window_transform(tile.y0, tile.x0)
-    shape = (tile.height, tile.width)
-    spectral = open_spectral(stack, scene, layout, grid.crs, transform, shape)
+    """The scene's spectral image (with its band count checked) and quality layers, on the tile's grid.
+
+    Nothing is read yet; the layers of one scene share their index map when they share a grid.
+    """
+    maps = IndexMaps(target)
+    spectral = open_spectral(stack, scene, layout, maps, cache)
     quality = {
-        layer_name(key): WarpedRaster(stack, href, grid.crs, transform, shape, 255)
+        layer_name(key): TileRaster(stack, href, maps, QUALITY_NODATA, cache)
         for key, href in scene.quality_hrefs.items()
         if layer_name(key) in (*OBSCURING, CLASSES)
     }
-    return SceneReader(scene, spectral, quality, layout.nodata, convert)
+    return SceneReader(scene, spectral, quality, layout.nodata, convert, target.shape)
+
+
+class TileInputs:
+    """A tile's covariates and survey ECe on the grid, made on first use and kept for its blocks."""
+
+    def __init__(self, mapper: TileMapper, tile: Tile):
+        self._mapper, self._tile = mapper, tile
+        self._covariates: np.ndarray | None = None
+        self._survey: np.ndarray | None = None
+
+    def covariates(self) -> np.ndarray:
+        """(pixels, 8) covariates of the tile, bilinear on the grid, row-major pixels."""
+        if self._covariates is None:
+            from deepsalt.io.covariates import covariates_on_grid
+
+            job, tile = self._mapper.job, self._tile
+            transform = job.grid.window_transform(tile.y0, tile.x0)
+            values = covariates_on_grid(
+                dict(job.covariate_urls), job.grid.crs, transform, (tile.height, tile.width)
+            )
+            self._covariates = np.ascontiguousarray(
+                np.asarray(values, dtype=np.float32).reshape(values.shape[0], -1).T
+            )
+        return self._covariates
+
+    def survey(self) -> np.ndarray:
+        """(pixels,) the survey's map-unit ECe of the tile (NaN without a survey or outside it)."""
+        if self._survey is None:
+            self._survey = self._mapper.survey_on_tile(self._tile)
+        return self._survey
 
 
 class TileMapper:
@@ -92,7 +132,8 @@ class TileMapper:
 
     def __init__(self, job: MappingJob):
         self.job = job
-        self.predictor = load_predictor(job.predictor, job.student_url)
+        self.predictor = load_predictor(job.predictor, job.student_url, job.inference)
+        self.cache = BlockCache()
         self.target_wavelength = np.asarray(self.predictor.wavelength, dtype=np.float64)
         self.layouts: dict[str, SpectralLayout] = {}
         self.matchers: dict[str, BandMatcher] = {}
@@ -149,56 +190,44 @@ class TileMapper:
         """The tile's output arrays, the number of predicted pixels and the scenes rejected on some block."""
         shape = (tile.height, tile.width)
         out = {name: np.full(shape, np.nan, dtype=np.float32) for name in OUTPUTS}
-        out["quality"] = np.zeros(shape, dtype=np.uint8)
         predicted = 0
-        rejected: set[str] = set()
+        inputs = TileInputs(self, tile)
         with ExitStack() as stack:
-            scenes = rank_scenes([self.job.scenes[s] for s in tile.scenes])
-            readers = [
-                open_scene(stack, scene, self.job.grid, tile, self._layout(scene), self._converter(scene))
-                for scene in scenes
-            ]
-            for window in blocks(tile, self.job.block):
-                predicted += self.map_block(tile, window, readers, out, rejected)
-        if rejected:
-            log.warning("scenes not used", extra={"tile": tile.id, "scenes": sorted(rejected)})
-        return out, predicted, tuple(sorted(rejected))
+            compositor = self.compositor(stack, tile)
+            for observation in compositor.observations(list(blocks(tile, self.job.block))):
+                predicted += self._predict_into(observation, inputs, compositor.flags, out)
+            out["quality"] = compositor.finish()
+        if compositor.rejected:
+            log.warning("scenes not used", extra={"tile": tile.id, "scenes": sorted(compositor.rejected)})
+        return out, predicted, tuple(sorted(compositor.rejected))
 
-    def map_block(
-        self,
-        tile: Tile,
-        window: Window,
-        readers: Sequence[SceneReader],
-        out: dict[str, np.ndarray],
-        rejected: set[str],
+    def compositor(self, stack: ExitStack, tile: Tile) -> TileCompositor:
+        """The tile's scenes, ranked and placed on its grid (files open on ``stack`` as they are read)."""
+        shape = (tile.height, tile.width)
+        target = TileGrid(self.job.grid.crs, self.job.grid.window_transform(tile.y0, tile.x0), shape)
+        scenes = rank_scenes([self.job.scenes[s] for s in tile.scenes])
+        readers = [
+            open_scene(stack, scene, target, self._layout(scene), self._converter(scene), self.cache)
+            for scene in scenes
+        ]
+        return TileCompositor(readers, shape)
+
+    def _predict_into(
+        self, observation: Observation, inputs: TileInputs, flags: np.ndarray, out: dict[str, np.ndarray]
     ) -> int:
-        composite = composite_block(readers, window)
-        rejected.update(composite.rejected)
-        flags = composite.flags.reshape(-1)
-        if composite.observations:
-            positions = np.concatenate([obs.positions for obs in composite.observations])
-            reflectance = np.concatenate([obs.reflectance for obs in composite.observations])
-            flags[positions] |= np.concatenate([obs.flags for obs in composite.observations])
-            covariates = self._covariates(tile, window)[positions]
-            survey = self._survey(tile, window)[positions]
-            flags[positions[~np.isfinite(covariates).all(axis=1)]] |= np.uint8(Quality.NO_SOIL)
-            keep = (flags[positions] & np.uint8(NO_PREDICTION)) == 0
-            positions, reflectance, covariates, survey = (
-                positions[keep],
-                reflectance[keep],
-                covariates[keep],
-                survey[keep],
-            )
-        else:
-            positions = np.zeros(0, dtype=np.int64)
-        ys = slice(int(window.row_off), int(window.row_off + window.height))
-        xs = slice(int(window.col_off), int(window.col_off + window.width))
-        out["quality"][ys, xs] = flags.reshape(composite.flags.shape)
-        if positions.size:
-            for name, values in self._predict(reflectance, covariates, survey).items():
-                block = out[name][ys, xs].reshape(-1)
-                block[positions] = values
-                out[name][ys, xs] = block.reshape(composite.flags.shape)
+        """Predict an observation's pixels that carry no no-prediction flag into ``out``; returns how many."""
+        flat_flags = flags.reshape(-1)
+        positions, reflectance = observation.positions, observation.reflectance
+        flat_flags[positions] |= observation.flags
+        covariates = inputs.covariates()[positions]
+        flat_flags[positions[~np.isfinite(covariates).all(axis=1)]] |= np.uint8(Quality.NO_SOIL)
+        keep = (flat_flags[positions] & np.uint8(NO_PREDICTION)) == 0
+        if not keep.all():
+            positions, reflectance, covariates = positions[keep], reflectance[keep], covariates[keep]
+        if not positions.size:
+            return 0
+        for name, values in self._predict(reflectance, covariates, inputs.survey()[positions]).items():
+            out[name].reshape(-1)[positions] = values
         return int(positions.size)
 
     def _layout(self, scene: SceneRef) -> SpectralLayout:
@@ -233,36 +262,24 @@ class TileMapper:
 
         return convert
 
-    def _covariates(self, tile: Tile, window: Window) -> np.ndarray:
-        """(pixels, 8) covariates of the block, bilinear on the grid."""
-        from deepsalt.io.covariates import covariates_on_grid
-
-        transform = self.job.grid.window_transform(
-            tile.y0 + int(window.row_off), tile.x0 + int(window.col_off)
-        )
-        shape = (int(window.height), int(window.width))
-        values = covariates_on_grid(dict(self.job.covariate_urls), self.job.grid.crs, transform, shape)
-        return np.asarray(values, dtype=np.float32).reshape(values.shape[0], -1).T
-
-    def _survey(self, tile: Tile, window: Window) -> np.ndarray:
-        """(pixels,) the survey's map-unit ECe of the block (NaN without a survey or outside it)."""
-        shape = (int(window.height), int(window.width))
+    def survey_on_tile(self, tile: Tile) -> np.ndarray:
+        """(pixels,) the survey's map-unit ECe on the tile (NaN without a survey or outside it)."""
+        shape = (tile.height, tile.width)
         if self.job.survey_url is None:
             return np.full(shape[0] * shape[1], np.nan, np.float32)
         from deepsalt.io.ssurgo import load_survey, survey_on_grid
 
         if self.survey is None:
             self.survey = load_survey(self.job.survey_url)
-        transform = self.job.grid.window_transform(
-            tile.y0 + int(window.row_off), tile.x0 + int(window.col_off)
-        )
+        transform = self.job.grid.window_transform(tile.y0, tile.x0)
         return survey_on_grid(self.survey, self.job.grid.crs, transform, shape).ece.reshape(-1)
 
     def _predict(
         self, reflectance: np.ndarray, covariates: np.ndarray, survey: np.ndarray
     ) -> dict[str, np.ndarray]:
-        """Predict in batches of ``batch_pixels``; the survey only reaches models mapped with one."""
-        step = self.job.batch_pixels
+        """Predict in calls of ``batch_pixels`` (None: the whole block, batched by the predictor);
+        the survey only reaches models mapped with one."""
+        step = self.job.inference.batch_pixels or max(len(reflectance), 1)
         with_survey = self.job.survey_url is not None
         parts = [
             self.predictor.predict(reflectance[i : i + step], covariates[i : i + step], survey[i : i + step])

@@ -1,0 +1,171 @@
+"""How the predictor runs its model: precision, compilation, batch size (GPU readiness on a CPU).
+
+The reference is always the plain fp32 forward pass of the same checkpoint: a reduced-precision or
+compiled path must give the same map within a stated tolerance, on pixels of the region the
+student was trained on (the demo world) and on pixels it never saw.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deepsalt.mapping.config import COMPILE_MIN_PIXELS, CompileMode, ModelConfig
+from deepsalt.mapping.predictor import InferenceSettings, Precision
+from deepsalt.predict import (
+    CPU_BATCH,
+    GPU_BATCH_RANGE,
+    GPU_MEMORY_SHARE,
+    CompiledForward,
+    StudentPredictor,
+    activation_bytes,
+    default_batch,
+    gpu_batch,
+)
+
+BF16_ECE_OF_SPREAD = 0.05
+"""bf16 keeps 8 bits of mantissa (≈ 0.4 % per rounding): through encoder and head a pixel's ECe moves
+by at most 5 % of its own predictive spread (``ece_std``), far inside the map's uncertainty."""
+BF16_SPREAD = 0.03
+"""Relative change of ``ece_std`` in bf16."""
+COMPILED_TOLERANCE = 1e-4
+"""A compiled graph reorders float additions: agreement to float32 rounding, relative."""
+
+
+def pixels(predictor: StudentPredictor, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Soil-like spectra (a gentle slope plus noise), plausible covariates and survey ECe, some NaN."""
+    rng = np.random.default_rng(seed)
+    wavelength = predictor.wavelength
+    base = 0.15 + 0.2 * (wavelength - wavelength[0]) / (wavelength[-1] - wavelength[0])
+    reflectance = (
+        base[None] * rng.uniform(0.6, 1.4, (n, 1)) + rng.normal(0, 0.01, (n, wavelength.size))
+    ).astype(np.float32)
+    ranges = [(10, 70), (5, 50), (0, 15), (20, 35), (10, 25), (0, 10), (20, 60), (5, 30)]  # COVARIATE_NAMES
+    covariates = np.column_stack([rng.uniform(low, high, n) for low, high in ranges]).astype(np.float32)
+    survey = rng.lognormal(1.0, 0.8, n).astype(np.float32)
+    survey[rng.random(n) < 0.2] = np.nan
+    return reflectance, covariates, survey
+
+
+@pytest.fixture(scope="module")
+def predictor(demo_world) -> StudentPredictor:
+    return StudentPredictor.load(demo_world.student, device="cpu")
+
+
+def test_bf16_autocast_agrees_with_fp32_within_the_stated_tolerance(predictor: StudentPredictor):
+    inputs = pixels(predictor, 3000, seed=0)
+    predictor.configure(InferenceSettings(precision=Precision.FP32))
+    reference = predictor.predict(*inputs)
+    predictor.configure(InferenceSettings(precision=Precision.BF16))
+    try:
+        reduced = predictor.predict(*inputs)
+    finally:
+        predictor.configure(InferenceSettings())
+    assert all(values.dtype == np.float32 for values in reduced.values())
+    moved = np.abs(reduced["ece"] - reference["ece"])
+    assert np.nanmax(moved / reference["ece_std"]) < BF16_ECE_OF_SPREAD
+    assert np.nanmax(np.abs(reduced["ece_std"] / reference["ece_std"] - 1)) < BF16_SPREAD
+    assert moved.max() > 0  # bf16 really ran
+    # The domain score's path stays in fp32 (see deepsalt.predict.domain_path): the same score.
+    np.testing.assert_allclose(reduced["domain_score"], reference["domain_score"], rtol=1e-5, atol=1e-6)
+
+
+def test_the_compiled_forward_pass_gives_the_plain_forward_passs_outputs(predictor: StudentPredictor):
+    inputs = pixels(predictor, 5000, seed=1)
+    predictor.configure(InferenceSettings(batch_pixels=2048))
+    reference = predictor.predict(*inputs)
+    predictor.configure(InferenceSettings(batch_pixels=2048, compile=True))
+    try:
+        assert isinstance(predictor.forward, CompiledForward) and predictor.forward.compiled is not None
+        compiled = predictor.predict(*inputs)  # 2048, 2048 and 904 rows: one graph for every size
+        single = predictor.predict(*(x[:1] for x in inputs))  # one row is padded to two
+        assert predictor.forward.compiled is not None  # it did not fall back
+    finally:
+        predictor.configure(InferenceSettings())
+    for name in reference:
+        np.testing.assert_allclose(compiled[name], reference[name], rtol=COMPILED_TOLERANCE, atol=1e-6)
+        np.testing.assert_allclose(single[name], reference[name][:1], rtol=COMPILED_TOLERANCE, atol=1e-6)
+
+
+def test_a_forward_pass_that_cannot_be_compiled_runs_plain_with_a_warning(predictor, monkeypatch, caplog):
+    def broken(fn, **_):
+        def call(*args):
+            raise RuntimeError("no C++ compiler on this node")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    inputs = pixels(predictor, 100, seed=2)
+    reference = predictor.predict(*inputs)
+    with caplog.at_level(logging.WARNING):
+        predictor.configure(InferenceSettings(compile=True))  # the warm-up pass already falls back
+    try:
+        assert predictor.forward.compiled is None
+        assert "compiling the forward pass failed" in caplog.text and "no C++ compiler" in caplog.text
+        for name, values in predictor.predict(*inputs).items():
+            np.testing.assert_array_equal(values, reference[name])
+    finally:
+        predictor.configure(InferenceSettings())
+
+
+def test_a_cpu_batch_stays_cache_sized_and_a_setting_wins(predictor: StudentPredictor):
+    assert default_batch(predictor.net, torch.device("cpu")) == CPU_BATCH
+    predictor.configure(InferenceSettings(batch_pixels=777))
+    assert predictor.batch_size == 777
+    predictor.configure(InferenceSettings())
+    assert predictor.batch_size == CPU_BATCH
+
+
+@given(free_gb=st.floats(0.01, 200.0), per_pixel=st.integers(1_000, 200_000))
+def test_a_gpu_batch_is_the_largest_power_of_two_that_fits_its_share_of_free_memory(free_gb, per_pixel):
+    free = int(free_gb * 1024**3)
+    batch = gpu_batch(free, per_pixel)
+    low, high = GPU_BATCH_RANGE
+    assert batch & (batch - 1) == 0 and low <= batch <= high
+    fits = free * GPU_MEMORY_SHARE / per_pixel
+    if low < batch < high:
+        assert batch <= fits < 2 * batch
+
+
+def test_activation_bytes_count_every_linear_layer(predictor: StudentPredictor):
+    widths = sum(
+        m.in_features + m.out_features for m in predictor.net.modules() if isinstance(m, torch.nn.Linear)
+    )
+    assert activation_bytes(predictor.net) == 4 * 4 * widths > 0
+
+
+@pytest.mark.parametrize(
+    "mode, pixels_per_actor, compiles",
+    [
+        (CompileMode.AUTO, COMPILE_MIN_PIXELS - 1, False),
+        (CompileMode.AUTO, COMPILE_MIN_PIXELS, True),
+        (CompileMode.ALWAYS, 1, True),
+        (CompileMode.NEVER, 10 * COMPILE_MIN_PIXELS, False),
+    ],
+)
+def test_auto_compiles_only_runs_large_enough_to_repay_it(mode, pixels_per_actor, compiles):
+    assert ModelConfig(student_url="x", compile=mode).compiles(pixels_per_actor) is compiles
+
+
+def test_precision_is_part_of_the_product_identity():
+    from deepsalt.mapping.config import MapConfig
+    from deepsalt.mapping.grid import Grid
+    from deepsalt.mapping.identity import product_identity
+    from deepsalt.mapping.predictor import ModelCard
+
+    config = MapConfig.model_validate(
+        {
+            "region": {"bounds": [0, 0, 3000, 3000]},
+            "inputs": {"stac_url": "http://stac.invalid", "covariates_url": "c"},
+            "model": {"student_url": "s", "precision": "bf16"},
+            "output": {"url": "o.zarr"},
+        }
+    )
+    grid = Grid.from_config(config.grid, config.region)
+    identity = product_identity(config, grid, ModelCard("id", "hash"), {})
+    assert identity["model.precision"] == "bf16"
