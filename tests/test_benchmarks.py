@@ -149,47 +149,39 @@ def test_the_default_chain_is_a_whole_number_of_chain_units():
 # ---------------------------------------------------------------- cost model
 
 MEASURED = cost.Measured(
-    decode_s_per_scene_pixel=2e-6, model_s_per_pixel_cpu=3e-6, flops_per_pixel=4e6, pipeline_overhead=1.25
+    read_s_per_pixel=3e-6,
+    model_s_per_pixel_cpu=3e-6,
+    flops_per_pixel=4e6,
+    stored_bytes_per_pixel=300.0,
+    pipeline_overhead=1.25,
 )
-WORKLOAD = cost.Workload(
-    pixels=3e9,
-    bands=200,
-    bytes_per_value=2,
-    scenes_per_pixel=1.5,
-    compression_ratio=2.0,
-    nodes=10,
-    startup_s=360,
-)
-
-
-def test_bytes_per_pixel_counts_bands_overlap_and_compression():
-    assert WORKLOAD.bytes_per_pixel == 300.0  # 200 × 2 × 1.5 / 2
+WORKLOAD = cost.Workload(pixels=3e9, nodes=10, startup_s=360)
 
 
 def test_gpu_node_rates_bottleneck_and_hours():
     node = cost.NodeType("gpu", cores=16, gpus=1, bandwidth_bytes_s=3e8, gpu_flops=1e14, gpu_efficiency=0.1)
     p = cost.project(node, WORKLOAD, MEASURED)
-    assert p.io_px_s == pytest.approx(1e6)  # 3e8 B/s / 300 B
-    assert p.decode_px_s == pytest.approx(16 / 3e-6)  # 2 µs × 1.5 scenes per pixel
-    assert p.model_px_s == pytest.approx(1e13 / 4e6)  # 2.5e6 px/s
+    assert p.io_px_s == pytest.approx(1e6)  # 3e8 B/s / 300 B per output pixel
+    assert p.decode_px_s == pytest.approx(16 / 3e-6)  # the cores run the read path
+    assert p.model_px_s == pytest.approx(1e13 / 4e6)  # 2.5e6 px/s on the GPU
     assert p.bottleneck == "object-store bandwidth"
     assert p.node_px_s == pytest.approx(1e6 / 1.25)
     assert p.node_hours == pytest.approx(3e9 / 8e5 / 3600)
     assert p.wall_hours == pytest.approx(p.node_hours / 10 + 0.1)
 
 
-def test_cpu_node_shares_its_cores_between_decode_and_model():
+def test_cpu_node_shares_its_cores_between_read_path_and_model():
     node = cost.NodeType("cpu", cores=30, gpus=0, bandwidth_bytes_s=1e10)
     p = cost.project(node, WORKLOAD, MEASURED)
-    combined = 30 / (3e-6 + 3e-6)  # decode 2 µs × 1.5 + model 3 µs, per pixel
+    combined = 30 / (3e-6 + 3e-6)  # read path 3 µs + model 3 µs, per output pixel
     assert p.decode_px_s == p.model_px_s == pytest.approx(combined)
-    assert p.bottleneck == "CPU decode + forward"
+    assert p.bottleneck == "CPU read + forward"
     assert p.node_px_s == pytest.approx(combined / 1.25)
 
 
 def test_an_overhead_below_one_never_speeds_the_projection_up():
     node = cost.NodeType("cpu", cores=1, gpus=0, bandwidth_bytes_s=1e12)
-    fast = cost.Measured(1e-6, 1e-6, 1e6, pipeline_overhead=0.8)
+    fast = cost.Measured(1.5e-6, 1e-6, 1e6, 300.0, pipeline_overhead=0.8)
     assert cost.project(node, WORKLOAD, fast).node_px_s == pytest.approx(1 / 2.5e-6)
 
 
@@ -248,7 +240,7 @@ def test_centred_tile_bounds_make_a_grid_of_whole_tiles(x, y, rows, cols):
 
 def test_centred_tile_bounds_refuses_no_tiles():
     with pytest.raises(ValueError, match=r"at least one tile each way, got \(0, 2\)"):
-        centred_tile_bounds((0.0, 0.0), (0, 2))
+        centred_tile_bounds((0.0, 0.0), (0, 2), tile=1024)
 
 
 def test_actor_peaks_are_reported_per_actor_in_mb():
@@ -292,18 +284,18 @@ def test_actor_tiles_joins_memory_samples_with_the_completion_records_by_pid():
 
 
 def test_memory_growth_compares_regions_at_the_same_tiles_per_actor():
-    small = [[_actor([1000, 1010], predicted=[50, 60])]]  # 1 actor, 2 tiles
-    large = [[_actor([1000, 1100, 1102, 1104], predicted=[50, 90, 60, 70])]]  # 1 actor, 4 tiles
-    large_2 = [[_actor([1000, 1020], [50, 60]), _actor([1000, 1100], [40, 90])]]  # 2 actors, 2 tiles each
-    m = memory_figures(small, large, large_2)
-    assert m["tiles_per_actor"] == {"small": [2], "large": [4], "large_2_actors": [2, 2]}
-    assert m["growth_same_tiles"] == pytest.approx(1100 / 1010 - 1)
-    assert m["growth"] == pytest.approx(1104 / 1010 - 1)
-    assert m["heaviest_tile_predicted"] == {"small": 60, "large": 90, "large_2_actors": 90}
-    assert m["warm_tiles"] == 2
-    assert m["growth_per_tile_mb"] == pytest.approx(2.0, abs=0.01)  # (1104 - 1100) / 2 tiles
-    with pytest.raises(ValueError, match="finished 2 tiles, not 3"):
-        small[0][0].peak_after(3)
+    production = [_actor([1000, 1010, 1020, 1030], predicted=[50, 60, 70, 60])]  # P on 1 actor, 4 tiles
+    double = [  # 2P on 2 actors, 4 tiles each
+        _actor([1000, 1020, 1040, 1050], [50, 60, 90, 70]),
+        _actor([1000, 1010, 1020, 1025], [40, 60, 60, 60]),
+    ]
+    m = memory_figures({"production": production, "double": double})
+    assert m["tiles_per_actor"] == {"production": [4], "double": [4, 4]}
+    assert m["runs"]["double"]["max_mb"] == pytest.approx(1050, abs=0.1)
+    assert m["growth_same_tiles"] == pytest.approx(1050 / 1030 - 1, abs=1e-3)
+    assert m["heaviest_tile_predicted"] == {"production": 70, "double": 90}
+    with pytest.raises(ValueError, match="finished 4 tiles, not 5"):
+        production[0].peak_after(5)
 
 
 def test_steady_rate_sums_the_actors_rates_after_their_first_tile():
@@ -322,9 +314,9 @@ def test_steady_rate_sums_the_actors_rates_after_their_first_tile():
 def test_memory_figures_name_the_runs_without_an_actor_that_mapped_a_tile():
     idle = ActorTiles(((0.0, 100),), (), ())
     with pytest.raises(
-        RuntimeError, match=r"no 'TileMapper' actor that finished a tile was seen in the \['small'\]"
+        RuntimeError, match=r"no 'TileMapper' actor that finished a tile was seen in the \['production'\]"
     ):
-        memory_figures([[idle]], [[_actor([1000])]], [[_actor([1000])]])
+        memory_figures({"production": [idle], "double": [_actor([1000])]})
 
 
 def test_high_water_mark_is_at_least_the_current_resident_memory():
