@@ -28,6 +28,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from deepsalt.models.target import ece_from_log
+
 BaselineName = Literal["survey_map", "plsr", "random_forest", "gradient_boosting", "gbm_survey_labels"]
 
 BASELINE_LABELS: dict[str, str] = {
@@ -122,7 +124,7 @@ class FittedBaseline:
             log_mean[ok] = _log_ece(x[ok, 0])
         elif ok.any():
             log_mean[ok] = np.ravel(self.estimator.predict(x[ok]))
-        ece = np.expm1(log_mean)
+        ece = ece_from_log(log_mean)
         return ece, (1.0 + ece) * self.log_sigma
 
 

@@ -4,7 +4,8 @@ ECe is heavy-tailed, so the heads predict a Gaussian N(m, s²) over ``y = (log1p
 (μ, σ: training statistics). In dS/m the predictive distribution is a shifted log-normal:
 ``1 + ECe ~ LogNormal(μ + σm, (σs)²)``. We report
 
-- ``ece = expm1(μ + σm)``: its median (the MAE-optimal point estimate);
+- ``ece = expm1(max(μ + σm, 0))``: its median (the MAE-optimal point estimate), never below 0 dS/m
+  (:func:`ece_from_log`: a Gaussian in log space can put its median below log1p(0), which no soil has);
 - ``ece_std = (1 + ece) · σs``: the delta-method spread in dS/m.
 
 The pair is invertible, so exact log-normal intervals are recovered with :func:`interval`
@@ -44,12 +45,17 @@ class TargetScaler:
         m = np.asarray(mean, dtype=np.float64) * self.std + self.mean
         s = np.asarray(std, dtype=np.float64) * self.std
         if self.transform == "log1p":
-            ece = np.expm1(m)
+            ece = ece_from_log(m)
             return ece.astype(np.float32), ((1 + ece) * s).astype(np.float32)
         return m.astype(np.float32), s.astype(np.float32)
 
     def to_dict(self) -> dict:
         return {"transform": self.transform, "mean": self.mean, "std": self.std}
+
+
+def ece_from_log(log1p_ece: np.ndarray) -> np.ndarray:
+    """ECe in dS/m from a log1p-space value, floored at 0 dS/m (NaN stays NaN)."""
+    return np.expm1(np.maximum(log1p_ece, 0.0))
 
 
 def _forward(ece: np.ndarray, transform: Transform) -> np.ndarray:
