@@ -170,9 +170,9 @@ class StudentEnsemble(nn.Module):
     The predictive spread of a point sample is ``sqrt(mean_k(s_k² + noise_k²) + var_k(m_k))``: each
     member's own spread, the point-sample noise it learned (a field sample is a point, the map a
     30 m pixel), and the members' disagreement. ``interval_scale`` is fitted on held-out samples so
-    that the 95 % interval covers 95 % of them. The domain score measures the first member's
-    latent and how badly the satellite autoencoder's decoder reconstructs the pixel: a land cover
-    never seen in training reconstructs badly even when its latent looks ordinary.
+    that the 95 % interval covers 95 % of them. The domain score (:class:`DomainScore`) reads the
+    first member's latent, how badly the satellite autoencoder's decoder reconstructs the pixel, and
+    how far the pixel's spectrum lies off the training spectra's principal subspace.
     """
 
     def __init__(self, members: list[StudentNet], decoder: nn.Module | None, domain_components: int = 0):
