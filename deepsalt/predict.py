@@ -6,10 +6,11 @@ time (CUDA when available). Outputs per pixel:
 - ``ece`` (dS/m): median of the predictive distribution (see ``deepsalt.models.target``);
 - ``ece_std`` (dS/m): its delta-method spread, ``(1 + ece) · s`` for the log1p target space;
   exact intervals come from :func:`deepsalt.models.target.interval`;
-- ``domain_score``: Mahalanobis distance of the pixel's latent and of its autoencoder
-  reconstruction error from the training pixels' (Ledoit–Wolf shrunk covariance), divided by the
-  95th percentile of held-out pixels' distances: ≤ 1 is inside the training distribution, ≫ 1 is
-  extrapolation.
+- ``domain_score``: the larger of two distances from the training pixels, each divided by its
+  95th percentile over held-out pixels (:class:`deepsalt.models.networks.DomainScore`): the
+  Mahalanobis distance of the pixel's latent and autoencoder reconstruction error (Ledoit–Wolf
+  shrunk covariance), and its spectrum's residual off the training spectra's principal
+  components. ≤ 1 is inside the training distribution, ≫ 1 is extrapolation.
 
 Rows with a NaN reflectance or covariate give NaN in all three outputs. The survey's map-unit ECe
 is optional per pixel (NaN: outside the survey); the student was trained to predict without it.
@@ -197,13 +198,13 @@ class CompiledForward:
 
 def domain_path(net: nn.Module) -> list[nn.Module]:
     """The modules the domain score is computed from: the first member's encoder MLP, the decoder
-    and the Mahalanobis distance.
+    and the score's distances.
 
-    The score compares the decoder's reconstruction with the standardised spectrum and measures the
-    latent against the training pixels': small differences between values of order one, which
-    16-bit rounding swamps (with all of it in bf16 the score's correlation with fp32 fell to 0.1-0.4
-    on in-distribution pixels). They stay in fp32 under autocast; the other members and every head
-    run in 16 bits.
+    The score compares the decoder's reconstruction with the standardised spectrum, the spectrum
+    with its projection on the training spectra's principal components, and the latent with the
+    training pixels': small differences between values of order one, which 16-bit rounding swamps
+    (measured in ``tests/test_inference.py``). They stay in fp32 under autocast; the other members
+    and every head run in 16 bits.
     """
     members = getattr(net, "members", None)
     found = []
