@@ -178,7 +178,7 @@ def test_baseline_checkpoint_refuses_a_replaced_model_or_a_missing_card(checkpoi
         str(other), fitted, wavelength=np.arange(12.0), training_samples=90, data_fingerprint="f", seed=0
     )
     shutil.copy(other / "model.joblib", checkpoint / "model.joblib")
-    with pytest.raises(LineageError, match=r"model\.joblib has id"):
+    with pytest.raises(LineageError, match=r"model\.joblib hashes to [0-9a-f]{16} but card\.json records"):
         BaselinePredictor.describe(str(checkpoint))
     (other / "card.json").unlink()
     with pytest.raises(InputDataError, match=r"card\.json missing"):

@@ -16,18 +16,16 @@ hash, so the map's product identity is unchanged and a rerun resumes it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from typing import Any
 
-import fsspec
 import joblib
 import numpy as np
 import sklearn
 
 from deepsalt import __version__
 from deepsalt.config import FrozenModel
-from deepsalt.errors import InputDataError, LineageError
+from deepsalt.errors import InputDataError
 from deepsalt.evaluation.baselines import (
     BASELINE_LABELS,
     BaselineName,
@@ -38,6 +36,7 @@ from deepsalt.evaluation.baselines import (
 )
 from deepsalt.evaluation.models import baseline_rows, fitted_on_pool, survey_labelled_pool
 from deepsalt.io.covariates import COVARIATE_NAMES
+from deepsalt.io.paths import join_url, read_bytes, read_verified, short_digest, write_bytes
 from deepsalt.logs import get_logger
 from deepsalt.mapping.predictor import ModelCard
 from deepsalt.training.data import TrainingData
@@ -68,20 +67,6 @@ class BaselineCard(FrozenModel):
     sklearn_version: str
 
 
-def _join(url: str, name: str) -> str:
-    return f"{url.rstrip('/')}/{name}"
-
-
-def _read(url: str) -> bytes:
-    with fsspec.open(url, "rb") as fh:
-        return fh.read()
-
-
-def _write(url: str, payload: bytes) -> None:
-    with fsspec.open(url, "wb") as fh:
-        fh.write(payload)
-
-
 def save_baseline(
     url: str,
     fitted: FittedBaseline,
@@ -98,7 +83,7 @@ def save_baseline(
     card = BaselineCard(
         key=fitted.key,
         label=BASELINE_LABELS[fitted.key],
-        checkpoint_id=hashlib.sha256(payload).hexdigest()[:16],
+        checkpoint_id=short_digest(payload),
         features=fitted.feature_set,
         log_sigma=fitted.log_sigma,
         wavelength=[float(w) for w in wavelength],
@@ -109,8 +94,8 @@ def save_baseline(
         software_version=__version__,
         sklearn_version=sklearn.__version__,
     )
-    _write(_join(url, MODEL), payload)
-    _write(_join(url, CARD), card.model_dump_json(indent=1).encode())
+    write_bytes(join_url(url, MODEL), payload)
+    write_bytes(join_url(url, CARD), card.model_dump_json(indent=1).encode())
     log.info(
         "baseline checkpoint written", extra={"url": url, "baseline": fitted.key, "id": card.checkpoint_id}
     )
@@ -140,24 +125,17 @@ def fit_baseline_checkpoint(
     )
 
 
-def read_card(url: str) -> tuple[BaselineCard, bytes]:
-    """The card and the bytes of ``model.joblib``, checked against the id the card records."""
+def read_card(url: str) -> tuple[BaselineCard, bytes, bytes]:
+    """The card, its bytes and the bytes of ``model.joblib``, checked against the id the card records."""
     try:
-        raw = _read(_join(url, CARD))
+        raw = read_bytes(join_url(url, CARD))
     except FileNotFoundError as exc:
         raise InputDataError(url, f"no baseline checkpoint here ({CARD} missing)") from exc
     try:
         card = BaselineCard.model_validate_json(raw)
     except ValueError as exc:
-        raise InputDataError(_join(url, CARD), f"invalid baseline card: {exc}") from exc
-    try:
-        payload = _read(_join(url, MODEL))
-    except FileNotFoundError as exc:
-        raise InputDataError(url, f"{MODEL} missing next to {CARD}") from exc
-    digest = hashlib.sha256(payload).hexdigest()[:16]
-    if digest != card.checkpoint_id:
-        raise LineageError(f"{url}: {MODEL} has id {digest}, but {CARD} records {card.checkpoint_id}")
-    return card, raw
+        raise InputDataError(join_url(url, CARD), f"invalid baseline card: {exc}") from exc
+    return card, raw, read_verified(url, MODEL, CARD, card.checkpoint_id)
 
 
 class BaselinePredictor:
@@ -173,17 +151,17 @@ class BaselinePredictor:
     def describe(cls, url: str) -> ModelCard:
         """Id, content hash (of ``card.json``, which records the model's hash) and lineage, without
         unpickling the model."""
-        card, raw = read_card(url)
-        return ModelCard(card.checkpoint_id, hashlib.sha256(raw).hexdigest()[:16], lineage(card))
+        card, raw, _ = read_card(url)
+        return ModelCard(card.checkpoint_id, short_digest(raw), lineage(card))
 
     @classmethod
     def load(cls, url: str, device: str | None = None) -> BaselinePredictor:
         """Read the checkpoint at ``url`` (``device`` is ignored: scikit-learn runs on the CPU)."""
-        card, _ = read_card(url)
-        fitted = joblib.load(io.BytesIO(_read(_join(url, MODEL))))
+        card, _, payload = read_card(url)
+        fitted = joblib.load(io.BytesIO(payload))
         if not isinstance(fitted, FittedBaseline) or fitted.key != card.key:
             raise InputDataError(
-                _join(url, MODEL), f"is not the fitted '{card.key}' baseline its card describes"
+                join_url(url, MODEL), f"is not the fitted '{card.key}' baseline its card describes"
             )
         return cls(fitted, card)
 

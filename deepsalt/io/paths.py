@@ -13,7 +13,7 @@ from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import AfterValidator
 
-from deepsalt.errors import InputDataError
+from deepsalt.errors import InputDataError, LineageError
 
 # fsspec protocol → GDAL virtual file system prefix.
 _GDAL_PREFIX = {
@@ -124,3 +124,35 @@ def absolute(url: str) -> str:
 
 AbsolutePath = Annotated[str, AfterValidator(absolute)]
 """A config field holding a URL whose local relative form is resolved when the config is read."""
+
+
+def join_url(url: str, name: str) -> str:
+    return f"{url.rstrip('/')}/{name}"
+
+
+def read_bytes(url: str) -> bytes:
+    with fsspec.open(url, "rb") as fh:
+        return fh.read()
+
+
+def write_bytes(url: str, payload: bytes) -> None:
+    with fsspec.open(url, "wb") as fh:
+        fh.write(payload)
+
+
+def short_digest(payload: bytes) -> str:
+    """The 16-hex-digit SHA-256 prefix checkpoints are named by."""
+    return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def read_verified(url: str, name: str, beside: str, recorded_id: str) -> bytes:
+    """The bytes of ``url/name``, refused (LineageError) unless they hash to the id that the file
+    ``beside`` it records: a checkpoint whose payload was replaced after its card was written."""
+    try:
+        payload = read_bytes(join_url(url, name))
+    except FileNotFoundError as exc:
+        raise InputDataError(url, f"{name} missing next to {beside}") from exc
+    digest = short_digest(payload)
+    if digest != recorded_id:
+        raise LineageError(f"{url}: {name} hashes to {digest} but {beside} records {recorded_id}")
+    return payload

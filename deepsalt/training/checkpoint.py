@@ -22,6 +22,7 @@ from pydantic import Field
 from deepsalt import __version__
 from deepsalt.config import FrozenModel
 from deepsalt.errors import InputDataError, LineageError
+from deepsalt.io.paths import join_url, read_bytes, read_verified, short_digest, write_bytes
 from deepsalt.logs import get_logger
 from deepsalt.training.builders import Architecture
 from deepsalt.training.config import Stage
@@ -52,20 +53,6 @@ class CheckpointMeta(FrozenModel):
     software_version: str = ""
 
 
-def _join(url: str, name: str) -> str:
-    return f"{url.rstrip('/')}/{name}"
-
-
-def _write(url: str, payload: bytes) -> None:
-    with fsspec.open(url, "wb") as fh:
-        fh.write(payload)
-
-
-def _read(url: str) -> bytes:
-    with fsspec.open(url, "rb") as fh:
-        return fh.read()
-
-
 def _exists(url: str) -> bool:
     fs, path = fsspec.core.url_to_fs(url)
     fs.invalidate_cache()
@@ -78,13 +65,13 @@ def save_checkpoint(url: str, state_dict: dict[str, torch.Tensor], **meta: Any) 
     torch.save(state_dict, buffer)
     payload = buffer.getvalue()
     full = CheckpointMeta(
-        checkpoint_id=hashlib.sha256(payload).hexdigest()[:16],
+        checkpoint_id=short_digest(payload),
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         software_version=__version__,
         **meta,
     )
-    _write(_join(url, WEIGHTS), payload)
-    _write(_join(url, META), full.model_dump_json(indent=1).encode())
+    write_bytes(join_url(url, WEIGHTS), payload)
+    write_bytes(join_url(url, META), full.model_dump_json(indent=1).encode())
     log.info(
         "checkpoint written", extra={"url": url, "stage": full.stage, "checkpoint_id": full.checkpoint_id}
     )
@@ -101,7 +88,7 @@ def read_meta(url: str, stage: Stage | None = None) -> CheckpointMeta:
 
 def _read_meta_bytes(url: str) -> bytes:
     try:
-        return _read(_join(url, META))
+        return read_bytes(join_url(url, META))
     except FileNotFoundError as exc:
         raise InputDataError(url, f"no checkpoint here ({META} missing)") from exc
 
@@ -110,7 +97,7 @@ def _parse_meta(url: str, blob: bytes) -> CheckpointMeta:
     try:
         return CheckpointMeta.model_validate_json(blob)
     except ValueError as exc:
-        raise InputDataError(_join(url, META), f"invalid checkpoint metadata: {exc}") from exc
+        raise InputDataError(join_url(url, META), f"invalid checkpoint metadata: {exc}") from exc
 
 
 def content_hash(url: str) -> str:
@@ -118,11 +105,11 @@ def content_hash(url: str) -> str:
     are read, not loaded): one value that changes with the weights, the statistics or the band axis."""
     blob = _read_meta_bytes(url)  # once: the hash is of the bytes that were checked
     _verified_weights(url, _parse_meta(url, blob))
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return short_digest(blob)
 
 
 def has_checkpoint(url: str) -> bool:
-    return _exists(_join(url, META))
+    return _exists(join_url(url, META))
 
 
 def load_checkpoint(url: str, stage: Stage | None = None) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
@@ -139,14 +126,7 @@ def load_weights(url: str, meta: CheckpointMeta) -> dict[str, torch.Tensor]:
 
 
 def _verified_weights(url: str, meta: CheckpointMeta) -> bytes:
-    try:
-        payload = _read(_join(url, WEIGHTS))
-    except FileNotFoundError as exc:
-        raise InputDataError(url, f"{WEIGHTS} missing next to {META}") from exc
-    digest = hashlib.sha256(payload).hexdigest()[:16]
-    if digest != meta.checkpoint_id:
-        raise LineageError(f"{url}: {WEIGHTS} hashes to {digest} but {META} records {meta.checkpoint_id}")
-    return payload
+    return read_verified(url, WEIGHTS, META, meta.checkpoint_id)
 
 
 def check_axis(
@@ -168,19 +148,19 @@ def _span(axis: np.ndarray) -> str:
 def save_resume(url: str, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    _write(_join(url, RESUME), buffer.getvalue())
+    write_bytes(join_url(url, RESUME), buffer.getvalue())
 
 
 def load_resume(url: str) -> dict[str, Any] | None:
     """The resume state of an interrupted run, or None."""
-    target = _join(url, RESUME)
+    target = join_url(url, RESUME)
     if not _exists(target):
         return None
-    return torch.load(io.BytesIO(_read(target)), map_location="cpu", weights_only=False)
+    return torch.load(io.BytesIO(read_bytes(target)), map_location="cpu", weights_only=False)
 
 
 def clear_resume(url: str) -> None:
-    fs, path = fsspec.core.url_to_fs(_join(url, RESUME))
+    fs, path = fsspec.core.url_to_fs(join_url(url, RESUME))
     if fs.exists(path):
         fs.rm(path)
 
