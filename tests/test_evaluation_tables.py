@@ -90,8 +90,23 @@ def test_unseen_ratio_and_record_round_trip():
     assert unseen.value == pytest.approx(4 / 9) and unseen.met  # ≤ 0.90 × on average is enough here
     record = json.loads(json.dumps(summary.record(), default=float))
     assert record["seeds"] == [0, 1, 2] and record["best_baseline"] == "baseline B"
+    assert record["best_unseen_baseline"] == "baseline B"
     assert len(record["per_seed"]) == 4 * 2 * 3  # model × split × seed
     assert {d["split"] for d in record["differences"]} == {SEEN, UNSEEN}
+
+
+def test_the_unseen_target_compares_with_the_best_baseline_of_the_unseen_region():
+    unseen = tiny_predictions(UNSEEN)
+    # baseline B collapses on the unseen region (MAE 3), baseline A stays at MAE 1
+    collapsed = (unseen["model"] == "baseline B").to_numpy()
+    unseen.loc[collapsed, "predicted"] = unseen.loc[collapsed, "observed"].to_numpy() + 3.0
+    summary = summarise(pd.concat([tiny_predictions(SEEN), unseen], ignore_index=True))
+    assert summary.best_baseline == "baseline B" and summary.best_unseen_baseline == "baseline A"
+    target = next(t for t in summary.targets if t.name == "MAE vs the best baseline, unseen region")
+    assert target.value == pytest.approx(2 / 9)  # DeepSalt's MAE 1/3, 1/3, 0 over A's 1, not B's 3
+    diffs = {(d.other, d.split) for d in summary.differences}
+    assert ("baseline A", UNSEEN) in diffs and ("baseline B", SEEN) in diffs
+    assert ("baseline B", UNSEEN) not in diffs
 
 
 def test_one_seed_claims_nothing():

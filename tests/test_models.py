@@ -28,13 +28,14 @@ from deepsalt.models.losses import (
     gaussian_kl,
     layer_weights,
 )
-from deepsalt.models.norm import Standardizer
+from deepsalt.models.norm import BoundedStandardizer, Standardizer
 from deepsalt.models.sau import SAUBatch, SAULossWeights
 
 finite = st.floats(-5, 5, allow_nan=False)
 positive = st.floats(0.05, 5, allow_nan=False)
 
 
+@settings(deadline=None)
 @given(finite, positive, finite, positive)
 def test_gaussian_kl_matches_torch_distributions(m1, s1, m2, s2):
     ours = gaussian_kl(torch.tensor(m1), torch.tensor(s1), torch.tensor(m2), torch.tensor(s2))
@@ -256,13 +257,53 @@ def test_standardizer_fit_uses_finite_rows_only():
     torch.testing.assert_close(norm.std, torch.tensor([1.0, 1.0]))
 
 
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.lists(st.floats(-50, 50), min_size=3, max_size=3), min_size=2, max_size=20),
+    st.lists(st.floats(-1e3, 1e3), min_size=3, max_size=3),
+)
+def test_bounded_standardizer_holds_values_at_the_fitted_range_and_says_by_how_much(rows, query):
+    values = np.array(rows)
+    norm = BoundedStandardizer.empty(3).fit(values)
+    std = np.maximum(values.std(axis=0), 1e-6)
+    z = (np.array(query) - values.mean(axis=0)) / std
+    low, high = (
+        (values.min(axis=0) - values.mean(axis=0)) / std,
+        (values.max(axis=0) - values.mean(axis=0)) / std,
+    )
+    q = torch.tensor([query], dtype=torch.float32)
+    np.testing.assert_allclose(norm(q)[0].numpy(), np.clip(z, low, high), rtol=1e-4, atol=1e-3)
+    expected = max(0.0, float(np.max(np.maximum(z - high, low - z))))
+    np.testing.assert_allclose(float(norm.excess(q)[0]), expected, rtol=1e-4, atol=1e-3)
+    # every training row is inside its own range
+    assert float(norm.excess(torch.tensor(values, dtype=torch.float32)).max()) < 1e-4
+
+
+def test_covariates_beyond_the_training_range_change_no_prediction_and_raise_the_domain_score():
+    student = _student()
+    sat, survey = torch.randn(4, 10), torch.rand(4) * 5
+    cov = torch.zeros(4, 8)
+    far = cov.clone()
+    norm = student.members[0].cov_norm
+    far[:, 3] = 50.0  # ~50 training sd above the mean: beyond the range of any fitted row
+    edge = cov.clone()
+    edge[:, 3] = norm.mean[3] + norm.high[3] * norm.std[3]  # the largest fitted value
+    near, score_near = student.forward_with_domain(sat, edge, survey)
+    out, score = student.forward_with_domain(sat, far, survey)
+    torch.testing.assert_close(out.mean, near.mean)
+    torch.testing.assert_close(out.std, near.std)
+    excess = float((50.0 - norm.mean[3]) / norm.std[3] - norm.high[3])
+    assert bool((score >= 1.0 + excess - 1e-4).all())
+    assert bool((score_near < score).all())
+
+
 def _student(survey: bool = True, members: int = 2) -> StudentEnsemble:
     torch.manual_seed(0)
     nets = [
         StudentNet(
             SpectralEncoder(10, 4, (8,), 0.0),
             GaussianMLP(4, 8 + (2 if survey else 0), (8, 8), 0.0),
-            Standardizer.empty(8),
+            BoundedStandardizer.empty(8).fit(np.random.default_rng(0).normal(size=(200, 8))),
             Standardizer.empty(1) if survey else None,
         )
         for _ in range(members)

@@ -122,6 +122,12 @@ def render(
             f" Best baseline (lowest held-out-block MAE): **{summary.best_baseline}**."
             if summary.best_baseline
             else ""
+        )
+        + (
+            f" On the unseen region (lowest MAE there, which its target compares with): "
+            f"**{summary.best_unseen_baseline}**."
+            if summary.best_unseen_baseline
+            else ""
         ),
         "",
     ]

@@ -13,12 +13,13 @@ from deepsalt.models.losses import (
     layer_weights,
 )
 from deepsalt.models.networks import StudentEnsemble, StudentNet, TeacherNet
-from deepsalt.models.norm import Standardizer
+from deepsalt.models.norm import BoundedStandardizer, Standardizer
 from deepsalt.models.sau import SAUBatch, SAULossWeights, SpectralAdaptationUnit, sau_loss
 from deepsalt.models.target import TargetScaler, interval
 from deepsalt.models.transformer import GaussianTransformer
 
 __all__ = [
+    "BoundedStandardizer",
     "DistillationWeights",
     "GaussianMLP",
     "GaussianOutput",

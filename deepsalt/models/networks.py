@@ -14,7 +14,7 @@ from torch import nn
 
 from deepsalt.models.autoencoder import SpectralEncoder
 from deepsalt.models.heads import GaussianOutput
-from deepsalt.models.norm import Standardizer
+from deepsalt.models.norm import BoundedStandardizer, Standardizer
 
 
 def _with_linear(out: GaussianOutput, linear: nn.Linear | None, x: torch.Tensor) -> GaussianOutput:
@@ -105,7 +105,7 @@ class StudentNet(nn.Module):
         self,
         encoder: SpectralEncoder | None,
         head: nn.Module,
-        cov_norm: Standardizer | None,
+        cov_norm: BoundedStandardizer | None,
         survey_norm: Standardizer | None,
         linear: bool = True,
         survey_covariates: tuple[int, ...] = (),
@@ -172,7 +172,8 @@ class StudentEnsemble(nn.Module):
     30 m pixel), and the members' disagreement. ``interval_scale`` is fitted on held-out samples so
     that the 95 % interval covers 95 % of them. The domain score (:class:`DomainScore`) reads the
     first member's latent, how badly the satellite autoencoder's decoder reconstructs the pixel, and
-    how far the pixel's spectrum lies off the training spectra's principal subspace.
+    how far the pixel's spectrum lies off the training spectra's principal subspace; a pixel whose
+    covariates lie outside their training range scores at least ``1 +`` the distance beyond it.
     """
 
     def __init__(self, members: list[StudentNet], decoder: nn.Module | None, domain_components: int = 0):
@@ -192,7 +193,7 @@ class StudentEnsemble(nn.Module):
         self, latent: torch.Tensor | None, standardized: torch.Tensor | None, covariates: torch.Tensor
     ) -> torch.Tensor:
         if latent is None:
-            return self.members[0].cov_norm(covariates)
+            return self.members[0].cov_norm.unbounded(covariates)
         error = ((self.decoder(latent) - standardized) ** 2).mean(dim=-1, keepdim=True)
         return torch.cat([latent, torch.log(error + 1e-6)], dim=-1)
 
@@ -213,7 +214,14 @@ class StudentEnsemble(nn.Module):
         if len(means) > 1:
             spread = spread + torch.stack(means).var(dim=0, unbiased=False)
         out = GaussianOutput(mean, spread.sqrt() * self.interval_scale, features)
-        return out, self.domain(self.domain_features(latent, standardized, covariates), standardized)
+        score = self.domain(self.domain_features(latent, standardized, covariates), standardized)
+        cov_norm = self.members[0].cov_norm
+        if cov_norm is not None:
+            # Covariates beyond the training range were clamped (BoundedStandardizer): the pixel
+            # lies outside what the student learned from however ordinary its spectrum looks.
+            excess = cov_norm.excess(covariates)
+            score = torch.where(excess > 0, torch.maximum(score, 1.0 + excess), score)
+        return out, score
 
     def forward(
         self, reflectance: torch.Tensor, covariates: torch.Tensor, survey: torch.Tensor

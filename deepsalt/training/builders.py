@@ -14,7 +14,7 @@ from deepsalt.config import FrozenModel
 from deepsalt.models.autoencoder import SpectralEncoder, SpectralFeatures, mlp
 from deepsalt.models.heads import GaussianMLP
 from deepsalt.models.networks import StudentEnsemble, StudentNet, TeacherNet
-from deepsalt.models.norm import Standardizer
+from deepsalt.models.norm import BoundedStandardizer, Standardizer
 from deepsalt.models.sau import SpectralAdaptationUnit
 from deepsalt.models.transformer import GaussianTransformer
 from deepsalt.training.config import Stage, TrainConfig
@@ -160,7 +160,7 @@ def build_student(arch: StudentArch) -> StudentEnsemble:
         StudentNet(
             build_encoder(arch.encoder) if arch.encoder is not None else None,
             build_head(arch.head),
-            Standardizer.empty(arch.n_covariates) if arch.n_covariates else None,
+            BoundedStandardizer.empty(arch.n_covariates) if arch.n_covariates else None,
             Standardizer.empty(1) if arch.survey else None,
             arch.linear,
             arch.survey_covariates,
