@@ -258,7 +258,10 @@ def training_region_scores(student: Student, n: int = 4000) -> np.ndarray:
         raw = ds.read().reshape(ds.count, -1).T
     reflectance, _ = matcher.reflectance(raw[np.random.default_rng(0).choice(len(raw), n, replace=False)])
     keep = np.isfinite(reflectance).all(axis=1)
-    covariates = np.tile(np.array([list(COVARIATES.values())], np.float32), (keep.sum(), 1))
+    # The region's own climate and texture (the training mean): Potsdam's covariates lie far
+    # outside the training range and would flag every pixel whatever its spectrum.
+    typical = predictor.net.members[0].cov_norm.mean.numpy()
+    covariates = np.tile(typical[None, :].astype(np.float32), (keep.sum(), 1))
     return predictor.predict(reflectance[keep], covariates)["domain_score"]
 
 
