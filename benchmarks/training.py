@@ -40,13 +40,16 @@ def exact_epochs_config(
 
 def samples_per_epoch(workspace: Workspace, data: Any, stage: str) -> int:
     """Training rows one epoch of ``stage`` visits (the stage's own split and row filters)."""
-    from deepsalt.training import stages
+    from deepsalt.training.config import Stage
+    from deepsalt.training.stages import STAGE_TRAINERS, plan_stage
 
     config = train_config(workspace.train_output, workspace.region_url)
-    parents = {"sau": config.stage_url("sau"), "teacher": config.stage_url("teacher")}
-    # The stage classes own the row filters; asking them avoids restating those rules here.
-    cls = {"sau": stages._SAUStage, "teacher": stages._TeacherStage, "student": stages._StudentStage}[stage]
-    return len(cls(config, data, parents).train_set)
+    urls = {s: config.stage_url(s) for s in Stage}
+    # The stage trainers own the row filters; asking them avoids restating those rules here.
+    planned = plan_stage(Stage(stage), data, config, urls)
+    trainer = STAGE_TRAINERS[planned.stage](config, data, planned.parents)
+    trainer.prepare()
+    return len(trainer.train_set)
 
 
 def stage_run(workspace: Workspace, data: Any, stage: str, epochs: int, scratch: Path) -> Callable[[], None]:
