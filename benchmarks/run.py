@@ -12,13 +12,17 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks import cost, machine, report
 from benchmarks.report import Target
 from deepsalt.logs import get_logger, setup_logging
+
+if TYPE_CHECKING:
+    from benchmarks.mapping import Geometry
 
 log = get_logger(__name__)
 
@@ -56,7 +60,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def plan(quick: bool) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunPlan:
+    """Sizes and repetitions of one benchmark run."""
+
+    geometry: Geometry
+    """Tile, chunk and block sizes of the mapping family."""
+    world_name: str
+    world: dict[str, Any]
+    """``deepsalt synth`` settings of the mapping family's world."""
+    warmup: int
+    repeats: int
+    stage_epochs: int
+    overhead_units: tuple[int, int]
+
+
+def plan(quick: bool) -> RunPlan:
     """Sizes and repetitions: the full run fits in about 15 minutes on 2 shared cores.
 
     Mapping runs each case once at production shape (tiles of 1024², a 2048² region and one twice
@@ -67,22 +86,8 @@ def plan(quick: bool) -> dict[str, Any]:
     from benchmarks import mapping, workspace
 
     if quick:
-        return {
-            "geometry": mapping.QUICK,
-            "world": ("quick", workspace.QUICK_WORLD),
-            "warmup": 0,
-            "repeats": 1,
-            "stage_epochs": 2,
-            "overhead_units": (1, 2),
-        }
-    return {
-        "geometry": mapping.FULL,
-        "world": ("production", workspace.PRODUCTION_WORLD),
-        "warmup": 1,
-        "repeats": 3,
-        "stage_epochs": 10,
-        "overhead_units": (1, 5),
-    }
+        return RunPlan(mapping.QUICK, "quick", workspace.QUICK_WORLD, 0, 1, 2, (1, 2))
+    return RunPlan(mapping.FULL, "production", workspace.PRODUCTION_WORLD, 1, 3, 10, (1, 5))
 
 
 def single_threaded() -> None:
@@ -221,8 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks import mapping
         from deepsalt.synth import load_region
 
-        name, world = settings["world"]
-        space = ws.prepare(args.workdir, name, world)
+        space = ws.prepare(args.workdir, settings.world_name, settings.world)
         manifest = load_region(space.region_url)
         model = {"student_url": space.student_url, "compile": "always"}
         if args.predictor:
@@ -232,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
                 stac_url, manifest.href("covariates"), manifest.href(manifest.files.survey["export"]), model
             )
             results["mapping"] = mapping.benchmark(
-                manifest.bbox_lonlat, inputs, settings["geometry"], args.workdir / "maps", space.student_url
+                manifest.bbox_lonlat, inputs, settings.geometry, args.workdir / "maps", space.student_url
             )
         results["mapping"]["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         results["cost"] = cost_results(results["mapping"])
@@ -244,10 +248,10 @@ def main(argv: list[str] | None = None) -> None:
         results["training"] = training.benchmark(
             space,
             args.workdir / "train",
-            settings["stage_epochs"],
-            settings["overhead_units"],
-            settings["warmup"],
-            settings["repeats"],
+            settings.stage_epochs,
+            settings.overhead_units,
+            settings.warmup,
+            settings.repeats,
         )
         results["training"]["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         run.write(results)
@@ -269,7 +273,7 @@ def kept_families(path: Path, rerun: set[str]) -> dict[str, Any]:
 class RunInfo:
     """When and where the run happened; writes results.json and RESULTS.md with that context."""
 
-    def __init__(self, args: argparse.Namespace, settings: dict[str, Any]):
+    def __init__(self, args: argparse.Namespace, settings: RunPlan):
         self.args, self.settings = args, settings
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
         self.clock = time.monotonic()
@@ -283,8 +287,8 @@ class RunInfo:
             "started": self.started,
             "seconds": round(time.monotonic() - self.clock, 1),
             "quick": self.args.quick,
-            "warmup": self.settings["warmup"],
-            "repeats": self.settings["repeats"],
+            "warmup": self.settings.warmup,
+            "repeats": self.settings.repeats,
             "machine": self.machine | {"load_average_end": load_now},
             "under_load": busy,
             "load_note": (
