@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import psutil
 import pytest
 import torch
@@ -20,6 +21,7 @@ from pyproj import CRS
 from torch import nn
 
 from benchmarks import cost
+from benchmarks.band_conversion import cases, dense_reflectance, stored_values
 from benchmarks.mapping import (
     ActorTiles,
     actor_peaks_mb,
@@ -392,3 +394,18 @@ def test_table_formats_large_and_small_numbers():
     assert "| big | 1,234,567 |" in text
     assert "| small | 0.000123 |" in text
     assert "| nan | n/a |" in text
+
+
+def test_band_conversion_cases_pick_and_resample_and_agree_with_the_dense_baseline():
+    """The benchmark compares like with like: its baseline (the dense product it replaced) gives the
+    same reflectance, NaN pattern and out-of-range flags as BandMatcher on both cases."""
+    measured = cases()
+    assert measured["picked"].pick is not None and measured["resampled"].pick is None
+    for matcher in measured.values():
+        raw = stored_values(matcher.n_bands, 3000)
+        got, beyond = matcher.reflectance(raw)
+        old, old_beyond = dense_reflectance(matcher, raw)
+        assert np.isnan(old).any(axis=1).any() and np.isfinite(old).all(axis=1).any()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(old))
+        np.testing.assert_array_equal(beyond, old_beyond)
+        np.testing.assert_allclose(got, old, rtol=1e-6, atol=1e-7)

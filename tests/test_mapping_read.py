@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pyproj import CRS
 from rasterio.enums import Resampling
@@ -262,6 +262,56 @@ def test_band_conversion_follows_the_scaling_rule(shift: float, dtype: str, n: i
     raw[rng.random(raw.shape) < 0.01] = -32768
     if dtype == "float32":
         raw[rng.random(raw.shape) < 0.01] = np.nan
+    got, beyond = matcher.reflectance(raw)
+    expected, expected_beyond = reference_reflectance(matcher, raw)
+    np.testing.assert_array_equal(beyond, expected_beyond)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+@st.composite
+def detector_order_tables(draw: st.DrawFn) -> BandTable:
+    """Two detectors' bands in file order: VNIR rising, then SWIR rising from inside the VNIR's range,
+    with irregular spacing, per-band widths and a few bad bands."""
+    n_vnir, n_swir = draw(st.integers(8, 40)), draw(st.integers(8, 60))
+    vnir_start, swir_start = draw(st.floats(400.0, 450.0)), draw(st.floats(880.0, 960.0))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    vnir = vnir_start + np.cumsum(rng.uniform(4.0, 14.0, n_vnir))
+    swir = swir_start + np.cumsum(rng.uniform(6.0, 25.0, n_swir))
+    wavelength = np.concatenate([vnir, swir])
+    fwhm = rng.uniform(4.0, 16.0, wavelength.size)
+    good = rng.random(wavelength.size) > draw(st.sampled_from([0.0, 0.05]))
+    return BandTable(wavelength, fwhm, good)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    table=detector_order_tables(),
+    shift=st.one_of(st.just(0.0), st.floats(0.5, 4.0), st.floats(-4.0, -0.5)),
+    every=st.integers(1, 3),
+    dtype=st.sampled_from(["int16", "float32"]),
+    n=st.integers(0, 3000),
+    seed=st.integers(0, 2**16),
+)
+def test_band_conversion_equals_the_dense_srf_product_on_detector_order_tables(
+    table: BandTable, shift: float, every: int, dtype: str, n: int, seed: int
+):
+    """The SRF product by blocks over wavelength-ordered bands gives the dense product's values,
+    NaN pattern (a pixel with any invalid usable band is NaN in every band) and out-of-range flags."""
+    rng = np.random.default_rng(seed)
+    usable = np.sort(table.wavelength[table.usable()])
+    target = usable[::every] + shift
+    try:
+        matcher = BandMatcher.build(table, target, -32768, "x")
+    except InputDataError:  # a band the scene cannot give: refused, nothing to compare
+        event("refused")
+        return
+    event("picked" if matcher.pick is not None else "resampled")
+    raw = rng.integers(-1500, 13_000, (n, table.n_bands)).astype(dtype)
+    raw[rng.random(raw.shape) < 0.002] = -32768
+    raw[rng.random(n) < 0.05] = -32768
+    if dtype == "float32":
+        raw[rng.random(raw.shape) < 0.002] = rng.choice([np.nan, np.inf, -np.inf])
     got, beyond = matcher.reflectance(raw)
     expected, expected_beyond = reference_reflectance(matcher, raw)
     np.testing.assert_array_equal(beyond, expected_beyond)

@@ -10,6 +10,12 @@ windows never enter the model.
 
 A scene that ships no land/water classes (a bare GeoTIFF, the other imaging spectrometers) has its
 water found from the spectrum (:meth:`BandMatcher.water`).
+
+The SRF weights are banded once the scene's bands are put in wavelength order (each student band
+draws on a few neighbouring scene bands, and EnMAP lists its two detectors' overlapping ranges one
+after the other), so the resampling is done as :class:`SrfBlocks`: one small matrix product per
+block of student bands over just the scene bands with a nonzero weight for it, which is the dense
+product with its exact zeros left out.
 """
 
 from __future__ import annotations
@@ -33,6 +39,35 @@ WATER_SWIR = (1610.0, 0.03)
 # A water test band must lie this close (nm) to a student band.
 WATER_BAND_NM = 25.0
 CONVERT_ROWS = 8192
+# Student bands per block of the SRF product: wider blocks multiply more zeros, narrower ones make
+# more, smaller products (the block size is measured in benchmarks/band_conversion.py).
+SRF_BLOCK_BANDS = 32
+
+
+@dataclass(frozen=True)
+class SrfBlocks:
+    """The SRF product ``scaled @ weights.T`` split into blocks of student bands, each over the
+    contiguous range of (wavelength-ordered) scene bands that holds all its nonzero weights."""
+
+    blocks: tuple[tuple[slice, slice, np.ndarray], ...]  # (student bands, scene bands, weights.T part)
+
+    @classmethod
+    def from_weights(cls, weights: np.ndarray, block_bands: int = SRF_BLOCK_BANDS) -> SrfBlocks:
+        """``weights`` (student bands, scene bands), the scene bands in the order the product reads."""
+        nonzero = weights != 0
+        first = nonzero.argmax(axis=1)
+        last = weights.shape[1] - nonzero[:, ::-1].argmax(axis=1)  # one past the last nonzero
+        blocks = []
+        for start in range(0, len(weights), block_bands):
+            bands = slice(start, min(start + block_bands, len(weights)))
+            scene = slice(int(first[bands].min()), int(last[bands].max()))
+            blocks.append((bands, scene, np.ascontiguousarray(weights[bands, scene].T)))
+        return cls(tuple(blocks))
+
+    def apply(self, scaled: np.ndarray, out: np.ndarray) -> None:
+        """``out[:] = scaled @ weights.T`` (a NaN reaches only the blocks that read its band)."""
+        for bands, scene, part in self.blocks:
+            np.matmul(scaled[:, scene], part, out=out[:, bands])
 
 
 @dataclass(frozen=True)
@@ -48,6 +83,8 @@ class BandMatcher:
     weights: np.ndarray | None  # (student bands, usable bands) row-normalised weights
     filled: tuple[float, ...]  # student bands (nm) interpolated from the scene's neighbours
     water_bands: tuple[int, int] | None  # student band positions of the NIR/SWIR water test
+    read: np.ndarray  # positions among usable bands in the order :meth:`reflectance` converts them
+    product: SrfBlocks | None  # ``weights`` in ``read`` order, by blocks (None with ``pick``)
 
     @classmethod
     def build(cls, table: BandTable, target: np.ndarray, nodata: float, source: str) -> BandMatcher:
@@ -63,7 +100,10 @@ class BandMatcher:
         distance = np.abs(table.wavelength[usable][None, :] - target[:, None])
         nearest = distance.argmin(axis=1)
         if np.all(distance[np.arange(target.size), nearest] < SAME_BAND_NM):
-            return cls(table.n_bands, usable, gain, offset, nodata, nearest, None, (), water)
+            # The picked bands first, so the student's input is the first columns of what is read;
+            # the others follow only for the out-of-range test.
+            read = np.concatenate([nearest, np.setdiff1d(np.arange(n), nearest)])
+            return cls(table.n_bands, usable, gain, offset, nodata, nearest, None, (), water, read, None)
         widths = table.fwhm[usable][nearest]
         match = match_bands(table.wavelength[usable], BandTable(target, widths, np.ones(target.size, bool)))
         if match.missing.any():
@@ -76,7 +116,9 @@ class BandMatcher:
             )
         filled = tuple(float(w) for w in target[match.filled])
         weights = match.weights.astype(np.float32)
-        return cls(table.n_bands, usable, gain, offset, nodata, None, weights, filled, water)
+        read = np.argsort(table.wavelength[usable], kind="stable")
+        product = SrfBlocks.from_weights(weights[:, read])
+        return cls(table.n_bands, usable, gain, offset, nodata, None, weights, filled, water, read, product)
 
     def reflectance(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(reflectance (n, student bands) float32 with NaN = nodata, out-of-range mask (n,)).
@@ -89,12 +131,15 @@ class BandMatcher:
         n_out = len(self.pick) if self.pick is not None else len(self.weights)  # type: ignore[arg-type]
         out = np.empty((len(raw), n_out), dtype=np.float32)
         beyond = np.empty(len(raw), dtype=bool)
-        gain, offset = self.gain.astype(np.float32), self.offset.astype(np.float32)
+        columns = self.usable[self.read]
+        gain, offset = self.gain[self.read].astype(np.float32), self.offset[self.read].astype(np.float32)
         nodata = np.float32(self.nodata)
         check_finite = raw.dtype.kind == "f"
         for start in range(0, len(raw), CONVERT_ROWS):
             rows = slice(start, start + CONVERT_ROWS)
-            values = raw[rows][:, self.usable].astype(np.float32)
+            values = np.take(raw[rows], columns, axis=1).astype(
+                np.float32
+            )  # row-major, unlike raw[:, columns]
             stored_nodata = values == nodata
             invalid = stored_nodata | ~np.isfinite(values) if check_finite else stored_nodata
             physical = np.multiply(values, gain, out=values)
@@ -103,14 +148,15 @@ class BandMatcher:
             outside |= physical > PLAUSIBLE_RANGE[1]
             outside &= ~stored_nodata
             beyond[rows] = outside.any(axis=1)
-            if self.pick is not None:
-                scaled = np.clip(physical[:, self.pick], 0.0, 1.0)
-                scaled[invalid[:, self.pick]] = np.nan
-                out[rows] = scaled
+            converted = out[rows]
+            if self.product is None:  # picked: the first n_out columns read are the student's bands
+                np.clip(physical[:, :n_out], 0.0, 1.0, out=converted)
+                np.copyto(converted, np.float32(np.nan), where=invalid[:, :n_out])
             else:
-                scaled = np.clip(physical, 0.0, 1.0, out=physical)
-                scaled[invalid] = np.nan
-                np.matmul(scaled, self.weights.T, out=out[rows])  # type: ignore[union-attr]
+                # As the dense product did, an invalid usable band makes every band of that pixel NaN
+                # (the blocks alone would spread it only to the bands that draw on it).
+                self.product.apply(np.clip(physical, 0.0, 1.0, out=physical), converted)
+                converted[invalid.any(axis=1)] = np.nan
         return out, beyond
 
     def water(self, reflectance: np.ndarray) -> np.ndarray:
