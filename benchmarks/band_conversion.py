@@ -26,12 +26,14 @@ import numpy as np
 
 from benchmarks import machine
 from benchmarks.timing import interleaved
-from deepsalt.mapping.bands import CONVERT_ROWS, PLAUSIBLE_RANGE, BandMatcher
+from deepsalt.mapping.bands import CONVERT_ROWS, PLAUSIBLE_RANGE, BandMatcher, SrfBlocks
 from deepsalt.spectra import ENMAP_NODATA
 
 HERE = Path(__file__).parent
 PIXELS = 65_536
 SHIFT_NM = 1.5
+BLOCK_SIZES = (8, 16, 32, 64)
+"""Student bands per SRF block compared (``deepsalt.mapping.bands.SRF_BLOCK_BANDS`` is one of them)."""
 NODATA_SHARE = 0.02
 """Share of pixels stored as nodata in every band (scene edges), plus as many with one bad value."""
 
@@ -112,9 +114,7 @@ def measure(pixels: int = PIXELS, warmup: int = 2, repeats: int = 15) -> dict[st
             "scene_bands": int(matcher.usable.size),
             "student_bands": int(new.shape[1]),
             "srf_weights_kept": (
-                None
-                if matcher.product is None
-                else sum(part.size for _, _, part in matcher.product.blocks) / matcher.weights.size  # type: ignore[union-attr]
+                None if matcher.product is None else matcher.product.weights_kept / matcher.weights.size  # type: ignore[union-attr]
             ),
             "same_nan": bool(np.array_equal(np.isnan(new), np.isnan(old))),
             "same_out_of_range": bool(np.array_equal(new_beyond, old_beyond)),
@@ -132,6 +132,34 @@ def measure(pixels: int = PIXELS, warmup: int = 2, repeats: int = 15) -> dict[st
     return results
 
 
+def block_sizes(
+    sizes: tuple[int, ...] = BLOCK_SIZES, pixels: int = CONVERT_ROWS, warmup: int = 2, repeats: int = 15
+) -> dict[str, Any]:
+    """The resampled case's SRF product alone at several block sizes (the dense product is one
+    block of every band), interleaved, on one chunk of scaled reflectance."""
+    matcher = cases()["resampled"]
+    ordered = matcher.weights[:, matcher.read]  # type: ignore[index]
+    scaled = np.random.default_rng(0).random((pixels, ordered.shape[1]), dtype=np.float32)
+    out = np.empty((pixels, ordered.shape[0]), dtype=np.float32)
+    products = {str(size): SrfBlocks.from_weights(ordered, size) for size in sizes}
+    products["dense"] = SrfBlocks.from_weights(ordered, len(ordered))
+    timings = interleaved(
+        {name: partial(product.apply, scaled, out) for name, product in products.items()},
+        dict.fromkeys(products, pixels),
+        warmup=warmup,
+        repeats=repeats,
+    )
+    return {
+        name: {
+            "weights_kept": products[name].weights_kept / ordered.size,
+            "us_per_pixel": timing.per_unit * 1e6,
+            "spread": timing.spread,
+            "dense_over_this": timings["dense"].median / timing.median,
+        }
+        for name, timing in timings.items()
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.band_conversion", description=__doc__.splitlines()[0]
@@ -143,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
 
     single_threaded()
     started = machine.describe()
-    result = {"pixels": args.pixels, "cases": measure(args.pixels)}
+    result = {"pixels": args.pixels, "cases": measure(args.pixels), "srf_block_sizes": block_sizes()}
     result["machine"] = {**started, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 

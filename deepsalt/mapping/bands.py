@@ -40,8 +40,17 @@ WATER_SWIR = (1610.0, 0.03)
 WATER_BAND_NM = 25.0
 CONVERT_ROWS = 8192
 # Student bands per block of the SRF product: wider blocks multiply more zeros, narrower ones make
-# more, smaller products (the block size is measured in benchmarks/band_conversion.py).
+# more, smaller products (benchmarks/band_conversion.py compares block sizes).
 SRF_BLOCK_BANDS = 32
+
+
+@dataclass(frozen=True)
+class SrfBlock:
+    """Student bands ``student`` draw only on scene bands ``scene`` (in the order the product reads)."""
+
+    student: slice
+    scene: slice
+    weights_t: np.ndarray  # (scene bands, student bands) of this block: the weights transposed
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class SrfBlocks:
     """The SRF product ``scaled @ weights.T`` split into blocks of student bands, each over the
     contiguous range of (wavelength-ordered) scene bands that holds all its nonzero weights."""
 
-    blocks: tuple[tuple[slice, slice, np.ndarray], ...]  # (student bands, scene bands, weights.T part)
+    blocks: tuple[SrfBlock, ...]
 
     @classmethod
     def from_weights(cls, weights: np.ndarray, block_bands: int = SRF_BLOCK_BANDS) -> SrfBlocks:
@@ -61,13 +70,18 @@ class SrfBlocks:
         for start in range(0, len(weights), block_bands):
             bands = slice(start, min(start + block_bands, len(weights)))
             scene = slice(int(first[bands].min()), int(last[bands].max()))
-            blocks.append((bands, scene, np.ascontiguousarray(weights[bands, scene].T)))
+            blocks.append(SrfBlock(bands, scene, np.ascontiguousarray(weights[bands, scene].T)))
         return cls(tuple(blocks))
+
+    @property
+    def weights_kept(self) -> int:
+        """Weights the blocks multiply (of student bands × scene bands in the dense product)."""
+        return sum(block.weights_t.size for block in self.blocks)
 
     def apply(self, scaled: np.ndarray, out: np.ndarray) -> None:
         """``out[:] = scaled @ weights.T`` (a NaN reaches only the blocks that read its band)."""
-        for bands, scene, part in self.blocks:
-            np.matmul(scaled[:, scene], part, out=out[:, bands])
+        for block in self.blocks:
+            np.matmul(scaled[:, block.scene], block.weights_t, out=out[:, block.student])
 
 
 @dataclass(frozen=True)
@@ -124,7 +138,8 @@ class BandMatcher:
         """(reflectance (n, student bands) float32 with NaN = nodata, out-of-range mask (n,)).
 
         Stored × gain + offset, clipped to [0, 1] (``deepsalt.spectra.scale_reflectance``'s rule),
-        NaN where a band is nodata or not finite; out of range where a usable band, not nodata, is
+        NaN where a band is nodata or not finite (resampled: a pixel with any such usable band is
+        NaN in every band, as the dense SRF product made it); out of range where a usable band, not nodata, is
         outside :data:`PLAUSIBLE_RANGE` before clipping. Converted :data:`CONVERT_ROWS` pixels at a
         time, so the float copies stay in the CPU's cache between the passes.
         """
@@ -137,9 +152,8 @@ class BandMatcher:
         check_finite = raw.dtype.kind == "f"
         for start in range(0, len(raw), CONVERT_ROWS):
             rows = slice(start, start + CONVERT_ROWS)
-            values = np.take(raw[rows], columns, axis=1).astype(
-                np.float32
-            )  # row-major, unlike raw[:, columns]
+            # np.take keeps rows contiguous; raw[rows][:, columns] would come out column-major.
+            values = np.take(raw[rows], columns, axis=1).astype(np.float32)
             stored_nodata = values == nodata
             invalid = stored_nodata | ~np.isfinite(values) if check_finite else stored_nodata
             physical = np.multiply(values, gain, out=values)
