@@ -1,6 +1,7 @@
 """Band conversion (``BandMatcher.reflectance``) against the dense implementation it replaced.
 
     OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python -m benchmarks.band_conversion   # writes band_conversion.json
+    ... -m benchmarks.band_conversion --tile-workdir /tmp/deepsalt-bench     # and its share of one tile
 
 Both run in this process on the same stored values, interleaved round-robin, so the ratio holds
 on a shared machine even when the absolute times do not. Two cases, both on the real EnMAP band
@@ -17,15 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 
 from benchmarks import machine
 from benchmarks.timing import interleaved
+from deepsalt.logs import setup_logging
 from deepsalt.mapping.bands import CONVERT_ROWS, PLAUSIBLE_RANGE, BandMatcher, SrfBlocks
 from deepsalt.spectra import ENMAP_NODATA
 
@@ -160,18 +165,73 @@ def block_sizes(
     }
 
 
+def tile_shares(workdir: Path, rounds: int = 2) -> dict[str, Any]:
+    """Band conversion's share of one tile: P's first tile mapped by the actors' ``TileMapper``
+    (no Ray, forward not compiled) with the dense baseline and the current conversion in turn,
+    after one unmeasured tile that loads the student and fills the caches."""
+    from benchmarks import mapping as bm
+    from benchmarks.tile_floors import first_tile_of_p
+    from deepsalt.mapping.worker import TileMapper
+
+    implementations = {"dense": dense_reflectance, "blocks": BandMatcher.reflectance}
+    seconds: dict[str, dict[str, list[float]]] = {
+        name: {"tile": [], "conversion": []} for name in implementations
+    }
+    with first_tile_of_p(workdir, compile_forward=False) as (case, tile, _):
+        mapper = TileMapper(bm.mapping_job(case))
+        mapper.map_tile(tile)
+        for _ in range(rounds):
+            for name, convert in implementations.items():
+                spent = 0.0
+
+                def timed(matcher: BandMatcher, raw: np.ndarray, convert=convert) -> Any:
+                    nonlocal spent
+                    start = time.perf_counter()
+                    converted = convert(matcher, raw)
+                    spent += time.perf_counter() - start
+                    return converted
+
+                with patch.object(BandMatcher, "reflectance", timed):
+                    start = time.perf_counter()
+                    mapper.map_tile(tile)
+                    seconds[name]["tile"].append(time.perf_counter() - start)
+                seconds[name]["conversion"].append(spent)
+    return {
+        "pixels": tile.n_pixels,
+        "scenes": len(tile.scenes),
+        **{
+            name: {
+                **runs,
+                "share": statistics.median(
+                    c / t for c, t in zip(runs["conversion"], runs["tile"], strict=True)
+                ),
+                "us_per_tile_pixel": statistics.median(runs["conversion"]) / tile.n_pixels * 1e6,
+            }
+            for name, runs in seconds.items()
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.band_conversion", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--pixels", type=int, default=PIXELS)
     parser.add_argument("--out", type=Path, default=HERE / "band_conversion.json")
+    parser.add_argument(
+        "--tile-workdir",
+        type=Path,
+        help="also map P's first tile from this make-bench work folder with each conversion (minutes)",
+    )
     args = parser.parse_args(argv)
     from benchmarks.run import single_threaded
 
     single_threaded()
     started = machine.describe()
     result = {"pixels": args.pixels, "cases": measure(args.pixels), "srf_block_sizes": block_sizes()}
+    if args.tile_workdir is not None:
+        setup_logging()
+        result["tile"] = tile_shares(args.tile_workdir)
     result["machine"] = {**started, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -12,9 +12,11 @@ start-up, scaling, memory or dask figure; those need ``make bench``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +28,10 @@ from deepsalt.logs import setup_logging
 HERE = Path(__file__).parent
 
 
-def measure(workdir: Path, compile_forward: bool) -> dict[str, Any]:
-    """Map P's first tile once, timing the read path and the predictor apart, then the floors."""
-    from pyinstrument import Profiler
-
-    from deepsalt.mapping.worker import TileMapper
+@contextlib.contextmanager
+def first_tile_of_p(workdir: Path, compile_forward: bool) -> Iterator[tuple[Any, Any, ws.Workspace]]:
+    """(case, tile, workspace): P's first tile (1024², all its scenes) with the page cache warm,
+    inside the STAC API its scenes are read through."""
     from deepsalt.synth import load_region
 
     # The world and student ``make bench`` made (training again would re-read the whole world).
@@ -52,6 +53,17 @@ def measure(workdir: Path, compile_forward: bool) -> dict[str, Any]:
         case = bm.map_case("production", production, inputs, geometry, workdir / "maps")
         tile = case.tiles[0]
         bm.warm_page_cache([case.scenes[s] for s in tile.scenes])
+        yield case, tile, space
+
+
+def measure(workdir: Path, compile_forward: bool) -> dict[str, Any]:
+    """Map P's first tile once, timing the read path and the predictor apart, then the floors."""
+    from pyinstrument import Profiler
+
+    from deepsalt.mapping.worker import TileMapper
+
+    geometry = bm.FULL
+    with first_tile_of_p(workdir, compile_forward) as (case, tile, space):
         gemm = floors.gemm_flops_per_s()
         flops = floors.student_flops_per_pixel(space.student_url)
         mapper = TileMapper(bm.mapping_job(case))
