@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepsalt.errors import InputDataError
-from deepsalt.mapping.bands import BandMatcher
+from deepsalt.mapping.bands import BandMatcher, BandMatchers
 from deepsalt.spectra import ENMAP_NODATA, BandTable
 from deepsalt.spectra.resample import FILL_GAP_NM
 from tests.support.enmap_fixtures import METADATA_XML, TILE
@@ -96,3 +96,33 @@ def test_water_by_spectrum_on_the_real_tile():
     assert not matcher.water(reflectance).any()
     lake = np.interp(STUDENT, [400, 700, 860, 1600, 2400], [0.06, 0.03, 0.02, 0.005, 0.003])
     assert matcher.water(lake[None, :]).tolist() == [True]
+
+
+def test_an_actor_keeps_one_matcher_per_band_table_not_per_scene():
+    """Scenes of one product share a matcher; many products keep only the most recent ones."""
+    matchers = BandMatchers(STUDENT, kept=4)
+    extra_bad = replace(POTSDAM, good=POTSDAM.good & (np.abs(POTSDAM.wavelength - 2200.0) > 5))
+    products = [POTSDAM, replace(POTSDAM, wavelength=POTSDAM.wavelength + 1.5), extra_bad]
+    for scene in range(30):
+        table = products[scene % 3]
+        # Each scene's own copy of its product's table (as read from its own metadata).
+        copy = replace(table, wavelength=table.wavelength.copy(), good=table.good.copy())
+        matcher = matchers.get(copy, ENMAP_NODATA, f"scene-{scene}.tif")
+        assert matcher.pick is None and matcher.usable.tolist() == np.flatnonzero(table.usable()).tolist()
+    assert len(matchers) == 3
+    for shift in np.linspace(1.0, 3.0, 10):
+        matchers.get(replace(POTSDAM, wavelength=POTSDAM.wavelength + shift), ENMAP_NODATA, "x")
+    assert len(matchers) == 4
+    assert (
+        matchers.get(products[0], ENMAP_NODATA + 1, "x").nodata == ENMAP_NODATA + 1
+    )  # nodata is part of the key
+
+
+def test_a_refused_band_table_is_refused_under_each_scenes_own_name():
+    hole = (POTSDAM.wavelength > 2150) & (POTSDAM.wavelength < 2150 + 2 * FILL_GAP_NM)
+    table = replace(POTSDAM, good=POTSDAM.good & ~hole)
+    matchers = BandMatchers(STUDENT)
+    for name in ("scene-1", "scene-2"):
+        with pytest.raises(InputDataError, match=rf"{name}\.tif: cannot give the model's band"):
+            matchers.get(table, ENMAP_NODATA, f"{name}.tif")
+    assert len(matchers) == 0

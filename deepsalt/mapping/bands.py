@@ -20,11 +20,13 @@ product with its exact zeros left out.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from deepsalt.errors import InputDataError
+from deepsalt.mapping.recent import Recent
 from deepsalt.spectra import REFLECTANCE_SCALE, BandTable
 from deepsalt.spectra.resample import FILL_GAP_NM, match_bands
 
@@ -39,6 +41,9 @@ WATER_SWIR = (1610.0, 0.03)
 # A water test band must lie this close (nm) to a student band.
 WATER_BAND_NM = 25.0
 CONVERT_ROWS = 8192
+# Band matchers an actor keeps. Scenes of one product version share a band table and so a matcher;
+# a mosaic of many versions (or per-scene bad-band lists) must not grow an actor's memory with it.
+MATCHERS_KEPT = 32
 # Student bands per block of the SRF product: wider blocks multiply more zeros, narrower ones make
 # more, smaller products (benchmarks/band_conversion.py compares block sizes).
 SRF_BLOCK_BANDS = 32
@@ -181,6 +186,33 @@ class BandMatcher:
         nir, swir = self.water_bands
         with np.errstate(invalid="ignore"):
             return (reflectance[:, nir] < WATER_NIR[1]) & (reflectance[:, swir] < WATER_SWIR[1])
+
+
+class BandMatchers:
+    """The actor's matchers onto one student axis, one per distinct band table and nodata (not per
+    scene), the :data:`MATCHERS_KEPT` most recently used."""
+
+    def __init__(self, target: np.ndarray, kept: int = MATCHERS_KEPT):
+        self.target = np.asarray(target, dtype=np.float64)
+        self._matchers: Recent[str, BandMatcher] = Recent(kept)
+
+    def get(self, table: BandTable, nodata: float, source: str) -> BandMatcher:
+        """The matcher for ``table``; ``source`` names the scene in errors (a refused table is not
+        kept, so every scene that has it is refused under its own name)."""
+        return self._matchers.get(
+            _table_key(table, nodata), lambda: BandMatcher.build(table, self.target, nodata, source)
+        )
+
+    def __len__(self) -> int:
+        return len(self._matchers)
+
+
+def _table_key(table: BandTable, nodata: float) -> str:
+    """A digest of everything in a band table and nodata value that decides the conversion."""
+    digest = hashlib.sha256(np.float64(nodata).tobytes())
+    for values in (table.wavelength, table.fwhm, table.good, table.gain, table.offset):
+        digest.update(b"-" if values is None else np.ascontiguousarray(values).tobytes())
+    return digest.hexdigest()
 
 
 def _water_bands(target: np.ndarray) -> tuple[int, int] | None:

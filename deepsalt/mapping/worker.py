@@ -24,7 +24,7 @@ from deepsalt.io.scenes import spectral_layout
 from deepsalt.io.stac import SceneRef
 from deepsalt.logs import get_logger
 from deepsalt.mapping import rows, store
-from deepsalt.mapping.bands import BandMatcher
+from deepsalt.mapping.bands import BandMatcher, BandMatchers
 from deepsalt.mapping.composite import (
     CLASSES,
     OBSCURING,
@@ -40,6 +40,7 @@ from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.identity import scenes_key
 from deepsalt.mapping.predictor import InferenceSettings, load_predictor
 from deepsalt.mapping.quality import NO_PREDICTION, Quality
+from deepsalt.mapping.recent import Recent
 from deepsalt.mapping.records import TileResult, TileStatus, read_record, write_record
 from deepsalt.mapping.tiff_blocks import BlockCache
 from deepsalt.mapping.tiles import Tile
@@ -48,6 +49,8 @@ from deepsalt.mapping.warp import IndexMaps, TileGrid, TileRaster, open_spectral
 log = get_logger(__name__)
 
 OUTPUTS = ("ece", "ece_std", "domain_score")
+# Scenes whose band layout an actor keeps (its recent tiles' scenes; an older one is read again).
+LAYOUTS_KEPT = 64
 # Which process mapped a tile, kept in its record (to trace a bad node or a killed actor).
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -134,9 +137,8 @@ class TileMapper:
         self.job = job
         self.predictor = load_predictor(job.predictor, job.student_url, job.inference)
         self.cache = BlockCache()
-        self.target_wavelength = np.asarray(self.predictor.wavelength, dtype=np.float64)
-        self.layouts: dict[str, SpectralLayout] = {}
-        self.matchers: dict[str, BandMatcher] = {}
+        self.layouts: Recent[str, SpectralLayout] = Recent(LAYOUTS_KEPT)
+        self.matchers = BandMatchers(self.predictor.wavelength)
         self.survey = None  # deepsalt.io.ssurgo.Survey, loaded on the first block that needs it
 
     def __call__(self, batch: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
@@ -231,17 +233,11 @@ class TileMapper:
         return int(positions.size)
 
     def _layout(self, scene: SceneRef) -> SpectralLayout:
-        if scene.id not in self.layouts:
-            self.layouts[scene.id] = spectral_layout(scene)
-        return self.layouts[scene.id]
+        return self.layouts.get(scene.id, lambda: spectral_layout(scene))
 
     def _matcher(self, scene: SceneRef) -> BandMatcher:
-        if scene.id not in self.matchers:
-            layout = self._layout(scene)
-            self.matchers[scene.id] = BandMatcher.build(
-                layout.table, self.target_wavelength, layout.nodata, scene.spectral_href
-            )
-        return self.matchers[scene.id]
+        layout = self._layout(scene)
+        return self.matchers.get(layout.table, layout.nodata, scene.spectral_href)
 
     def _converter(self, scene: SceneRef) -> ToReflectance:
         """The scene's stored values → (reflectance on the student's axis, out of range, flags).
