@@ -144,9 +144,9 @@ class BandMatcher:
 
         Stored × gain + offset, clipped to [0, 1] (``deepsalt.spectra.scale_reflectance``'s rule),
         NaN where a band is nodata or not finite (resampled: a pixel with any such usable band is
-        NaN in every band, as the dense SRF product made it); out of range where a usable band, not nodata, is
-        outside :data:`PLAUSIBLE_RANGE` before clipping. Converted :data:`CONVERT_ROWS` pixels at a
-        time, so the float copies stay in the CPU's cache between the passes.
+        NaN in every band, as the dense SRF product made it); out of range where a usable band, not
+        nodata, is outside :data:`PLAUSIBLE_RANGE` before clipping. Converted :data:`CONVERT_ROWS`
+        pixels at a time, so the float copies stay in the CPU's cache between the passes.
         """
         n_out = len(self.pick) if self.pick is not None else len(self.weights)  # type: ignore[arg-type]
         out = np.empty((len(raw), n_out), dtype=np.float32)
