@@ -74,6 +74,9 @@ class LoopSettings(FrozenModel):
     weight_decay: float = Field(1e-4, ge=0)
     patience: PositiveInt = 25
     """Epochs without a validation improvement before stopping (best weights are kept)."""
+    restore_best: bool = True
+    """Keep the weights of the best validation epoch (early stopping). False: a fixed schedule that
+    runs every epoch and keeps the last weights, for a validation split too small to choose by."""
 
 
 class SAUSettings(LoopSettings):
@@ -138,6 +141,12 @@ class StudentSettings(LoopSettings):
     """Weight of a survey-labelled pixel's task term relative to a point sample's."""
     nll_mean: bool = False
     """The NLL moves the mean too: each label source pulls on it in inverse proportion to its learned noise."""
+    covariates: tuple[str, ...] = ("sand", "clay", "tmin", "tmax", "tmean", "pmin", "pmax", "pmean")
+    """Covariates the student reads (with ``use_covariates``); the rest of the covariate table is
+    ignored. Climate is left out by default: inside one training region it varies little and
+    smoothly, so a student learns it as a stand-in for place, which does not carry to another
+    climate (there it extrapolates; see results/demo/NOTES.md). Add ``tmin`` … ``pmean`` when the
+    training regions span different climates."""
     survey_covariates: tuple[str, ...] = ("sand", "clay")
     """Covariates that come from the survey: hidden with the survey token (on rows the survey labels,
     and with ``survey_dropout``), so the survey's labels cannot be read off its own texture."""

@@ -101,7 +101,7 @@ def fit(
     epoch = reported = start - 1
     last_report = monotonic()
     for epoch in range(start, settings.epochs):
-        if best_epoch >= 0 and epoch - best_epoch > settings.patience:
+        if settings.restore_best and best_epoch >= 0 and epoch - best_epoch > settings.patience:
             break
         epoch_seed = seed * 1_000_003 + epoch * 7919 + ctx.rank
         torch.manual_seed(epoch_seed)
@@ -147,17 +147,19 @@ def fit(
         log.debug("epoch", extra={"stage": stage, **record})
     if history and history[-1]["epoch"] >= start and reported != history[-1]["epoch"]:
         ctx.report({"stage": stage, **history[-1]})  # the last epoch run, on every rank alike
-    if best_state is None:
+    if best_state is None or not settings.restore_best:
         best_state = _cpu_state(wrapped)
+    # An early stop breaks out at the first epoch it does not run, so count from the history.
+    epochs_run = history[-1]["epoch"] + 1 if history else start
     log.info(
         "stage trained",
         extra={
             "stage": stage,
-            "epochs_run": epoch + 1,
+            "epochs_run": epochs_run,
             "best_epoch": best_epoch,
             "best_val": round(best_val, 5),
         },
     )
     return FitResult(
-        best_state, best_val, best_epoch, epoch + 1, start if state is not None else None, history
+        best_state, best_val, best_epoch, epochs_run, start if state is not None else None, history
     )
