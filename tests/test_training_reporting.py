@@ -107,12 +107,13 @@ def _settings_run(restore_best: bool) -> tuple[loop.FitResult, nn.Module]:
         (x, torch.zeros(64, 1)),
         lambda m, batch, _: {"loss": nn.functional.mse_loss(m(batch[0]), batch[1])},
         lambda m, batch: float(nn.functional.mse_loss(m(batch[0]), batch[1])),
-        LoopSettings(epochs=8, patience=2, batch_size=16, lr=0.05, restore_best=restore_best),
+        LoopSettings(epochs=8, patience=2, batch_size=16, lr=0.05),
         seed=1,
         ctx=WorkerContext(torch.device("cpu")),
         resume_url=None,
         resume_key="k",
         stage="test",
+        restore_best=restore_best,
     )
     return result, model
 

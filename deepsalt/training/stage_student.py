@@ -74,6 +74,10 @@ class StudentTrainer(StageTrainer):
                 f"but the student is given SAU {sau.meta.checkpoint_id} ({sau.url})"
             )
 
+    @property
+    def restore_best(self) -> bool:
+        return not self.config.student.fixed_schedule
+
     def prepare(self) -> None:
         data, config = self.data, self.config
         self.sau_arch, self.scaler = sau_parent(self.parents)
