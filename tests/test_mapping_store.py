@@ -183,3 +183,27 @@ def test_scene_key_follows_what_decides_pixels_not_where_files_are_served():
     assert scenes_key([a]) != scenes_key([a, b])  # a new scene
     assert scenes_key([a]) != scenes_key([scene("A", cloud=50.0)])  # another ranking
     assert scenes_key([]) == ""
+
+
+def test_listing_the_root_is_quiet_about_the_runs_own_entries_only(tmp_path):
+    """The lease and the tile records sit at the store's root by design: zarr's warning about them
+    is silenced during a run, while a foreign object in the store is still reported."""
+    import warnings
+
+    root = tmp_path / "map.zarr"
+    zarr.open_group(str(root), mode="w").create_array("ece", shape=(2,), dtype="f4")
+    (root / "_lease.json").write_text("{}")
+    (root / "_tiles").mkdir()
+    (root / "_tiles" / "r00000_c00000.json").write_text("{}")
+    (root / "stray").mkdir()
+    (root / "stray" / "x").write_text("1")
+
+    def listed_warnings(quiet: bool) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with store.own_entries_quiet() if quiet else warnings.catch_warnings():
+                list(zarr.open_group(str(root), mode="r").members())
+        return sorted(str(w.message).split()[2] for w in caught)
+
+    assert listed_warnings(quiet=False) == ["_lease.json", "_tiles", "stray"]
+    assert listed_warnings(quiet=True) == ["stray"]
