@@ -312,7 +312,10 @@ def test_a_student_reading_some_covariates_ignores_the_others_everywhere():
         )
         for _ in range(2)
     ]
-    student = StudentEnsemble(nets, torch.nn.Linear(4, 10)).eval()
+    decoder = torch.nn.Linear(4, 10)
+    student = StudentEnsemble(nets, decoder).eval()
+    watching_all = StudentEnsemble(nets, decoder, 0, BoundedStandardizer.empty(8).fit(table))
+    watching_all.eval()
     norm = student.members[0].cov_norm
     torch.testing.assert_close(norm.mean, torch.tensor(table[:, :2].mean(axis=0), dtype=torch.float32))
     sat, survey = torch.randn(4, 10), torch.rand(4) * 5
@@ -324,6 +327,13 @@ def test_a_student_reading_some_covariates_ignores_the_others_everywhere():
     torch.testing.assert_close(out_other.mean, out.mean)
     torch.testing.assert_close(out_other.std, out.std)
     torch.testing.assert_close(score_other, score)
+    # Watching the whole table, the same unread climate leaves the prediction alone but flags the pixel.
+    out_all, score_all = watching_all.forward_with_domain(sat, other, survey)
+    torch.testing.assert_close(out_all.mean, out.mean)
+    beyond = (1e3 - watching_all.covariate_range.mean[2:]) / watching_all.covariate_range.std[2:]
+    expected = float((beyond - watching_all.covariate_range.high[2:]).max())
+    assert bool((score_all >= 1.0 + expected - 1e-3).all()) and expected > 100
+    torch.testing.assert_close(watching_all.forward_with_domain(sat, cov, survey)[1], score)
     read = cov.clone()
     read[:, 1] = 1e3  # a column it reads: clamped, and flagged
     assert bool((student.forward_with_domain(sat, read, survey)[1] > score).all())

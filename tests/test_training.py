@@ -82,6 +82,8 @@ def test_checkpoint_meta_records_axes_config_and_metrics(chain, data):
     assert meta.architecture.covariate_columns == tuple(
         data.covariate_names.index(name) for name in ("sand", "clay")
     )
+    # ... while the domain score watches the whole table for values beyond the training range
+    assert meta.architecture.covariate_table == len(data.covariate_names)
     assert meta.normalisation["survey"] is True
     assert meta.architecture.members == 2 and meta.architecture.head.kind == "mlp"
 

@@ -68,6 +68,9 @@ class StudentArch(FrozenModel):
     the covariates the student reads)."""
     covariate_columns: tuple[int, ...] | None = None
     """Columns of the product's covariate table the student reads (None: all of them)."""
+    covariate_table: int = 0
+    """Columns of the covariate table the student is given; the domain score watches all of them
+    for values beyond the training range (0: only the columns it reads)."""
     domain_components: int = 0
     """Principal components of the training spectra the domain score measures residuals from (0: none)."""
 
@@ -176,4 +179,5 @@ def build_student(arch: StudentArch) -> StudentEnsemble:
         members,
         sat_decoder(arch.encoder) if arch.encoder is not None else None,
         arch.domain_components if arch.encoder is not None else 0,
+        BoundedStandardizer.empty(arch.covariate_table) if arch.covariate_table else None,
     )

@@ -120,6 +120,7 @@ class StudentTrainer(StageTrainer):
                 if config.use_survey and name in used
             ),
             covariate_columns=tuple(data.covariate_names.index(name) for name in used),
+            covariate_table=len(data.covariate_names),
         )
         s = config.student
         self.weights = DistillationWeights(
@@ -208,6 +209,8 @@ class StudentTrainer(StageTrainer):
                     member.cov_norm.fit(self.cov_rows)
                 if member.survey_norm is not None:
                     member.survey_norm.fit(np.log1p(np.clip(self.survey_values, 0, None))[:, None])
+            if ensemble.covariate_range is not None:
+                ensemble.covariate_range.fit(self.cov_rows)
             if ensemble.decoder is not None:
                 ensemble.decoder.load_state_dict(sau_part(sau_state, "sat.decoder."))
                 ensemble.decoder.requires_grad_(False)
