@@ -452,16 +452,13 @@ def read_level0(url: str, tiles: Sequence[Any]) -> list[dict[str, np.ndarray]]:
     """Each tile's output arrays from a finished store (the write floors' input)."""
     import zarr
 
-    from deepsalt.mapping.store import FULL_RESOLUTION, VARIABLES
+    from deepsalt.mapping.store import VARIABLES
 
     arrays = []
     for tile in tiles:
         ys, xs = tile.slices()
         arrays.append(
-            {
-                v.name: np.asarray(zarr.open_array(url, path=f"{FULL_RESOLUTION}/{v.name}", mode="r")[ys, xs])
-                for v in VARIABLES
-            }
+            {v.name: np.asarray(zarr.open_array(url, path=v.name, mode="r")[ys, xs]) for v in VARIABLES}
         )
     return arrays
 

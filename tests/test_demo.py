@@ -52,9 +52,9 @@ def test_map_vs_truth_holds_deepsalt_and_the_best_baseline_on_the_same_pixels(de
         assert 0 < entry["coverage_95"] <= 1
     assert scores["deepsalt"]["n"] == scores["best_baseline"]["n"] > 1000
 
-    ds = xr.open_zarr(out / "map.zarr", group="0", decode_coords="all")
+    ds = xr.open_zarr(out / "map.zarr", decode_coords="all")
     deep = ds.ece.values
-    base = xr.open_zarr(out / "baseline_map.zarr", group="0", decode_coords="all").ece.values
+    base = xr.open_zarr(out / "baseline_map.zarr", decode_coords="all").ece.values
     # the same pipeline: both maps predict the same pixels (the survey covers the whole region)
     np.testing.assert_array_equal(np.isfinite(deep), np.isfinite(base))
     assert not np.allclose(deep[np.isfinite(deep)], base[np.isfinite(base)])  # and they are two models

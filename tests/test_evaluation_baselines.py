@@ -213,7 +213,7 @@ def test_survey_map_baseline_maps_the_survey_through_the_mapping_pipeline(
 
     root = zarr.open_group(summary.store_url, mode="r")
     assert json.loads(root.attrs["model_lineage"])["baseline"] == "survey_map"
-    ds = xr.open_zarr(summary.store_url, group="0", decode_coords="all")
+    ds = xr.open_zarr(summary.store_url, decode_coords="all")
     survey = survey_on_grid(
         settings["inputs"]["survey_url"], ds.rio.crs, ds.rio.transform(), ds.ece.shape
     ).ece

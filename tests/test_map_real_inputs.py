@@ -195,7 +195,7 @@ def potsdam(student: Student, tmp_path_factory: pytest.TempPathFactory) -> Itera
     with stac_api_server(root / "stac", collection(items), items) as api:
         config = map_config(root, "potsdam", union_bounds(TILES), covariates, student, {"stac_url": api})
         summary = run_map(config)
-    ds = xr.open_zarr(summary.store_url, group="0", decode_coords="all").load()
+    ds = xr.open_zarr(summary.store_url, decode_coords="all").load()
     yield {
         "summary": summary,
         "tiles": {t.stem: per_tile(ds, t) for t in TILES},
@@ -309,7 +309,7 @@ def sensor_maps(student: Student, potsdam: dict[str, Any]) -> dict[str, Any]:
         inputs = {"scenes": [{"url": str(path), "format": fmt.value}]}
         config = map_config(root, fmt.value, union_bounds([tile]), potsdam["covariates"], student, inputs)
         summary = run_map(config)
-        ds = xr.open_zarr(summary.store_url, group="0", decode_coords="all").load()
+        ds = xr.open_zarr(summary.store_url, decode_coords="all").load()
         maps[fmt] = {"summary": summary, "tile": per_tile(ds, tile)}
     return maps
 
@@ -361,7 +361,7 @@ def test_missing_bands_filled_and_flagged_or_the_scene_refused(student: Student,
     )
     summary = run_map(config)
     assert summary.ok
-    ds = xr.open_zarr(summary.store_url, group="0", decode_coords="all").load()
+    ds = xr.open_zarr(summary.store_url, decode_coords="all").load()
     mapped = np.isfinite(ds.ece.values)
     assert mapped.sum() >= 4000 and np.all(ds.quality.values[mapped] == Quality.BANDS_FILLED)
 

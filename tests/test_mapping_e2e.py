@@ -79,7 +79,7 @@ def mapped(
 def test_student_map_is_on_the_truth_grid_with_lineage(mapped: dict[str, Any], region: RegionManifest):
     summary = mapped["summary"]
     assert summary.ok and summary.tiles_done == 4
-    ds = xr.open_zarr(summary.store_url, group="0", decode_coords="all")
+    ds = xr.open_zarr(summary.store_url, decode_coords="all")
     with rasterio.open(region.truth_url) as truth:
         assert ds.rio.crs == truth.crs and tuple(ds.rio.transform())[:6] == tuple(truth.transform)[:6]
     lineage = json.loads(xr.open_datatree(summary.store_url, engine="zarr").attrs["model_lineage"])
@@ -95,7 +95,7 @@ def test_student_map_is_on_the_truth_grid_with_lineage(mapped: dict[str, Any], r
 
 
 def test_map_against_truth_on_pixels_not_used_in_training(mapped: dict[str, Any], region: RegionManifest):
-    ds = xr.open_zarr(mapped["summary"].store_url, group="0", decode_coords="all").load()
+    ds = xr.open_zarr(mapped["summary"].store_url, decode_coords="all").load()
     with rasterio.open(region.truth_url) as src:
         truth = src.read(1)
         lab = pd.read_csv(region.lab_url, usecols=["lat", "lon"])

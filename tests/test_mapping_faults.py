@@ -72,7 +72,7 @@ def reference(world: tuple[World, str], quick_student: dict[str, str], ray_clust
 
 
 def checksums(url: str) -> dict[str, str]:
-    ds = xr.open_zarr(url, group="0").load()
+    ds = xr.open_zarr(url).load()
     return {
         name: hashlib.sha256(np.ascontiguousarray(ds[name].values).tobytes()).hexdigest()
         for name in ds.data_vars

@@ -88,7 +88,7 @@ def covariate_east_edge(world: World) -> float:
 
 
 def test_map_follows_the_compositing_rule_and_flags(mapped: dict[str, Any]):
-    ds = xr.open_zarr(mapped["summary"].store_url, group="0", decode_coords="all").load()
+    ds = xr.open_zarr(mapped["summary"].store_url, decode_coords="all").load()
     flags, ece, clear = oracle(ds, covariate_east_edge(mapped["world"]))
     got = ds.quality.values
     np.testing.assert_array_equal(got[clear], flags[clear])
@@ -105,7 +105,7 @@ def test_map_follows_the_compositing_rule_and_flags(mapped: dict[str, Any]):
 def test_store_has_grid_georeferencing_pyramid_and_stac_item(mapped: dict[str, Any]):
     summary, config = mapped["summary"], mapped["config"]
     grid = Grid.from_config(config.grid, config.region)
-    ds = xr.open_zarr(summary.store_url, group="0", decode_coords="all")
+    ds = xr.open_zarr(summary.store_url, decode_coords="all")
     assert ds.rio.crs == CRS.from_epsg(5070)
     assert tuple(ds.rio.transform())[:6] == tuple(grid.transform)[:6]
     assert ds.sizes == {"y": grid.height, "x": grid.width}
@@ -116,7 +116,7 @@ def test_store_has_grid_georeferencing_pyramid_and_stac_item(mapped: dict[str, A
     assert list(summary.pyramid_shapes) == expected_shapes
     for level, shape in enumerate(expected_shapes, start=1):
         level_ds = xr.open_zarr(summary.store_url, group=str(level), decode_coords="all")
-        assert (level_ds.sizes["y"], level_ds.sizes["x"]) == shape
+        assert level_ds.sizes == {f"y_{level}": shape[0], f"x_{level}": shape[1]}
         assert level_ds.rio.resolution() == (30.0 * 2**level, -30.0 * 2**level)
     item = json.loads(Path(summary.stac_item_url).read_text())
     assert item["assets"]["data"]["href"] == summary.store_url
@@ -143,11 +143,11 @@ def test_summary_counts_tiles_and_records_empty_ones(mapped: dict[str, Any]):
 def test_rerun_skips_finished_tiles_and_changes_nothing(mapped: dict[str, Any]):
     url = mapped["summary"].store_url
     before = read_records(url)
-    data_before = xr.open_zarr(url, group="0").load()
+    data_before = xr.open_zarr(url).load()
     again = run_map(mapped["config"])
     assert again.tiles_done == 0 and again.tiles_skipped == mapped["summary"].tiles_done and again.ok
     assert read_records(url) == before  # no tile written twice
-    xr.testing.assert_identical(xr.open_zarr(url, group="0").load(), data_before)
+    xr.testing.assert_identical(xr.open_zarr(url).load(), data_before)
 
 
 def test_bad_inputs_fail_their_tiles_with_reasons_and_the_rest_is_mapped(tmp_path: Path):
@@ -170,7 +170,7 @@ def test_bad_inputs_fail_their_tiles_with_reasons_and_the_rest_is_mapped(tmp_pat
     assert len(failed) >= 3 and all("SCENE_A" not in e for e in failed.values())
     done = [k for k, r in records.items() if r.status is TileStatus.DONE]
     assert done, "tiles of the good scene were not mapped"
-    ds = xr.open_zarr(str(tmp_path / "bad.zarr"), group="0", decode_coords="all")
+    ds = xr.open_zarr(str(tmp_path / "bad.zarr"), decode_coords="all")
     assert int(np.isfinite(ds.ece.values).sum()) > 5000
 
 
@@ -180,9 +180,9 @@ def test_same_map_on_s3_reads_back_identical(mapped: dict[str, Any], world: tupl
     summary = run_map(map_config(w, api, url))
     assert summary.ok and summary.store_url == url
     storage_options = {"client_kwargs": {"endpoint_url": s3.endpoint}}
-    remote = xr.open_zarr(url, group="0", decode_coords="all", storage_options=storage_options)
+    remote = xr.open_zarr(url, decode_coords="all", storage_options=storage_options)
     remote_root = xr.open_datatree(url, engine="zarr", storage_options=storage_options)
-    local = xr.open_zarr(mapped["summary"].store_url, group="0", decode_coords="all")
+    local = xr.open_zarr(mapped["summary"].store_url, decode_coords="all")
     assert remote.rio.crs == local.rio.crs
     assert remote.rio.transform() == local.rio.transform()
     local_root = xr.open_datatree(mapped["summary"].store_url, engine="zarr")

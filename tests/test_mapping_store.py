@@ -29,7 +29,7 @@ def filled_store(tmp_path: Path) -> str:
 
 
 def full_resolution(url: str, **kwargs) -> xr.Dataset:
-    return xr.open_zarr(url, group="0", decode_coords="all", **kwargs)
+    return xr.open_zarr(url, decode_coords="all", **kwargs)
 
 
 def test_store_opens_with_crs_transform_units_and_sharded_layout(filled_store: str):
@@ -45,7 +45,7 @@ def test_store_opens_with_crs_transform_units_and_sharded_layout(filled_store: s
         and json.loads(root["model_lineage"])["checkpoint_id"] == "student-1"
     )
     assert "crs_wkt" in ds.spatial_ref.attrs and "GeoTransform" in ds.spatial_ref.attrs
-    meta = zarr.open_array(filled_store, path="0/ece").metadata
+    meta = zarr.open_array(filled_store, path="ece").metadata
     assert meta.to_dict()["codecs"][0]["name"] == "sharding_indexed"
     assert meta.to_dict()["codecs"][0]["configuration"]["chunk_shape"] == (CHUNK, CHUNK)
     assert meta.chunk_grid.chunk_shape == (SHARD, SHARD)
@@ -91,6 +91,21 @@ def test_restart_discards_a_store_made_from_other_inputs(filled_store: str):
     assert Path(filled_store, "_lease.json").exists()
 
 
+def test_a_store_of_the_older_layout_is_not_resumed_but_can_be_restarted(filled_store: str):
+    # the layout before full resolution moved to the root: the map in group "0", nothing at the root
+    old = zarr.open_group(filled_store, mode="r+")
+    old.create_group("0")
+    fs_root = Path(filled_store)
+    for name in ("ece", "ece_std", "domain_score", "quality", "x", "y", "spatial_ref"):
+        (fs_root / name).rename(fs_root / "0" / name)
+    with pytest.raises(store.StoreMismatchError) as refused:
+        store.create_or_check(filled_store, GRID, CHUNK, SHARD, ATTRS)
+    assert "layout: store keeps its full-resolution map in group '0'" in str(refused.value)
+    assert "--restart" in str(refused.value) and (fs_root / "0" / "ece" / "zarr.json").exists()
+    assert store.create_or_check(filled_store, GRID, CHUNK, SHARD, ATTRS, restart=True) is False
+    assert not (fs_root / "0").exists() and np.isnan(full_resolution(filled_store).ece.values).all()
+
+
 @pytest.mark.parametrize("kind", ["file", "foreign folder"])
 def test_an_output_that_is_a_file_or_a_foreign_folder_is_refused(tmp_path: Path, kind: str):
     from deepsalt.errors import OutputError
@@ -121,8 +136,12 @@ def test_pyramid_levels_halve_with_nan_mean_and_flag_and(filled_store: str):
 
 def test_gdal_3_10_cannot_read_sharded_zarr_so_export_writes_cogs(filled_store: str, tmp_path: Path):
     assert rasterio.__gdal_version__.startswith("3.10")
-    with pytest.raises(rasterio.errors.RasterioIOError, match="sharding_indexed"):
-        rasterio.open(f'ZARR:"{filled_store}":/0/ece')
+    finish_store(filled_store, GRID, CHUNK, SHARD, pyramid_min_size=40)
+    # GDAL finds the full-resolution array at the root and a coarser level's (dims y_1/x_1), then stops
+    # at the codec
+    for array in ("/ece", "/1/ece"):
+        with pytest.raises(rasterio.errors.RasterioIOError, match="sharding_indexed"):
+            rasterio.open(f'ZARR:"{filled_store}":{array}')
     written = export_cog(filled_store, str(tmp_path / "cog"), variables=("ece", "quality"))
     with rasterio.open(written["ece"]) as src:
         assert src.crs.to_epsg() == 5070
@@ -135,6 +154,12 @@ def test_gdal_3_10_cannot_read_sharded_zarr_so_export_writes_cogs(filled_store: 
     np.testing.assert_array_equal(ece, expected)
     with rasterio.open(written["quality"]) as src:
         np.testing.assert_array_equal(src.read(1), full_resolution(filled_store).quality.values)
+    # a coarser level, exported and read back by GDAL, keeps its own grid
+    level1 = export_cog(filled_store, str(tmp_path / "cog1"), variables=("ece",), level=1)
+    with rasterio.open(level1["ece"]) as src:
+        assert src.crs.to_epsg() == 5070 and src.shape == (75, 100)
+        assert tuple(src.transform)[:6] == pytest.approx((60.0, 0.0, GRID.x0, 0.0, -60.0, GRID.y0))
+        np.testing.assert_array_equal(src.read(1), xr.open_zarr(filled_store, group="1").ece.values)
 
 
 def test_quicklooks_are_pngs_of_each_layer(filled_store: str, tmp_path: Path):
@@ -158,3 +183,27 @@ def test_scene_key_follows_what_decides_pixels_not_where_files_are_served():
     assert scenes_key([a]) != scenes_key([a, b])  # a new scene
     assert scenes_key([a]) != scenes_key([scene("A", cloud=50.0)])  # another ranking
     assert scenes_key([]) == ""
+
+
+def test_listing_the_root_is_quiet_about_the_runs_own_entries_only(tmp_path):
+    """The lease and the tile records sit at the store's root by design: zarr's warning about them
+    is silenced during a run, while a foreign object in the store is still reported."""
+    import warnings
+
+    root = tmp_path / "map.zarr"
+    zarr.open_group(str(root), mode="w").create_array("ece", shape=(2,), dtype="f4")
+    (root / "_lease.json").write_text("{}")
+    (root / "_tiles").mkdir()
+    (root / "_tiles" / "r00000_c00000.json").write_text("{}")
+    (root / "stray").mkdir()
+    (root / "stray" / "x").write_text("1")
+
+    def listed_warnings(quiet: bool) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with store.own_entries_quiet() if quiet else warnings.catch_warnings():
+                list(zarr.open_group(str(root), mode="r").members())
+        return sorted(str(w.message).split()[2] for w in caught)
+
+    assert listed_warnings(quiet=False) == ["_lease.json", "_tiles", "stray"]
+    assert listed_warnings(quiet=True) == ["stray"]

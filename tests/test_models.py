@@ -297,6 +297,50 @@ def test_covariates_beyond_the_training_range_change_no_prediction_and_raise_the
     assert bool((score_near < score).all())
 
 
+def test_a_student_reading_some_covariates_ignores_the_others_everywhere():
+    """The student takes the product's whole covariate table but reads only its configured columns:
+    the others change neither the prediction, nor the spread, nor the domain score."""
+    torch.manual_seed(0)
+    columns = (0, 1)
+    table = np.random.default_rng(0).normal(size=(200, 8))
+    nets = [
+        StudentNet(
+            SpectralEncoder(10, 4, (8,), 0.0),
+            GaussianMLP(4, 2 + 2, (8, 8), 0.0),
+            BoundedStandardizer.empty(2, columns).fit(table),
+            Standardizer.empty(1),
+        )
+        for _ in range(2)
+    ]
+    decoder = torch.nn.Linear(4, 10)
+    student = StudentEnsemble(nets, decoder).eval()
+    watching_all = StudentEnsemble(nets, decoder, 0, BoundedStandardizer.empty(8).fit(table))
+    watching_all.eval()
+    norm = student.members[0].cov_norm
+    torch.testing.assert_close(norm.mean, torch.tensor(table[:, :2].mean(axis=0), dtype=torch.float32))
+    sat, survey = torch.randn(4, 10), torch.rand(4) * 5
+    cov = torch.zeros(4, 8)
+    other = cov.clone()
+    other[:, 2:] = 1e3  # far beyond any fitted value, in the columns the student does not read
+    out, score = student.forward_with_domain(sat, cov, survey)
+    out_other, score_other = student.forward_with_domain(sat, other, survey)
+    torch.testing.assert_close(out_other.mean, out.mean)
+    torch.testing.assert_close(out_other.std, out.std)
+    torch.testing.assert_close(score_other, score)
+    # Watching the whole table, the same unread climate leaves the prediction alone but flags the pixel.
+    out_all, score_all = watching_all.forward_with_domain(sat, other, survey)
+    torch.testing.assert_close(out_all.mean, out.mean)
+    beyond = (1e3 - watching_all.covariate_range.mean[2:]) / watching_all.covariate_range.std[2:]
+    expected = float((beyond - watching_all.covariate_range.high[2:]).max())
+    assert bool((score_all >= 1.0 + expected - 1e-3).all()) and expected > 100
+    torch.testing.assert_close(watching_all.forward_with_domain(sat, cov, survey)[1], score)
+    read = cov.clone()
+    read[:, 1] = 1e3  # a column it reads: clamped, and flagged
+    assert bool((student.forward_with_domain(sat, read, survey)[1] > score).all())
+    with pytest.raises(ValueError, match="3 columns given for 2 features"):
+        BoundedStandardizer.empty(2, (0, 1, 2))
+
+
 def _student(survey: bool = True, members: int = 2) -> StudentEnsemble:
     torch.manual_seed(0)
     nets = [

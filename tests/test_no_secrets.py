@@ -63,7 +63,7 @@ def test_local_map_leaks_no_secret(
         assert searched_files([ray_folder]) > 20  # Ray's session logs and its workers' logs
         assert files_holding_sentinel([ray_folder, tmp_path]) == []
 
-    ds = xr.open_zarr(store_url, group="0", decode_coords="all", storage_options=options)
+    ds = xr.open_zarr(store_url, decode_coords="all", storage_options=options)
     assert np.isfinite(ds.ece.values).mean() > 0.3  # the sentinel signed real writes
     assert s3.exists(f"{BUCKET}/local.stac-item.json") and s3.exists(f"{BUCKET}/quicklooks/ece.png")
     assert objects_holding_sentinel(s3, BUCKET) == []

@@ -112,7 +112,7 @@ def test_the_tutorial_trains_and_maps_from_own_files(own_files, monkeypatch):
         assert (root / train["output"] / stage / "meta.json").exists()
 
     store = root / mapping["output"]["url"]
-    ds = xr.open_zarr(store, group="0", decode_coords="all")
+    ds = xr.open_zarr(store, decode_coords="all")
     land = (ds.quality.values & 4) == 0  # not water
     assert ds.ece.notnull().values[land].mean() > 0.6
     assert "0 failed" in outputs["map"]

@@ -69,7 +69,7 @@ def test_submit_map_runs_on_the_cluster_writes_the_map_and_leaks_no_secret(
 
     options = {"key": "x", "secret": "y", "client_kwargs": {"endpoint_url": s3_server}}
     s3 = s3fs.S3FileSystem(**options)
-    ds = xr.open_zarr(store_url, group="0", decode_coords="all", storage_options=options)
+    ds = xr.open_zarr(store_url, decode_coords="all", storage_options=options)
     assert {"ece", "ece_std", "domain_score", "quality"} <= set(ds.data_vars)
     assert ds.ece.shape == demo_world.region.shape
     assert ds.rio.crs == CRS.from_user_input(demo_world.region.crs)

@@ -77,7 +77,13 @@ def test_checkpoint_meta_records_axes_config_and_metrics(chain, data):
         "interval_scale",
     } <= meta.metrics.keys()
     assert meta.normalisation["target"]["transform"] == "log1p"
-    assert meta.normalisation["covariates"] == list(data.covariate_names)
+    # the student reads the configured covariates (texture by default), in the table's order
+    assert meta.normalisation["covariates"] == ["sand", "clay"]
+    assert meta.architecture.covariate_columns == tuple(
+        data.covariate_names.index(name) for name in ("sand", "clay")
+    )
+    # ... while the domain score watches the whole table for values beyond the training range
+    assert meta.architecture.covariate_table == len(data.covariate_names)
     assert meta.normalisation["survey"] is True
     assert meta.architecture.members == 2 and meta.architecture.head.kind == "mlp"
 
@@ -136,6 +142,13 @@ def test_band_axis_mismatch_is_refused(chain, data, tmp_path):
 def test_distillation_needs_a_teacher(chain, data, tmp_path):
     with pytest.raises(LineageError, match="needs a teacher checkpoint"):
         train_student(data, tiny_config(str(tmp_path)), chain["sau"], None)
+
+
+def test_a_covariate_the_data_lacks_is_refused_by_name(chain, data, tmp_path):
+    config = tiny_config(str(tmp_path), "student.covariates=[sand, aridity]")
+    with pytest.raises(ConfigError, match=r"student\.covariates.*\['aridity'\] are not among"):
+        train_student(data, config, chain["sau"], chain["teacher"], str(tmp_path / "student"))
+    assert not (tmp_path / "student").exists()
 
 
 def test_variants_train_through_config_switches(data, tmp_path):

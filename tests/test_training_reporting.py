@@ -90,3 +90,40 @@ def test_a_resumed_run_reports_only_the_epochs_it_runs(tmp_path, monkeypatch):
     nothing_left = _ctx(4, monkeypatch)
     _train(nothing_left, epochs=11, patience=100, resume_url=url)
     assert nothing_left.reports == []
+
+
+def _settings_run(restore_best: bool) -> tuple[loop.FitResult, nn.Module]:
+    """A run whose validation loss is best at its first epoch and worse afterwards (the training and
+    validation targets disagree), trained with ``restore_best`` as given."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=gen)
+    model = nn.Linear(3, 1)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.zero_()
+    result = fit(
+        model,
+        TensorDataset(x, x[:, :1] * 3.0),
+        (x, torch.zeros(64, 1)),
+        lambda m, batch, _: {"loss": nn.functional.mse_loss(m(batch[0]), batch[1])},
+        lambda m, batch: float(nn.functional.mse_loss(m(batch[0]), batch[1])),
+        LoopSettings(epochs=8, patience=2, batch_size=16, lr=0.05),
+        seed=1,
+        ctx=WorkerContext(torch.device("cpu")),
+        resume_url=None,
+        resume_key="k",
+        stage="test",
+        restore_best=restore_best,
+    )
+    return result, model
+
+
+def test_early_stopping_keeps_the_best_validation_epoch_and_a_fixed_schedule_the_last():
+    best, _ = _settings_run(restore_best=True)
+    # Stopped once patience ran out: epochs 0, 1, 2 run, the best (0) kept.
+    assert best.best_epoch == 0 and best.epochs_run == len(best.history) == 3
+    fixed, model = _settings_run(restore_best=False)
+    assert fixed.epochs_run == len(fixed.history) == 8  # every epoch, whatever validation did
+    last = {k: v for k, v in model.state_dict().items()}
+    assert all(torch.equal(fixed.state_dict[k], last[k]) for k in last)
+    assert not torch.equal(fixed.state_dict["weight"], best.state_dict["weight"])

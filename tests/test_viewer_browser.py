@@ -99,7 +99,7 @@ def pixel_position(page: Any, row: int, col: int) -> tuple[float, float]:
         """async ([row, col]) => {
             const response = await fetch('store/zarr.json');
             const layout = (await response.json()).attributes.multiscales.layout;
-            const [a, , c, , e, f] = layout.find((entry) => entry.asset === '0')['spatial:transform'];
+            const [a, , c, , e, f] = layout.find((entry) => entry.asset === '.')['spatial:transform'];
             const coordinate = [c + a * (col + 0.5), f + e * (row + 0.5)];
             return window.deepsaltViewer.map.getPixelFromCoordinate(coordinate);
         }""",
@@ -107,8 +107,13 @@ def pixel_position(page: Any, row: int, col: int) -> tuple[float, float]:
     )
 
 
-def test_map_renders_in_the_salinity_classes(page: Any):
-    wait_rendered(page, "ece")
+def test_map_renders_in_the_salinity_classes(page: Any, viewer: dict[str, Any]):
+    wait_rendered(page, "ece", "0")
+    # the first view is full resolution, drawn from the root's own arrays (the layout's asset ".", which
+    # the page must make OpenLayers read), not from level 1; no click has read a pixel yet
+    tiles = {r.path for r in viewer["requests"] if "/c/" in r.path}
+    assert any(path.startswith("/store/ece/c/") for path in tiles), tiles
+    assert not any(path.startswith("/store/1/") for path in tiles), tiles
     image = map_pixels(page)
     classes = [c.colour for c in SALINITY_CLASSES]
     assert share_of(image, classes) > 0.3, "the map canvas does not show the ECe classes"
@@ -119,7 +124,7 @@ def test_map_renders_in_the_salinity_classes(page: Any):
 
 def test_clicking_a_pixel_shows_the_stored_values(page: Any, viewer: dict[str, Any]):
     wait_rendered(page, "ece")
-    stored = xr.open_zarr(viewer["url"], group="0")
+    stored = xr.open_zarr(viewer["url"])
     row, col = 37, 42
     shown = click_pixel(page, row, col)
     for name in ("ece", "ece_std", "domain_score"):
@@ -129,7 +134,7 @@ def test_clicking_a_pixel_shows_the_stored_values(page: Any, viewer: dict[str, A
     assert shown["quality:text"] == "ok" and shown["pixel:text"] == f"{row}, {col}"
     # the page read each variable's shard index with a suffix range, answered with its last bytes
     shard_indexes = [r for r in viewer["requests"] if (r.range or "").startswith("bytes=-")]
-    assert {r.path for r in shard_indexes} >= {f"/store/0/{name}/c/0/0" for name in ("ece", "quality")}
+    assert {r.path for r in shard_indexes} >= {f"/store/{name}/c/0/0" for name in ("ece", "quality")}
     assert all(r.status == 206 for r in shard_indexes)
     water = click_pixel(page, 20, 50)  # every 50th column is water: no prediction
     assert water["ece:text"] == "no prediction" and water["quality:text"] == "water"
@@ -153,14 +158,15 @@ def test_switching_variables_recolours_the_map_with_its_legend(page: Any):
 
 def test_zooming_out_reads_coarser_levels_with_suffix_ranges(page: Any, viewer: dict[str, Any]):
     wait_rendered(page, "ece")
-    for resolution, level in ((60, "1"), (240, "3")):
+    for resolution, level in ((30, "0"), (60, "1"), (240, "3")):
         page.evaluate(f"window.deepsaltViewer.view.setResolution({resolution})")
         wait_rendered(page, "ece", level)
         assert f"pyramid level {level}" in page.inner_text("#level")
+    # full resolution is read from the root's arrays (/store/ece/c/...), a level from its group's
     requested = {
         r.path.split("/")[2] for r in viewer["requests"] if r.path.startswith("/store/") and "/c/" in r.path
     }
-    assert {"0", "1", "3"} <= requested
+    assert {"ece", "1", "3"} <= requested
     # OpenLayers' source sizes a shard with HEAD before reading its index: Content-Length must be right
     heads = [r for r in viewer["requests"] if r.method == "HEAD" and "/c/" in r.path]
     assert heads and all(r.status in (200, 404) for r in heads)

@@ -31,7 +31,7 @@ from deepsalt.viewer.server import (
 )
 from tests.support.small_map import write_small_map
 
-SHARD = "0/ece/c/0/0"
+SHARD = "ece/c/0/0"
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +102,9 @@ def test_bounded_open_and_oversized_ranges(server: ViewerServer, store_url: str)
     [
         "/store/../secret.txt",
         "/store/%2e%2e/secret.txt",
-        "/store/0/../../secret.txt",
+        "/store/1/../../secret.txt",
         "/store//etc/passwd",
-        "/store/0/./zarr.json",
+        "/store/1/./zarr.json",
         "/store/..%5csecret.txt",
         "/store/link-out",  # a symlink inside the store pointing outside it
     ],
@@ -116,7 +116,7 @@ def test_paths_outside_the_store_are_refused(server: ViewerServer, path: str):
 
 
 def test_missing_keys_and_page_files(server: ViewerServer):
-    assert fetch(server, "/store/0/ece/c/9/9").status == 404  # an unwritten chunk: the reader uses the fill
+    assert fetch(server, "/store/ece/c/9/9").status == 404  # an unwritten chunk: the reader uses the fill
     assert fetch(server, "/../pyproject.toml").status == 404
     assert fetch(server, "/%2e%2e/pyproject.toml").status == 404
     page = fetch(server, "/")
@@ -124,7 +124,7 @@ def test_missing_keys_and_page_files(server: ViewerServer):
     assert fetch(server, "/viewer.js").getheader("Content-Type") == "text/javascript"
     settings = json.loads(fetch(server, "/viewer.json").body)
     assert [v["name"] for v in settings["variables"]] == ["ece", "ece_std", "domain_score"]
-    assert settings["levels"] == ["0", "1", "2", "3"]
+    assert settings["levels"] == [".", "1", "2", "3"]
 
 
 def test_page_colours_ece_in_the_quicklook_classes(server: ViewerServer):
@@ -193,9 +193,9 @@ def test_serves_a_store_on_s3(store_url: str, s3):
     with serve(url) as running:
         response = fetch(running, f"/store/{SHARD}", Range="bytes=-16")
         assert response.status == 206 and response.body == data[-16:]
-        assert fetch(running, "/store/0/zarr.json").body == Path(store_url, "0", "zarr.json").read_bytes()
+        assert fetch(running, "/store/1/zarr.json").body == Path(store_url, "1", "zarr.json").read_bytes()
         assert fetch(running, "/store/../secret.txt").status == 403
-        assert json.loads(fetch(running, "/viewer.json").body)["levels"] == ["0", "1", "2", "3"]
+        assert json.loads(fetch(running, "/viewer.json").body)["levels"] == [".", "1", "2", "3"]
 
 
 @given(

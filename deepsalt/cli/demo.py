@@ -34,7 +34,7 @@ def demo(
     table.add_row("quicklooks", Text(summary.quicklook_dir))
     table.add_row("baselines report", Text(summary.report_url))
     table.add_row("stage times", ", ".join(f"{k} {v:.0f} s" for k, v in summary.seconds.items()))
-    table.add_row("open with", Text(f'xr.open_zarr("{summary.map_url}", group="0", decode_coords="all")'))
+    table.add_row("open with", Text(f'xr.open_zarr("{summary.map_url}", decode_coords="all")'))
     console.print(table)
     console.print(map_scores_table(summary.map_scores, summary.baseline))
     say("look at it:", view_command(summary.map_url), "bold")  # one line, to copy

@@ -53,7 +53,7 @@ def map_command(
     table.add_row(
         "speed", f"{summary.pixels:,} px in {summary.seconds:.1f} s = {summary.pixels_per_s:,.0f} px/s"
     )
-    table.add_row("open with", Text(f'xr.open_zarr("{summary.store_url}", group="0", decode_coords="all")'))
+    table.add_row("open with", Text(f'xr.open_zarr("{summary.store_url}", decode_coords="all")'))
     console.print(table)
     say("look at it:", view_command(summary.store_url), "bold")  # one line, to copy
     for tile, scenes in summary.rejected_scenes.items():

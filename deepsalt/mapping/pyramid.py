@@ -1,5 +1,6 @@
-"""Multiscale pyramid for viewers: levels of 2x downsampling in sibling groups ``1``, ``2``, ... beside
-the full-resolution group ``0``, listed by the root's ``multiscales`` layout (``conventions``).
+"""Multiscale pyramid for viewers: levels of 2x downsampling in child groups ``1``, ``2``, ... of the
+root, which holds the full-resolution map, all listed by the root's ``multiscales`` layout
+(``conventions``). Level k's dimensions are ``y_k``/``x_k``.
 
 Level k is computed from the full-resolution map with dask, chunk by chunk, so memory stays bounded for a
 continent. Floats are NaN-aware means; quality flags keep a bit only where all covered
@@ -15,11 +16,17 @@ import xarray as xr
 import zarr
 
 from deepsalt.errors import InputDataError
-from deepsalt.mapping.conventions import layout_paths, level_path, root_attrs
+from deepsalt.mapping.conventions import (
+    FULL_RESOLUTION_ASSET,
+    asset_group,
+    layout_assets,
+    level_asset,
+    level_dims,
+    root_attrs,
+)
 from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.quality import Quality
 from deepsalt.mapping.store import (
-    FULL_RESOLUTION,
     VARIABLES,
     georeference,
     layout,
@@ -51,12 +58,13 @@ def level_grids(grid: Grid, min_size: int) -> list[Grid]:
     return levels
 
 
-def downsample(ds: xr.Dataset, grid: Grid, factor: int) -> xr.Dataset:
-    """Coarsen the full-resolution map ``ds`` by ``factor`` onto ``grid``.
+def downsample(ds: xr.Dataset, grid: Grid, level: int) -> xr.Dataset:
+    """Coarsen the full-resolution map ``ds`` by ``2**level`` onto ``grid``, on the level's dimensions.
 
     Every level is computed from level 0 (not from the level above), so a coarse ECe is the mean
     of the valid full-resolution pixels it covers, whatever their number per intermediate block.
     """
+    factor = 2**level
     ds = ds.drop_vars(["x", "y", "spatial_ref"], errors="ignore")
     blocks = ds.coarsen(y=factor, x=factor, boundary="pad")
     out = xr.Dataset({name: blocks.mean()[name].astype("float32") for name in FLOAT_VARS})
@@ -68,7 +76,7 @@ def downsample(ds: xr.Dataset, grid: Grid, factor: int) -> xr.Dataset:
     for name in out.data_vars:
         out[name].attrs = dict(ds[name].attrs)
     out["quality"].attrs["comment"] = QUALITY_RESAMPLING
-    return georeference(out, grid)
+    return georeference(out.rename(dict(zip(("y", "x"), level_dims(level), strict=True))), grid, level)
 
 
 def remove_group(url: str, group: str) -> None:
@@ -84,29 +92,32 @@ def build_pyramid(url: str, grid: Grid, chunk: int, shard: int, min_size: int) -
     Returns the shapes of the levels below full resolution.
     """
     grids = level_grids(grid, min_size)
-    source = xr.open_zarr(url, group=FULL_RESOLUTION, consolidated=False, decode_coords="all")
+    source = xr.open_zarr(url, consolidated=False, decode_coords="all")
     for level, level_grid in enumerate(grids, start=1):
-        ds = downsample(source, level_grid, 2**level)
-        _, (shard_y, shard_x) = layout(level_grid.shape, chunk, shard)
-        ds = set_encoding(ds.chunk({"y": shard_y, "x": shard_x}), chunk, shard)
-        remove_group(url, level_path(level))  # a rerun rebuilds the level from the updated map
-        ds.to_zarr(url, group=level_path(level), mode="w-", zarr_format=3, consolidated=False)
+        ds = downsample(source, level_grid, level)
+        _, shards = layout(level_grid.shape, chunk, shard)
+        ds = set_encoding(ds.chunk(dict(zip(level_dims(level), shards, strict=True))), chunk, shard)
+        remove_group(url, level_asset(level))  # a rerun rebuilds the level from the updated map
+        ds.to_zarr(url, group=level_asset(level), mode="w-", zarr_format=3, consolidated=False)
     update_attrs(url, root_attrs([grid, *grids]))
     return [g.shape for g in grids]
 
 
-def level_paths(url: str) -> list[str]:
-    """The store's level groups, finest first, as its ``multiscales`` layout lists them.
+def level_assets(url: str) -> list[str]:
+    """The store's levels, finest first, as its ``multiscales`` layout lists them (``"."`` = the root).
 
     A store whose pyramid is not built yet (a run still mapping) has only the full-resolution level.
     """
-    paths = layout_paths(dict(zarr.open_group(url, mode="r").attrs))
-    return paths or [FULL_RESOLUTION]
+    assets = layout_assets(dict(zarr.open_group(url, mode="r").attrs))
+    return assets or [FULL_RESOLUTION_ASSET]
 
 
 def open_level(url: str, level: int = 0) -> xr.Dataset:
-    """One resolution level of a map as a dataset (0 = full resolution), CRS and transform decoded."""
-    paths = level_paths(url)
-    if not 0 <= level < len(paths):
-        raise InputDataError(url, f"the map has pyramid levels 0 to {len(paths) - 1}, not {level}")
-    return xr.open_zarr(url, group=paths[level], decode_coords="all")
+    """One resolution level of a map as a dataset (0 = full resolution), CRS and transform decoded.
+
+    A coarser level keeps its own dimension names (``y_1``/``x_1``, ...); rioxarray finds them.
+    """
+    assets = level_assets(url)
+    if not 0 <= level < len(assets):
+        raise InputDataError(url, f"the map has pyramid levels 0 to {len(assets) - 1}, not {level}")
+    return xr.open_zarr(url, group=asset_group(assets[level]), decode_coords="all")

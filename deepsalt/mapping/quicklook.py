@@ -21,16 +21,16 @@ from matplotlib.patches import Patch
 
 from deepsalt.io.paths import url_for
 from deepsalt.mapping.legend import NO_DATA_COLOUR, RAMPS, SALINITY_CLASSES
-from deepsalt.mapping.pyramid import level_paths
+from deepsalt.mapping.pyramid import level_assets, open_level
 
 MAX_PIXELS_PER_SIDE = 2048
 
 
 def pick_level(url: str) -> xr.Dataset:
     """The finest level whose larger side is at most MAX_PIXELS_PER_SIDE (else the coarsest)."""
-    levels = [xr.open_zarr(url, group=path, decode_coords="all") for path in level_paths(url)]
+    levels = [open_level(url, level) for level in range(len(level_assets(url)))]
     for ds in levels:
-        if max(ds.sizes["y"], ds.sizes["x"]) <= MAX_PIXELS_PER_SIDE:
+        if max(ds.ece.shape) <= MAX_PIXELS_PER_SIDE:
             return ds
     return levels[-1]
 

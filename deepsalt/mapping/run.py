@@ -186,6 +186,7 @@ def run_map(config: MapConfig, restart: bool = False) -> MapSummary:
     with ExitStack() as stack:
         with naming("output.url", url, output=True):
             lease = stack.enter_context(StoreLease(url))
+        stack.enter_context(store.own_entries_quiet())
         summary = _run(config, url, item_url, tile_plan, scenes, model, covariates, lease, restart)
     return summary
 

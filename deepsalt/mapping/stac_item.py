@@ -130,7 +130,7 @@ def build_item(
             href=store_url,
             media_type=ZARR_MULTISCALES_MEDIA_TYPE,
             roles=["data"],
-            title="Soil salinity map with its multiscale pyramid (levels 0, 1, ... as child groups)",
+            title="Soil salinity map: full resolution at the root, its coarser levels 1, 2, ... as child groups",
             extra_fields={
                 "zarr:consolidated": True,
                 "zarr:node_type": "group",

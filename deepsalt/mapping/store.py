@@ -1,7 +1,7 @@
 """The output Zarr v3 store: skeleton, product identity check and per-tile region writes.
 
-The root group holds the map's identity (product hash, lineage); the full-resolution variables live
-in its child group ``0``, the first level of the pyramid (see ``deepsalt.mapping.conventions``).
+The root group holds the map's identity (product hash, lineage) and the full-resolution variables, the
+first level of the pyramid; coarser levels are its child groups (see ``deepsalt.mapping.conventions``).
 The whole skeleton (metadata, coordinates, CF ``spatial_ref``) is written once, before any tile,
 so workers only ever write array shards. The store's attributes record the product identity
 (:mod:`deepsalt.mapping.identity`); a run with another identity is refused before it writes.
@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import posixpath
+import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +31,7 @@ from zarr.codecs import ZstdCodec
 
 from deepsalt import __version__
 from deepsalt.errors import OutputError
-from deepsalt.mapping.conventions import level_attrs, level_path
+from deepsalt.mapping.conventions import level_attrs, level_dims
 from deepsalt.mapping.grid import Grid
 from deepsalt.mapping.identity import differences, product_hash
 from deepsalt.mapping.lease import LEASE
@@ -38,7 +39,8 @@ from deepsalt.mapping.quality import FLAG_MASKS, FLAG_MEANINGS, Quality
 from deepsalt.mapping.records import RECORDS
 from deepsalt.mapping.tiles import Tile
 
-FULL_RESOLUTION = level_path(0)
+# where DeepSalt before the root-level layout kept the full-resolution map; such a store is not resumed
+OLD_FULL_RESOLUTION_GROUP = "0"
 
 
 @dataclass(frozen=True)
@@ -81,13 +83,18 @@ class StoreMismatchError(OutputError):
     """An existing store was made from other inputs; resuming into it would mix two maps."""
 
 
-def georeference(ds: xr.Dataset, grid: Grid) -> xr.Dataset:
-    """Attach projected x/y coordinates, the CF ``spatial_ref`` (crs_wkt + GeoTransform) and the
-    ``spatial:``/``proj:`` convention attributes."""
-    ds = ds.assign_coords(y=grid.y_coords(), x=grid.x_coords())
-    ds = ds.assign_attrs({"Conventions": "CF-1.10", **level_attrs(grid)})
-    ds.x.attrs.update(units="m", standard_name="projection_x_coordinate")
-    ds.y.attrs.update(units="m", standard_name="projection_y_coordinate")
+def georeference(ds: xr.Dataset, grid: Grid, level: int = 0) -> xr.Dataset:
+    """Attach the level's projected coordinates (on ``ds``'s dimensions, named by ``level_dims``), the
+    CF ``spatial_ref`` (crs_wkt + GeoTransform) and the ``spatial:``/``proj:`` convention attributes.
+
+    The coordinates carry CF ``axis`` and ``standard_name``: that is how rioxarray finds the spatial
+    dimensions of a level whose dimensions are not called ``y``/``x``.
+    """
+    y, x = level_dims(level)
+    ds = ds.assign_coords({y: grid.y_coords(), x: grid.x_coords()})
+    ds = ds.assign_attrs({"Conventions": "CF-1.10", **level_attrs(grid, level)})
+    ds[x].attrs.update(units="m", standard_name="projection_x_coordinate", axis="X")
+    ds[y].attrs.update(units="m", standard_name="projection_y_coordinate", axis="Y")
     return ds.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
 
 
@@ -100,7 +107,8 @@ def layout(shape: tuple[int, int], chunk: int, shard: int) -> tuple[tuple[int, i
 
 def set_encoding(ds: xr.Dataset, chunk: int, shard: int) -> xr.Dataset:
     """512-px chunks inside shards, zstd, fill values (on ``var.encoding``: keeps grid_mapping)."""
-    chunk_shape, shard_shape = layout((ds.sizes["y"], ds.sizes["x"]), chunk, shard)
+    first = ds[VARIABLES[0].name]
+    chunk_shape, shard_shape = layout(first.shape, chunk, shard)  # type: ignore[arg-type]
     for var in VARIABLES:
         ds[var.name].encoding = {
             "chunks": chunk_shape,
@@ -111,8 +119,9 @@ def set_encoding(ds: xr.Dataset, chunk: int, shard: int) -> xr.Dataset:
     return ds
 
 
-def skeleton(grid: Grid, chunk: int, shard: int) -> xr.Dataset:
-    """Lazy dataset of the full map (nothing computed) carrying coordinates, CRS and encodings."""
+def skeleton(grid: Grid, chunk: int, shard: int, attrs: Mapping[str, Any]) -> xr.Dataset:
+    """Lazy dataset of the full map (nothing computed) carrying coordinates, CRS, encodings and the
+    root's attributes ``attrs``."""
     _, blocks = layout(grid.shape, chunk, shard)
     data_vars = {
         var.name: xr.Variable(
@@ -120,7 +129,7 @@ def skeleton(grid: Grid, chunk: int, shard: int) -> xr.Dataset:
         )
         for var in VARIABLES
     }
-    ds = georeference(xr.Dataset(data_vars), grid)
+    ds = georeference(xr.Dataset(data_vars, attrs=dict(attrs)), grid)
     return set_encoding(ds, chunk, shard)
 
 
@@ -131,6 +140,22 @@ def store_exists(url: str) -> bool:
 
 # What a run itself puts in a store folder before its skeleton (lease, records, lease temp files).
 _OWN_ENTRIES = (LEASE, RECORDS)
+
+
+@contextlib.contextmanager
+def own_entries_quiet() -> Iterator[None]:
+    """Silence zarr's warning about the run's own lease and tile records at the store's root.
+
+    zarr warns about every object in a group that is not a Zarr node whenever it lists the group
+    (opening the root without consolidated metadata, consolidating). Those two sit at the root by
+    design, so that warning tells a user nothing; warnings about anything else still show.
+    """
+    names = "|".join(re.escape(name) for name in _OWN_ENTRIES)
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=rf"Object at ({names})\b.*not recognized as a component", category=UserWarning
+        )
+        yield
 
 
 def check_output(url: str) -> None:
@@ -164,15 +189,21 @@ def check_output(url: str) -> None:
 def create_or_check(
     url: str, grid: Grid, chunk: int, shard: int, attrs: Mapping[str, Any], restart: bool = False
 ) -> bool:
-    """Create the store skeleton, or check an existing one holds the same product.
+    """Create the store skeleton, or check an existing one holds the same product in this layout.
 
-    ``attrs`` carries ``product_identity`` (field → value). A store with another identity is
-    refused with the fields that differ, unless ``restart`` discards it. Returns True when an
-    existing store is resumed. Call while holding the store's lease.
+    ``attrs`` carries ``product_identity`` (field → value). A store with another identity, or one
+    written in the older layout (full resolution in group ``0``), is refused with what differs,
+    unless ``restart`` discards it. Returns True when an existing store is resumed. Call while
+    holding the store's lease.
     """
     if store_exists(url):
         stored = zarr.open_group(url, mode="r").attrs.asdict()
         changed = differences(stored.get("product_identity") or {}, attrs["product_identity"])
+        if _has_old_layout(url):
+            changed.append(
+                f"layout: store keeps its full-resolution map in group '{OLD_FULL_RESOLUTION_GROUP}' "
+                "(written by an older DeepSalt), this version keeps it at the store's root"
+            )
         if changed and not restart:
             raise StoreMismatchError(
                 url,
@@ -182,13 +213,19 @@ def create_or_check(
             )
         if changed:
             clear(url)
-        elif store_exists(f"{url}/{FULL_RESOLUTION}"):
+        elif store_exists(f"{url}/{VARIABLES[0].name}"):
             return True
-    if not store_exists(url):
-        zarr.create_group(url, attributes=dict(attrs), zarr_format=3)
-    ds = skeleton(grid, chunk, shard)
-    ds.to_zarr(url, group=FULL_RESOLUTION, mode="w-", compute=False, zarr_format=3, consolidated=False)
+    # "a": the root group may already exist (a first attempt stopped before its arrays were written)
+    skeleton(grid, chunk, shard, attrs).to_zarr(
+        url, mode="a", compute=False, zarr_format=3, consolidated=False
+    )
     return False
+
+
+def _has_old_layout(url: str) -> bool:
+    """Whether the store keeps its full-resolution arrays in group ``0`` instead of at its root."""
+    name = VARIABLES[0].name
+    return store_exists(f"{url}/{OLD_FULL_RESOLUTION_GROUP}/{name}") and not store_exists(f"{url}/{name}")
 
 
 def clear(url: str) -> None:
@@ -204,7 +241,7 @@ def write_tile(url: str, tile: Tile, arrays: Mapping[str, np.ndarray]) -> None:
     """Write one tile's arrays into their (shard-aligned) region of the store."""
     ys, xs = tile.slices()
     for name, values in arrays.items():
-        target = zarr.open_array(url, path=f"{FULL_RESOLUTION}/{name}", mode="r+")
+        target = zarr.open_array(url, path=name, mode="r+")
         target[ys, xs] = values
 
 
@@ -216,8 +253,7 @@ def clear_tile(url: str, tile: Tile) -> None:
 
 def consolidate(url: str) -> None:
     """Write consolidated metadata (zarr-python's v3 extension, which xarray reads)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not recognized as a component.*")
+    with own_entries_quiet(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
         zarr.consolidate_metadata(url)
 

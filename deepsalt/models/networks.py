@@ -174,12 +174,23 @@ class StudentEnsemble(nn.Module):
     first member's latent, how badly the satellite autoencoder's decoder reconstructs the pixel, and
     how far the pixel's spectrum lies off the training spectra's principal subspace; a pixel whose
     covariates lie outside their training range scores at least ``1 +`` the distance beyond it.
+    ``covariate_range`` watches every column of the covariate table for that, including those the
+    members do not read (climate, by default): a soil model applied in a climate it never saw is
+    out of its domain whether or not it reads the climate. Without it, the columns the first member
+    reads are watched.
     """
 
-    def __init__(self, members: list[StudentNet], decoder: nn.Module | None, domain_components: int = 0):
+    def __init__(
+        self,
+        members: list[StudentNet],
+        decoder: nn.Module | None,
+        domain_components: int = 0,
+        covariate_range: BoundedStandardizer | None = None,
+    ):
         super().__init__()
         self.members = nn.ModuleList(members)
         self.decoder = decoder
+        self.covariate_range = covariate_range
         first = members[0]
         if first.encoder is not None:
             self.domain = DomainScore(
@@ -215,11 +226,11 @@ class StudentEnsemble(nn.Module):
             spread = spread + torch.stack(means).var(dim=0, unbiased=False)
         out = GaussianOutput(mean, spread.sqrt() * self.interval_scale, features)
         score = self.domain(self.domain_features(latent, standardized, covariates), standardized)
-        cov_norm = self.members[0].cov_norm
-        if cov_norm is not None:
-            # Covariates beyond the training range were clamped (BoundedStandardizer): the pixel
+        watched = self.covariate_range if self.covariate_range is not None else self.members[0].cov_norm
+        if watched is not None:
+            # Covariates beyond the training range (clamped where the student reads them): the pixel
             # lies outside what the student learned from however ordinary its spectrum looks.
-            excess = cov_norm.excess(covariates)
+            excess = watched.excess(covariates)
             score = torch.where(excess > 0, torch.maximum(score, 1.0 + excess), score)
         return out, score
 

@@ -44,30 +44,45 @@ class BoundedStandardizer(Standardizer):
     an extrapolation nobody trained: the unseen-region errors were dominated by it. Clamping holds
     such a pixel at the nearest value the network learned from; :meth:`excess` says by how much it
     was held, so the domain score can flag it.
+
+    ``columns`` picks the input columns it reads (None: all, in order). A student that uses some
+    of the product's covariates still takes the product's whole covariate table, so neither the
+    predictor nor the mapper needs to know which ones it uses.
     """
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, columns: tuple[int, ...] | None = None):
         super().__init__(mean, std)
         n = self.mean.numel()
         self.register_buffer("low", torch.full((n,), -torch.inf))
         self.register_buffer("high", torch.full((n,), torch.inf))
+        if columns is not None:
+            if len(columns) != n:
+                raise ValueError(f"{len(columns)} columns given for {n} features")
+            self.register_buffer("columns", torch.tensor(columns, dtype=torch.long))
+        else:
+            self.columns = None
 
     @classmethod
-    def empty(cls, n: int) -> BoundedStandardizer:
-        return cls(torch.zeros(n), torch.ones(n))
+    def empty(cls, n: int, columns: tuple[int, ...] | None = None) -> BoundedStandardizer:
+        return cls(torch.zeros(n), torch.ones(n), columns)
+
+    def select(self, x: torch.Tensor) -> torch.Tensor:
+        """The columns this standardiser reads."""
+        return x if self.columns is None else x[..., self.columns]
 
     def fit(self, values: torch.Tensor | np.ndarray) -> BoundedStandardizer:
         """Set the statistics and the range from the finite rows of ``values``; returns self."""
-        super().fit(values)
-        rows = self.unbounded(torch.as_tensor(np.asarray(values), dtype=torch.float32))
+        selected = self.select(torch.as_tensor(np.asarray(values), dtype=torch.float32))
+        super().fit(selected)
+        rows = super().forward(selected)
         rows = rows[torch.isfinite(rows).all(dim=1)]
         self.low.copy_(rows.min(dim=0).values)
         self.high.copy_(rows.max(dim=0).values)
         return self
 
     def unbounded(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardised values, not clamped."""
-        return super().forward(x)
+        """Standardised values of the selected columns, not clamped."""
+        return super().forward(self.select(x))
 
     def excess(self, x: torch.Tensor) -> torch.Tensor:
         """Per row, the largest distance (in training standard deviations) of a feature outside its range."""

@@ -64,7 +64,13 @@ class StudentArch(FrozenModel):
     linear: bool
     members: int
     survey_covariates: tuple[int, ...] = ()
-    """Covariate columns the survey supplies: absent wherever the survey token is."""
+    """Covariate columns the survey supplies: absent wherever the survey token is (positions among
+    the covariates the student reads)."""
+    covariate_columns: tuple[int, ...] | None = None
+    """Columns of the product's covariate table the student reads (None: all of them)."""
+    covariate_table: int = 0
+    """Columns of the covariate table the student is given; the domain score watches all of them
+    for values beyond the training range (0: only the columns it reads)."""
     domain_components: int = 0
     """Principal components of the training spectra the domain score measures residuals from (0: none)."""
 
@@ -160,7 +166,9 @@ def build_student(arch: StudentArch) -> StudentEnsemble:
         StudentNet(
             build_encoder(arch.encoder) if arch.encoder is not None else None,
             build_head(arch.head),
-            BoundedStandardizer.empty(arch.n_covariates) if arch.n_covariates else None,
+            BoundedStandardizer.empty(arch.n_covariates, arch.covariate_columns)
+            if arch.n_covariates
+            else None,
             Standardizer.empty(1) if arch.survey else None,
             arch.linear,
             arch.survey_covariates,
@@ -171,4 +179,5 @@ def build_student(arch: StudentArch) -> StudentEnsemble:
         members,
         sat_decoder(arch.encoder) if arch.encoder is not None else None,
         arch.domain_components if arch.encoder is not None else 0,
+        BoundedStandardizer.empty(arch.covariate_table) if arch.covariate_table else None,
     )

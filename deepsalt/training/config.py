@@ -122,8 +122,14 @@ class TeacherSettings(LoopSettings):
 class StudentSettings(LoopSettings):
     """A student epoch is one pass over the survey-labelled pool plus the samples, repeated to a third of it."""
 
-    epochs: PositiveInt = 15
+    epochs: PositiveInt = 60
     patience: PositiveInt = 5
+    """Used only without ``fixed_schedule``."""
+    fixed_schedule: bool = True
+    """Run every epoch and keep the last weights, instead of stopping at the best epoch on the
+    held-out samples: those are a few dozen measured samples per fit, too few to choose an epoch by
+    (the chosen epoch fell anywhere from the first to the last), and students stopped early were
+    underfit (results/demo/NOTES.md)."""
     batch_size: PositiveInt = 256
     lr: PositiveFloat = 2e-3
     weight_decay: float = Field(1e-3, ge=0)
@@ -138,6 +144,12 @@ class StudentSettings(LoopSettings):
     """Weight of a survey-labelled pixel's task term relative to a point sample's."""
     nll_mean: bool = False
     """The NLL moves the mean too: each label source pulls on it in inverse proportion to its learned noise."""
+    covariates: tuple[str, ...] = ("sand", "clay")
+    """Covariates the student reads (with ``use_covariates``); the rest of the covariate table is
+    ignored. Climate is left out by default: inside one training region it varies little and
+    smoothly, so a student learns it as a stand-in for place, which does not carry to another
+    climate (there it extrapolates; see results/demo/NOTES.md). Add ``tmin`` … ``pmean`` when the
+    training regions span different climates."""
     survey_covariates: tuple[str, ...] = ("sand", "clay")
     """Covariates that come from the survey: hidden with the survey token (on rows the survey labels,
     and with ``survey_dropout``), so the survey's labels cannot be read off its own texture."""

@@ -30,7 +30,7 @@ ValFn = Callable[[nn.Module, Batch], float]
 @dataclass
 class FitResult:
     state_dict: dict[str, torch.Tensor]
-    """Best-validation weights (CPU)."""
+    """Best-validation weights, or the last epoch's on a fixed schedule (CPU)."""
     best_val: float
     best_epoch: int
     epochs_run: int
@@ -59,11 +59,15 @@ def fit(
     resume_url: str | None,
     resume_key: str,
     stage: str,
+    restore_best: bool = True,
 ) -> FitResult:
     """Train ``model`` (its trainable parameters) and return the best-validation weights.
 
     ``loss_fn(model, batch, generator)`` returns a dict with ``loss``; ``val_fn(model, val)`` a
-    float (lower is better) computed on the whole validation split by every worker. Rank 0 writes
+    float (lower is better) computed on the whole validation split by every worker. With
+    ``restore_best`` the weights of the best validation epoch are returned and training stops after
+    ``settings.patience`` epochs without improvement; without it every epoch runs and the last
+    weights are returned (a fixed schedule). Rank 0 writes
     the resume state to ``resume_url`` after every epoch; a state with another ``resume_key`` (other
     settings, data or parents) is ignored. Metrics go to ``ctx.report`` at most every
     ``ctx.report_interval_s`` seconds, and for the last epoch run.
@@ -101,7 +105,7 @@ def fit(
     epoch = reported = start - 1
     last_report = monotonic()
     for epoch in range(start, settings.epochs):
-        if best_epoch >= 0 and epoch - best_epoch > settings.patience:
+        if restore_best and best_epoch >= 0 and epoch - best_epoch > settings.patience:
             break
         epoch_seed = seed * 1_000_003 + epoch * 7919 + ctx.rank
         torch.manual_seed(epoch_seed)
@@ -147,17 +151,19 @@ def fit(
         log.debug("epoch", extra={"stage": stage, **record})
     if history and history[-1]["epoch"] >= start and reported != history[-1]["epoch"]:
         ctx.report({"stage": stage, **history[-1]})  # the last epoch run, on every rank alike
-    if best_state is None:
+    if best_state is None or not restore_best:
         best_state = _cpu_state(wrapped)
+    # An early stop breaks out at the first epoch it does not run, so count from the history.
+    epochs_run = history[-1]["epoch"] + 1 if history else start
     log.info(
         "stage trained",
         extra={
             "stage": stage,
-            "epochs_run": epoch + 1,
+            "epochs_run": epochs_run,
             "best_epoch": best_epoch,
             "best_val": round(best_val, 5),
         },
     )
     return FitResult(
-        best_state, best_val, best_epoch, epoch + 1, start if state is not None else None, history
+        best_state, best_val, best_epoch, epochs_run, start if state is not None else None, history
     )

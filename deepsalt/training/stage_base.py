@@ -85,6 +85,11 @@ class StageTrainer(ABC):
         return None
 
     @property
+    def restore_best(self) -> bool:
+        """Keep the best validation epoch's weights (early stopping); False: the last epoch's."""
+        return True
+
+    @property
     def settings(self) -> LoopSettings:
         return self.config.settings(self.stage)
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from deepsalt.errors import InputDataError, LineageError
+from deepsalt.errors import ConfigError, InputDataError, LineageError
 from deepsalt.models.losses import DistillationWeights, StudentTargets, distillation_loss
 from deepsalt.models.networks import StudentEnsemble
 from deepsalt.training import builders
@@ -74,6 +74,10 @@ class StudentTrainer(StageTrainer):
                 f"but the student is given SAU {sau.meta.checkpoint_id} ({sau.url})"
             )
 
+    @property
+    def restore_best(self) -> bool:
+        return not self.config.student.fixed_schedule
+
     def prepare(self) -> None:
         data, config = self.data, self.config
         self.sau_arch, self.scaler = sau_parent(self.parents)
@@ -98,7 +102,8 @@ class StudentTrainer(StageTrainer):
         self.val_set = self._columns(val_rows, np.array([], int), None, n_layers)[:4]
         self.val_obs = data.ece[val_rows]
         self.pool_train, self.pool_val = pool_tr, pool_va
-        n_cov = data.covariates.shape[1] if config.use_covariates else 0
+        used = self._used_covariates()
+        n_cov = len(used)
         latent = self.sau_arch.sat.latent_dim if config.use_satellite else 0
         n_side = n_cov + (2 if config.use_survey else 0)
         self.arch = builders.StudentArch(
@@ -110,10 +115,12 @@ class StudentTrainer(StageTrainer):
             members=config.student.members,
             domain_components=min(config.student.domain_components, len(pool_tr) - 1),
             survey_covariates=tuple(
-                data.covariate_names.index(name)
+                used.index(name)
                 for name in config.student.survey_covariates
-                if config.use_covariates and config.use_survey and name in data.covariate_names
+                if config.use_survey and name in used
             ),
+            covariate_columns=tuple(data.covariate_names.index(name) for name in used),
+            covariate_table=len(data.covariate_names),
         )
         s = config.student
         self.weights = DistillationWeights(
@@ -121,6 +128,20 @@ class StudentTrainer(StageTrainer):
         )
         self.cov_rows = np.concatenate([data.covariates[rows], data.pool_covariates[pool_rows]])
         self.survey_values = np.concatenate([data.survey[rows], data.pool_survey[pool_rows]])
+
+    def _used_covariates(self) -> list[str]:
+        """The configured covariates, in the order of the data's covariate table."""
+        if not self.config.use_covariates:
+            return []
+        names = self.data.covariate_names
+        unknown = sorted(set(self.config.student.covariates) - set(names))
+        if unknown:
+            raise ConfigError(
+                "<train config>",
+                "student.covariates",
+                f"{unknown} are not among the data's covariates {list(names)}",
+            )
+        return [name for name in names if name in self.config.student.covariates]
 
     def _teacher_outputs(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """The teacher's mean, spread and per-layer features for every sample with a lab spectrum."""
@@ -188,6 +209,8 @@ class StudentTrainer(StageTrainer):
                     member.cov_norm.fit(self.cov_rows)
                 if member.survey_norm is not None:
                     member.survey_norm.fit(np.log1p(np.clip(self.survey_values, 0, None))[:, None])
+            if ensemble.covariate_range is not None:
+                ensemble.covariate_range.fit(self.cov_rows)
             if ensemble.decoder is not None:
                 ensemble.decoder.load_state_dict(sau_part(sau_state, "sat.decoder."))
                 ensemble.decoder.requires_grad_(False)
@@ -258,7 +281,7 @@ class StudentTrainer(StageTrainer):
             band_axis={"wavelength": self.parents[Stage.SAU].meta.band_axis["wavelength"]},
             normalisation={
                 "target": self.scaler.to_dict(),
-                "covariates": list(data.covariate_names) if self.config.use_covariates else [],
+                "covariates": self._used_covariates(),
                 "survey": self.config.use_survey,
                 "domain": {
                     "method": "max of mahalanobis-ledoit-wolf on latent and log reconstruction error, and residual off the training spectra's principal components",

@@ -240,6 +240,7 @@ def _train_and_save(plan: StagePlan, job: ChainJob, ctx: WorkerContext) -> None:
         resume_url=plan.url,
         resume_key=plan.key,
         stage=plan.stage.value,
+        restore_best=trainer.restore_best,
     )
     if ctx.rank == 0:
         model.load_state_dict(result.state_dict)

@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import zarr
 
+from deepsalt.mapping.conventions import asset_group
 from deepsalt.mapping.legend import NO_DATA_COLOUR, RAMPS, SALINITY_CLASSES, ramp_colours
-from deepsalt.mapping.pyramid import level_paths
+from deepsalt.mapping.pyramid import level_assets
 from deepsalt.mapping.quality import FLAG_DESCRIPTIONS
 from deepsalt.mapping.store import VARIABLES
 
@@ -60,7 +61,7 @@ class FlagStyle:
 class PageSettings:
     title: str
     store: str  # the store's address relative to the page
-    levels: list[str]
+    levels: list[str]  # the layout's assets, finest first ("." = the store's root)
     variables: list[VariableStyle]
     flags: list[FlagStyle]
     no_data_colour: str
@@ -86,8 +87,9 @@ def _value_range(array: zarr.Array) -> tuple[float, float]:
 def page_settings(store_url: str, store_path: str) -> PageSettings:
     """The page's settings for the map at ``store_url``, which the page reads at ``store_path``."""
     root = zarr.open_group(store_url, mode="r")
-    levels = level_paths(store_url)
-    coarsest = root[levels[-1]]
+    levels = level_assets(store_url)
+    group = asset_group(levels[-1])
+    coarsest = root if group is None else root[group]
     variables = []
     for variable in VARIABLES:
         if variable.name not in TITLES:

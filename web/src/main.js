@@ -5,6 +5,8 @@
 // map is drawn in the store's own CRS (proj4 from `proj:wkt2`), so pixels are never resampled between
 // projections. A click reads the full-resolution pixel from the store with zarrita. The only context
 // is a bundled outline of countries, states and counties: the page fetches nothing but its own server.
+// The full-resolution level is the store's root group itself (layout asset "."), the coarser levels
+// its child groups.
 
 import 'ol/ol.css';
 import './style.css';
@@ -25,7 +27,8 @@ import proj4 from 'proj4';
 import {feature, mesh} from 'topojson-client';
 import {FetchStore, get as zarrGet, open as zarrOpen, root as zarrRoot} from 'zarrita';
 
-const FULL_RESOLUTION = '0';
+// the layout's asset for a level held by the multiscales group itself (the store's full resolution)
+const SAME_GROUP = '.';
 // countries farther than this from the map (degrees of longitude) are left out: far from its
 // central meridian a transverse Mercator grid (UTM) folds outlines over the map
 const OUTLINE_REACH_DEG = 60;
@@ -156,6 +159,28 @@ async function outlineLayer(projection, center) {
   return new VectorLayer({source, properties: {name: 'outlines'}});
 }
 
+/**
+ * Let the source read `band` at a level held by the multiscales group itself (asset ".").
+ *
+ * OpenLayers' GeoZarr source (10.10) lists a level's arrays by looking up `${asset}/${band}` in the
+ * consolidated metadata, where the root's own arrays are keyed `${band}`; so it finds no band at
+ * asset "." and would draw that level from the next coarser one. Its tile reads resolve
+ * `./${band}` to the right array, so naming the band at that level is all it lacks. Fails loudly
+ * if a later OpenLayers stores the levels' bands differently (the browser test then fails too).
+ */
+function readLevelAtGroup(source, band, layout) {
+  const bandsByLevel = source.bandsByLevel_;
+  if (!bandsByLevel || typeof bandsByLevel !== 'object') {
+    throw new Error('this OpenLayers GeoZarr source no longer lists bands per level (bandsByLevel_)');
+  }
+  for (const entry of layout) {
+    if (entry.asset === SAME_GROUP && !(bandsByLevel[SAME_GROUP] || []).includes(band)) {
+      bandsByLevel[SAME_GROUP] = [...(bandsByLevel[SAME_GROUP] || []), band];
+    }
+  }
+  return source;
+}
+
 function sourceReady(source) {
   return new Promise((resolve, reject) => {
     const check = () => {
@@ -202,7 +227,8 @@ async function main() {
   const attrs = rootGroup.attrs;
   const projection = registerProjection(attrs);
   const layout = attrs.multiscales.layout;
-  const full = layout.find((entry) => entry.asset === FULL_RESOLUTION);
+  // the full-resolution level: the one not derived from another
+  const full = layout.find((entry) => !entry.derived_from);
   const [a, , c, , e, f] = full['spatial:transform'];
   const [height, width] = full['spatial:shape'];
 
@@ -212,7 +238,7 @@ async function main() {
   const sourceFor = (name) => {
     if (!sources.has(name)) {
       const source = new GeoZarr({url: storeUrl, bands: [name], transition: 0, resample: 'nearest'});
-      sources.set(name, sourceReady(source));
+      sources.set(name, sourceReady(source).then((ready) => readLevelAtGroup(ready, name, layout)));
     }
     return sources.get(name);
   };
@@ -258,7 +284,8 @@ async function main() {
   const grid = source.getTileGrid();
   const showLevel = () => {
     const z = grid.getZForResolution(view.getResolution(), source.zDirection);
-    const level = grid.getMatrixId(z);
+    // the level's number: its place in the layout, finest (the root, asset ".") first
+    const level = String(layout.findIndex((entry) => entry.asset === grid.getMatrixId(z)));
     const resolution = grid.getResolution(z);
     const units = view.getProjection().getUnits();
     $('level').textContent = `pyramid level ${level} (${formatValue(resolution)} ${units} pixels)`;
@@ -270,7 +297,7 @@ async function main() {
   // a click reads the full-resolution pixel under it
   const arrays = {};
   for (const name of [...settings.variables.map((v) => v.name), 'quality']) {
-    arrays[name] = zarrOpen.v3(rootGroup.resolve(`${FULL_RESOLUTION}/${name}`), {kind: 'array'});
+    arrays[name] = zarrOpen.v3(rootGroup.resolve(`${full.asset}/${name}`), {kind: 'array'});
   }
   let clicks = 0;
   map.on('singleclick', async (event) => {
