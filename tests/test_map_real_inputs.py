@@ -260,7 +260,8 @@ def training_region_scores(student: Student, n: int = 4000) -> np.ndarray:
     keep = np.isfinite(reflectance).all(axis=1)
     # The region's own climate and texture (the training mean): Potsdam's covariates lie far
     # outside the training range and would flag every pixel whatever its spectrum.
-    typical = predictor.net.members[0].cov_norm.mean.numpy()
+    # The whole covariate table's training mean (the domain score watches every column of it).
+    typical = predictor.net.covariate_range.mean.numpy()
     covariates = np.tile(typical[None, :].astype(np.float32), (keep.sum(), 1))
     return predictor.predict(reflectance[keep], covariates)["domain_score"]
 

@@ -127,3 +127,34 @@ def test_early_stopping_keeps_the_best_validation_epoch_and_a_fixed_schedule_the
     last = {k: v for k, v in model.state_dict().items()}
     assert all(torch.equal(fixed.state_dict[k], last[k]) for k in last)
     assert not torch.equal(fixed.state_dict["weight"], best.state_dict["weight"])
+
+
+def test_a_resume_state_of_another_model_shape_is_ignored_and_the_stage_starts_over(
+    tmp_path, monkeypatch, caplog
+):
+    """Same settings and key, but written for a model of another shape (an older version of the
+    code): the run starts from epoch 0 with its own fresh weights instead of failing."""
+    url = str(tmp_path / "stage")
+    _train(_ctx(100, monkeypatch), epochs=3, patience=100, resume_url=url)  # resume state at epoch 2
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 4, generator=gen), torch.randn(32, 1, generator=gen)
+    wider = nn.Linear(4, 1)  # the saved state is a Linear(3, 1)
+    fresh = {k: v.clone() for k, v in wider.state_dict().items()}
+    with caplog.at_level("WARNING"):
+        result = fit(
+            wider,
+            TensorDataset(x, y),
+            (x[:8], y[:8]),
+            lambda model, batch, _: {"loss": nn.functional.mse_loss(model(batch[0]), batch[1])},
+            lambda model, batch: float(nn.functional.mse_loss(model(batch[0]), batch[1])),
+            LoopSettings(epochs=1, patience=100, batch_size=32, lr=1e-9),
+            seed=1,
+            ctx=_ctx(100, monkeypatch),
+            resume_url=url,
+            resume_key="k",
+            stage="test",
+        )
+    assert result.resumed_from is None and [r["epoch"] for r in result.history] == [0]
+    assert "ignoring resume state that does not fit this model" in caplog.text
+    # it started from its own weights (one step at lr 1e-9 moves them by less than 1e-6)
+    assert all(torch.allclose(result.state_dict[k], fresh[k], atol=1e-6) for k in fresh)

@@ -42,6 +42,13 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
+def _fits(model: nn.Module, saved: dict[str, torch.Tensor]) -> bool:
+    """Whether ``saved`` has exactly the model's entries, each of the same shape (checked before
+    loading: a failed strict load has already copied the entries that matched)."""
+    current = model.state_dict()
+    return saved.keys() == current.keys() and all(saved[k].shape == v.shape for k, v in current.items())
+
+
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in _unwrap(model).state_dict().items()}
 
@@ -75,6 +82,13 @@ def fit(
     state = load_resume(resume_url) if resume_url else None
     if state is not None and state.get("key") != resume_key:
         log.warning("ignoring resume state from other settings", extra={"stage": stage, "url": resume_url})
+        state = None
+    if state is not None and not _fits(model, state["model"]):
+        # Same settings and data, but a model of another shape (written by another version of this
+        # code): it cannot continue, so the stage starts over instead of failing.
+        log.warning(
+            "ignoring resume state that does not fit this model", extra={"stage": stage, "url": resume_url}
+        )
         state = None
     if state is not None:
         model.load_state_dict(state["model"])
