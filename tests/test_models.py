@@ -291,7 +291,8 @@ def test_covariates_beyond_the_training_range_change_no_prediction_and_raise_the
     near, score_near = student.forward_with_domain(sat, edge, survey)
     out, score = student.forward_with_domain(sat, far, survey)
     torch.testing.assert_close(out.mean, near.mean)
-    torch.testing.assert_close(out.std, near.std)
+    # the spread grows with the score: the variance in proportion to it beyond 1
+    torch.testing.assert_close(out.std, near.std * (score / score_near.clamp_min(1.0)).sqrt())
     excess = float((50.0 - norm.mean[3]) / norm.std[3] - norm.high[3])
     assert bool((score >= 1.0 + excess - 1e-4).all())
     assert bool((score_near < score).all())
@@ -330,6 +331,7 @@ def test_a_student_reading_some_covariates_ignores_the_others_everywhere():
     # Watching the whole table, the same unread climate leaves the prediction alone but flags the pixel.
     out_all, score_all = watching_all.forward_with_domain(sat, other, survey)
     torch.testing.assert_close(out_all.mean, out.mean)
+    torch.testing.assert_close(out_all.std, out.std * (score_all / score.clamp_min(1.0)).sqrt())
     beyond = (1e3 - watching_all.covariate_range.mean[2:]) / watching_all.covariate_range.std[2:]
     expected = float((beyond - watching_all.covariate_range.high[2:]).max())
     assert bool((score_all >= 1.0 + expected - 1e-3).all()) and expected > 100
@@ -363,8 +365,9 @@ def test_ensemble_spread_holds_the_members_disagreement_and_their_point_noise():
     means = torch.stack([p.mean for p in parts])
     var = torch.stack([p.std**2 + m.noise("point") ** 2 for p, m in zip(parts, student.members, strict=True)])
     torch.testing.assert_close(out.mean, means.mean(0))
-    torch.testing.assert_close(out.std, torch.sqrt(var.mean(0) + means.var(0, unbiased=False)))
     assert score.shape == (5,) and bool(torch.isfinite(score).all())
+    mixture = var.mean(0) + means.var(0, unbiased=False)
+    torch.testing.assert_close(out.std, torch.sqrt(mixture * score.clamp_min(1.0)))
 
 
 def test_a_missing_survey_value_is_a_flag_not_a_number():

@@ -97,6 +97,27 @@ def test_identical_rerun_reuses_checkpoints(chain, data):
     assert {stage: read_meta(url).created for stage, url in again.items()} == created
 
 
+def test_a_checkpoint_written_by_an_older_revision_of_a_stage_is_trained_again(
+    data, tmp_path, monkeypatch, caplog
+):
+    """Same settings, data and parents, but the code now saves something else in the student (a
+    new buffer): reusing the old checkpoint would silently serve a model the code no longer makes."""
+    from deepsalt.training.stage_student import StudentTrainer
+
+    config = tiny_config(str(tmp_path))
+    monkeypatch.setattr(StudentTrainer, "revision", 1)
+    first = {stage: read_meta(url).stage_key for stage, url in run_training(config, data).items()}
+    monkeypatch.setattr(StudentTrainer, "revision", 2)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="deepsalt"):
+        again = {stage: read_meta(url).stage_key for stage, url in run_training(config, data).items()}
+    reused = [r.stage for r in caplog.records if r.getMessage().startswith("reusing checkpoint")]
+    trained = [r.stage for r in caplog.records if r.getMessage() == "stage done"]
+    assert (reused, trained) == (["sau", "teacher"], ["student"])
+    assert again[Stage.SAU] == first[Stage.SAU] and again[Stage.TEACHER] == first[Stage.TEACHER]
+    assert again[Stage.STUDENT] != first[Stage.STUDENT]
+
+
 def test_a_restarted_chain_keeps_its_finished_stages(data, tmp_path, caplog):
     """What every Ray worker runs after a worker-group restart: the chain from its first stage."""
     config = tiny_config(str(tmp_path))

@@ -169,8 +169,9 @@ class StudentEnsemble(nn.Module):
 
     The predictive spread of a point sample is ``sqrt(mean_k(s_k² + noise_k²) + var_k(m_k))``: each
     member's own spread, the point-sample noise it learned (a field sample is a point, the map a
-    30 m pixel), and the members' disagreement. ``interval_scale`` is fitted on held-out samples so
-    that the 95 % interval covers 95 % of them. The domain score (:class:`DomainScore`) reads the
+    30 m pixel), and the members' disagreement, multiplied by ``sqrt(max(1, domain score))``: a
+    pixel out of the training domain gets a wider interval. ``interval_scale`` is fitted on held-out
+    samples so that the 95 % interval covers 95 % of them. The domain score (:class:`DomainScore`) reads the
     first member's latent, how badly the satellite autoencoder's decoder reconstructs the pixel, and
     how far the pixel's spectrum lies off the training spectra's principal subspace; a pixel whose
     covariates lie outside their training range scores at least ``1 +`` the distance beyond it.
@@ -221,10 +222,9 @@ class StudentEnsemble(nn.Module):
             means.append(out.mean)
             variances.append(out.std**2 + member.noise("point") ** 2)
         mean = torch.stack(means).mean(dim=0)
-        spread = torch.stack(variances).mean(dim=0)
+        variance = torch.stack(variances).mean(dim=0)
         if len(means) > 1:
-            spread = spread + torch.stack(means).var(dim=0, unbiased=False)
-        out = GaussianOutput(mean, spread.sqrt() * self.interval_scale, features)
+            variance = variance + torch.stack(means).var(dim=0, unbiased=False)
         score = self.domain(self.domain_features(latent, standardized, covariates), standardized)
         watched = self.covariate_range if self.covariate_range is not None else self.members[0].cov_norm
         if watched is not None:
@@ -232,7 +232,11 @@ class StudentEnsemble(nn.Module):
             # lies outside what the student learned from however ordinary its spectrum looks.
             excess = watched.excess(covariates)
             score = torch.where(excess > 0, torch.maximum(score, 1.0 + excess), score)
-        return out, score
+        # Beyond the training domain the variance grows in proportion to the domain score (a linear
+        # variogram in that distance): members that agree there agree by extrapolating alike, which
+        # says nothing about the error. Inside the domain (score <= 1) the spread is the mixture's.
+        variance = variance * score.clamp_min(1.0)
+        return GaussianOutput(mean, variance.sqrt() * self.interval_scale, features), score
 
     def forward(
         self, reflectance: torch.Tensor, covariates: torch.Tensor, survey: torch.Tensor

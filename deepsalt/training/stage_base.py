@@ -63,6 +63,11 @@ class StageTrainer(ABC):
     """Hooks of one stage. ``__init__`` only stores its inputs; the work starts in :meth:`prepare`."""
 
     stage: ClassVar[Stage]
+    revision: ClassVar[int] = 1
+    """Raised when the code changes what a checkpoint of the same settings, data and parents holds
+    (a new buffer, a fitted quantity computed another way). It is part of the stage's key, so a
+    checkpoint written by older code is trained again instead of silently reused. Revision 1 adds
+    nothing to the key: the keys of checkpoints written before revisions existed stay valid."""
 
     def __init__(self, config: TrainConfig, data: TrainingData, parents: Mapping[Stage, ParentCheckpoint]):
         self.config, self.data, self.parents = config, data, parents

@@ -56,6 +56,7 @@ class _StudentTraining(nn.Module):
 
 class StudentTrainer(StageTrainer):
     stage = Stage.STUDENT
+    revision = 2  # 2: the domain score watches the whole covariate table and widens the spread
 
     @classmethod
     def parent_stages(cls, config: TrainConfig) -> tuple[Stage, ...]:

@@ -172,6 +172,7 @@ def plan_stage(stage: Stage, data: TrainingData, config: TrainConfig, urls: Stag
         config.settings(stage).model_dump(mode="json"),
         data.fingerprint(),
         [parents[p].meta.checkpoint_id for p in parents],
+        *([trainer.revision] if trainer.revision > 1 else []),
     )
     return StagePlan(stage, urls[stage], key, parents)
 
