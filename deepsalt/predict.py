@@ -4,7 +4,8 @@ Loaded once per process (or Ray actor) from a student checkpoint; the device is 
 time (CUDA when available). Outputs per pixel:
 
 - ``ece`` (dS/m): median of the predictive distribution (see ``deepsalt.models.target``);
-- ``ece_std`` (dS/m): its delta-method spread, ``(1 + ece) · s`` for the log1p target space;
+- ``ece_std`` (dS/m): its delta-method spread, ``(1 + ece) · s`` for the log1p target space,
+  widened beyond the training domain (``s`` grows with the square root of a domain score above 1);
   exact intervals come from :func:`deepsalt.models.target.interval`;
 - ``domain_score``: the larger of two distances from the training pixels, each divided by its
   95th percentile over held-out pixels (:class:`deepsalt.models.networks.DomainScore`): the

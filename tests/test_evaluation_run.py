@@ -263,8 +263,11 @@ def test_report_has_targets_models_with_spread_differences_and_figures(evaluated
     text = (evaluated / "report.md").read_text()
     for heading in ("## Targets (full model)", "## Every model, mean over seeds ± seed sd", "### held-out blocks",
                     "### unseen region", "## Differences, paired by seed", "by observed salinity range",
-                    "by texture class", "by climate class"):  # fmt: skip
+                    "by texture class", "by climate class", "inside and beyond its training domain"):  # fmt: skip
         assert heading in text
+    rows = pd.read_csv(evaluated / "predictions.csv")
+    scores = rows.set_index("kind")["domain_score"]
+    assert np.isfinite(scores.loc["deepsalt"]).all() and scores.loc["baseline"].isna().all()
     assert text.count("| met |") + text.count("| MISSED |") == 7
     assert "true pixel ECe (ceiling)" in text and " ± " in text and "Best baseline" in text
     for name in ("pred_vs_obs.png", "residuals_by_range.png", "ablation.png", "coverage.png"):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from deepsalt.evaluation.harness import SEEN, UNSEEN
-from deepsalt.evaluation.tables import map_targets, spread, summarise
+from deepsalt.evaluation.tables import domain_table, map_targets, spread, summarise
 
 OBSERVED = [1.0, 2.0, 4.0]
 # model → (kind, one prediction per sample for each of the seeds 0, 1, 2)
@@ -125,3 +125,24 @@ def test_map_targets_read_both_maps():
     assert versus.met and versus.value == pytest.approx(0.08)
     level, versus = map_targets({"deepsalt": {"r2_log": 0.6}, "best_baseline": {"r2_log": 0.65}})
     assert not level.met and not versus.met and "missed" in versus.margin
+
+
+def test_domain_table_splits_samples_at_a_score_of_one_by_hand():
+    """Seed 0 flags sample c (score 3) and seed 1 flags b and c; with std 1 in dS/m ("none"), the
+    95 % interval is ±1.96: only a miss of 3 (seed 1, sample c) falls outside it."""
+    rows = tiny_predictions()
+    full = rows["model"] == "DeepSalt"
+    rows.loc[full, "std"] = 1.0
+    rows.loc[full, "predicted"] = [1, 2, 4, 1, 2, 7, 1, 2, 4]
+    rows["domain_score"] = np.nan
+    rows.loc[full, "domain_score"] = [0.5, 0.9, 3.0, 0.5, 1.5, 3.0, 0.2, 0.3, 0.4]
+    table = domain_table(rows, "DeepSalt").set_index("domain score")
+    inside, flagged = table.loc["inside (≤ 1)"], table.loc["flagged (> 1)"]
+    assert inside["share"] == pytest.approx((2 / 3 + 1 / 3 + 1) / 3)
+    assert flagged["share"] == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
+    assert inside["mae"] == pytest.approx(0.0) and inside["coverage95"] == pytest.approx(1.0)
+    # flagged: seed 0 (sample c, exact) MAE 0, cov 1; seed 1 (b exact, c off by 3) MAE 1.5, cov 1/2;
+    # seed 2 flags nothing and is left out of the flagged row's mean
+    assert flagged["mae"] == pytest.approx(0.75) and flagged["coverage95"] == pytest.approx(0.75)
+    assert flagged["n"] == pytest.approx(1.0)  # (1 + 2 + 0) / 3 samples per seed
+    assert domain_table(tiny_predictions(), "DeepSalt").empty  # no domain scores recorded

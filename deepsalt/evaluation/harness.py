@@ -1,7 +1,8 @@
 """Run every model on the same spatial-block folds (and on the unseen region) and collect per-sample predictions.
 
 The result is one row per (model, seed, sample, split): the observed ECe, the prediction, its
-spread and the sample's block, fold, salinity range, texture and climate class. Every table of
+spread, the student's domain score (NaN for the baselines) and the sample's block, fold, salinity
+range, texture and climate class. Every table of
 the report is computed from it.
 """
 
@@ -32,7 +33,7 @@ def slug(name: str) -> str:
 
 def check_prediction(prediction: Prediction, n: int, model: str) -> None:
     """One finite-or-NaN value per test sample, or the model is scored wrongly: refuse it."""
-    for field, values in (("mean", prediction.mean), ("std", prediction.std)):
+    for field, values in (("mean", prediction.mean), ("std", prediction.std), ("domain", prediction.domain)):
         if values is not None and np.shape(values) != (n,):
             raise ValueError(
                 f"model '{model}' returned {field} of shape {np.shape(values)} for {n} test samples: "
@@ -66,6 +67,7 @@ def _rows(model: Model, base: pd.DataFrame, prediction: Prediction, fold: int, s
     rows["predicted"] = np.asarray(prediction.mean, dtype=float)
     rows["std"] = np.nan if prediction.std is None else np.asarray(prediction.std, dtype=float)
     rows["transform"] = prediction.transform
+    rows["domain_score"] = np.nan if prediction.domain is None else np.asarray(prediction.domain, dtype=float)
     return rows
 
 

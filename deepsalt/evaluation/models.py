@@ -32,6 +32,9 @@ class Prediction:
     std: np.ndarray | None = None
     transform: str = "none"
     """Space in which the predictive distribution is Gaussian (see ``deepsalt.models.target``)."""
+    domain: np.ndarray | None = None
+    """The student's domain score per sample (> 1: outside what it learned from); None for a model
+    without one."""
 
 
 class Model(Protocol):
@@ -126,7 +129,9 @@ class DeepSaltVariant:
                 test.covariates.astype(np.float32),
                 test.survey.astype(np.float32),
             )
-            out[key] = Prediction(result["ece"], result["ece_std"], train_config.model.target_transform)
+            out[key] = Prediction(
+                result["ece"], result["ece_std"], train_config.model.target_transform, result["domain_score"]
+            )
         return out
 
 

@@ -18,7 +18,7 @@ from deepsalt.evaluation.harness import evaluate_models
 from deepsalt.evaluation.models import build_models, scored_rows
 from deepsalt.evaluation.reference import TruePixelReference
 from deepsalt.evaluation.report import render
-from deepsalt.evaluation.tables import Summary, Target, group_tables, summarise
+from deepsalt.evaluation.tables import Summary, Target, domain_table, group_tables, summarise
 from deepsalt.logs import get_logger
 from deepsalt.training.data import TrainingData
 
@@ -148,7 +148,8 @@ def run_evaluation(config: EvaluateConfig, seen: TrainingData | None = None) -> 
         "run time": f"{(time.perf_counter() - started) / 60:.1f} min",
     }
     groups = group_tables(predictions, full)
-    text = render(f"DeepSalt evaluation: {manifest.name}", context, summary, groups, full)
+    domain = domain_table(predictions, full)
+    text = render(f"DeepSalt evaluation: {manifest.name}", context, summary, groups, full, domain)
     _write(f"{out}/report.md", text)
     log.info("report written", extra={"url": f"{out}/report.md", "models": summary.table["model"].nunique()})
     return EvaluationSummary(

@@ -339,6 +339,56 @@ def group_tables(predictions: pd.DataFrame, model: str) -> dict[str, pd.DataFram
     return tables
 
 
+DOMAIN_GROUPS = ("inside (≤ 1)", "flagged (> 1)")
+
+
+def domain_table(predictions: pd.DataFrame, model: str) -> pd.DataFrame:
+    """``model``'s samples inside and beyond its training domain (domain score ≤ 1 / > 1), per split:
+    their share, MAE and 95 % coverage, mean ± sd over seeds.
+
+    Whether the score and the spread do their job: flagged samples should be the worse predicted
+    ones, and their intervals (widened with the score) should still hold the truth. Empty without
+    domain scores (the baselines, or predictions written before they were recorded).
+    """
+    if "domain_score" not in predictions:
+        return pd.DataFrame()
+    rows = _scored(predictions[predictions["model"] == model])
+    rows = rows[np.isfinite(rows["domain_score"].to_numpy(dtype=float))]
+    per_seed = []
+    for (split, seed), part in rows.groupby(["split", "seed"], sort=False):
+        flagged = part["domain_score"].to_numpy(dtype=float) > 1.0
+        for group, members in zip(DOMAIN_GROUPS, (part[~flagged], part[flagged]), strict=True):
+            coverage = (
+                interval_coverage(
+                    members["observed"],
+                    members["predicted"],
+                    members["std"],
+                    (0.95,),
+                    members["transform"].iloc[0],
+                )[0.95]
+                if len(members)
+                else np.nan
+            )
+            per_seed.append(
+                {
+                    "split": split,
+                    "domain score": group,
+                    "seed": seed,
+                    "share": len(members) / len(part),
+                    "n": len(members),
+                    "mae": regression_metrics(members["observed"], members["predicted"])["mae"],
+                    "coverage95": coverage,
+                }
+            )
+    if not per_seed:
+        return pd.DataFrame()
+    stacked = pd.DataFrame(per_seed)
+    grouped = stacked.groupby(["split", "domain score"], sort=False)
+    table = grouped[["share", "n", "mae", "coverage95"]].mean()
+    spreads = grouped[["share", "mae", "coverage95"]].agg(spread).add_suffix("_sd")
+    return table.join(spreads).reset_index()
+
+
 @dataclass(frozen=True)
 class Summary:
     """Everything the report states, recomputable from ``predictions.csv`` by :func:`summarise`."""
