@@ -229,19 +229,28 @@ def mapping_section(m: dict[str, Any]) -> str:
             ),
             "### Memory per actor (peak resident, VmHWM)\n"
             + table(
-                ("run", "tiles per actor", "per-actor peaks (MB)", "max MB", "heaviest tile (px predicted)"),
+                (
+                    "case",
+                    "tiles per actor",
+                    "per-actor peaks, every run (MB)",
+                    "largest per run (MB)",
+                    "median of those",
+                    "heaviest tile (px predicted)",
+                ),
                 [
                     (
                         name,
                         ", ".join(map(str, mem["tiles_per_actor"][name])),
                         ", ".join(map(str, r["per_actor_mb"])),
-                        r["max_mb"],
+                        ", ".join(map(str, r.get("run_max_mb", [r["max_mb"]]))),
+                        r.get("median_max_mb", r["max_mb"]),
                         f"{mem['heaviest_tile_predicted'][name]:,}",
                     )
                     for name, r in mem["runs"].items()
                 ],
             )
-            + f"\n\n2P on 2 actors against P on 1 actor (4 tiles per actor each): **{mem['growth_same_tiles']:+.1%}**.",
+            + "\n\n2P on 2 actors against P on 1 actor (4 tiles per actor each; medians over their runs): "
+            + f"**{mem['growth_same_tiles']:+.1%}**.",
             "### Where one tile's time goes (pyinstrument, actor code in this process)\n" + profile,
             "### Predictor settings in force\n"
             + table(("setting", "value"), [(k, v) for k, v in pred.items()]),

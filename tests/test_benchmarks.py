@@ -291,11 +291,19 @@ def test_memory_growth_compares_regions_at_the_same_tiles_per_actor():
         _actor([1000, 1020, 1040, 1050], [50, 60, 90, 70]),
         _actor([1000, 1010, 1020, 1025], [40, 60, 60, 60]),
     ]
-    m = memory_figures({"production": production, "double": double})
+    m = memory_figures({"production": [production], "double": [double]})
     assert m["tiles_per_actor"] == {"production": [4], "double": [4, 4]}
     assert m["runs"]["double"]["max_mb"] == pytest.approx(1050, abs=0.1)
     assert m["growth_same_tiles"] == pytest.approx(1050 / 1030 - 1, abs=1e-3)
     assert m["heaviest_tile_predicted"] == {"production": 70, "double": 90}
+    # Repeated runs: each run's largest actor peak, and the medians compared.
+    again = [_actor([1000, 1100, 1150, 1200])]
+    third = [_actor([1000, 1010, 1020, 1040])]
+    m = memory_figures({"production": [production, again, third], "double": [double]})
+    assert m["runs"]["production"]["run_max_mb"] == pytest.approx([1030, 1200, 1040], abs=0.1)
+    assert m["runs"]["production"]["median_max_mb"] == pytest.approx(1040, abs=0.1)
+    assert m["runs"]["production"]["max_mb"] == pytest.approx(1200, abs=0.1)
+    assert m["growth_same_tiles"] == pytest.approx(1050 / 1040 - 1, abs=1e-3)
     with pytest.raises(ValueError, match="finished 4 tiles, not 5"):
         production[0].peak_after(5)
 
@@ -318,7 +326,7 @@ def test_memory_figures_name_the_runs_without_an_actor_that_mapped_a_tile():
     with pytest.raises(
         RuntimeError, match=r"no 'TileMapper' actor that finished a tile was seen in the \['production'\]"
     ):
-        memory_figures({"production": [idle], "double": [_actor([1000])]})
+        memory_figures({"production": [[_actor([1000])], [idle]], "double": [[_actor([1000])]]})
 
 
 def test_high_water_mark_is_at_least_the_current_resident_memory():
