@@ -2,8 +2,7 @@
 
 The result is one row per (model, seed, sample, split): the observed ECe, the prediction, its
 spread, the student's domain score (NaN for the baselines) and the sample's block, fold, salinity
-range, texture and climate class. Every table of
-the report is computed from it.
+range, texture and climate class. Every table of the report is computed from it.
 """
 
 from __future__ import annotations

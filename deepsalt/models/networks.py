@@ -171,10 +171,11 @@ class StudentEnsemble(nn.Module):
     member's own spread, the point-sample noise it learned (a field sample is a point, the map a
     30 m pixel), and the members' disagreement, multiplied by ``sqrt(max(1, domain score))``: a
     pixel out of the training domain gets a wider interval. ``interval_scale`` is fitted on held-out
-    samples so that the 95 % interval covers 95 % of them. The domain score (:class:`DomainScore`) reads the
-    first member's latent, how badly the satellite autoencoder's decoder reconstructs the pixel, and
-    how far the pixel's spectrum lies off the training spectra's principal subspace; a pixel whose
-    covariates lie outside their training range scores at least ``1 +`` the distance beyond it.
+    samples so that the 95 % interval covers 95 % of them. The domain score (:class:`DomainScore`)
+    reads the first member's latent, how badly the satellite autoencoder's decoder reconstructs the
+    pixel, and how far the pixel's spectrum lies off the training spectra's principal subspace; a
+    pixel whose covariates lie outside their training range scores at least ``1 +`` the distance
+    beyond it.
     ``covariate_range`` watches every column of the covariate table for that, including those the
     members do not read (climate, by default): a soil model applied in a climate it never saw is
     out of its domain whether or not it reads the climate. Without it, the columns the first member
