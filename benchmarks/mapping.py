@@ -422,13 +422,13 @@ def memory_figures(runs: dict[str, list[list[ActorTiles]]]) -> dict[str, Any]:
     empty = [name for name, case in found.items() if not all(case)]
     if empty:
         raise RuntimeError(f"no '{TILE_MAPPER}' actor that finished a tile was seen in the {empty} runs")
-    figures = {
-        name: actor_peaks_mb([{i: a.peak for i, a in enumerate(run)} for run in case])
-        | {"run_max_mb": [actor_peaks_mb([{i: a.peak for i, a in enumerate(run)}])["max_mb"] for run in case]}
-        for name, case in found.items()
-    }
-    for figure in figures.values():
+    figures = {}
+    for name, case in found.items():
+        per_run = [{i: a.peak for i, a in enumerate(run)} for run in case]
+        figure = actor_peaks_mb(per_run)
+        figure["run_max_mb"] = [actor_peaks_mb([run])["max_mb"] for run in per_run]
         figure["median_max_mb"] = float(np.median(figure["run_max_mb"]))
+        figures[name] = figure
     return {
         "runs": figures,
         "tiles_per_actor": {name: [len(a.done) for a in case[0]] for name, case in found.items()},
