@@ -88,10 +88,10 @@ def _differences(items: list[Difference]) -> pd.DataFrame:
     )
 
 
-def domain_section(table: pd.DataFrame, full_model: str) -> list[str]:
+def domain_section(table: pd.DataFrame | None, full_model: str) -> list[str]:
     """The report's lines on the domain score: does it flag the samples the model gets wrong, and do
-    the intervals it widens still hold them."""
-    if table.empty:
+    the intervals it widens still hold them (none without domain scores)."""
+    if table is None or table.empty:
         return []
     shown = pd.DataFrame(
         {
@@ -192,7 +192,7 @@ def render(
             markdown_table(frame[["split", "group", "n", "mae", "rmse", "r2", "r2_log"]]),
             "",
         ]
-    parts += domain_section(domain if domain is not None else pd.DataFrame(), full_model)
+    parts += domain_section(domain, full_model)
     parts += ["## Figures", ""]
     parts += [f"### {caption}\n\n![{caption}]({name})\n" for name, caption in FIGURES.items()]
     return "\n".join(parts)
