@@ -4,7 +4,7 @@
   mapping read, each decompressed once with its own codec, on one core. The bytes are read into
   memory first (not timed): on a cloud node they arrive over the network while the cores decode.
 - **(b) model**: the student's matrix-product FLOPs per pixel (counted by torch's
-  ``FlopCounterMode`` on ``forward_with_domain``) times the pixels predicted, divided by this core's
+  ``FlopCounterMode`` on the forward pass the predictor runs, ``inference_forward``) times the pixels predicted, divided by this core's
   fp32 GEMM rate (a 1024² × 1024² product, one thread, best of several).
 - **(c) write**: the map's output arrays encoded chunk by chunk with the store's codec (zstd,
   level 3) and written as one file per shard.
@@ -47,20 +47,23 @@ def gemm_flops_per_s(size: int = GEMM_SIZE, repeats: int = 5, rounds: int = 3) -
 
 
 def student_flops_per_pixel(student_url: str) -> float:
-    """Matrix-product FLOPs of one ``forward_with_domain`` pass per pixel of the checkpoint's network."""
+    """Matrix-product FLOPs per pixel of the forward pass the predictor runs on the checkpoint's network."""
     import torch
 
     from benchmarks.cost import flops_per_pixel
+    from deepsalt.mapping.predictor import Precision
+    from deepsalt.predict import inference_forward
     from deepsalt.training import builders
     from deepsalt.training.checkpoint import read_meta
 
     meta = read_meta(student_url, "student")
     net = builders.build_student(builders.StudentArch.model_validate(meta.architecture)).eval()
+    forward = inference_forward(net, Precision.FP32)
     n = 512
     bands = len(meta.band_axis["wavelength"])
     survey = torch.rand(n)
     return flops_per_pixel(
-        lambda reflectance, covariates: net.forward_with_domain(reflectance, covariates, survey),
+        lambda reflectance, covariates: forward(reflectance, covariates, survey),
         torch.rand(n, bands),
         torch.rand(n, 8),
     )

@@ -18,7 +18,8 @@ is optional per pixel (NaN: outside the survey); the student was trained to pred
 
 How the forward pass runs is set by :meth:`StudentPredictor.configure` (the map's ``model``
 section): the batch size (on a CPU a batch whose activations stay in the core's caches; on a GPU
-one sized from the device's free memory), the precision (fp32, or bf16/fp16 autocast) and whether
+one sized from the device's free memory), the precision (fp32, where the members' input products
+run fused (:mod:`deepsalt.models.fused`), or bf16/fp16 autocast) and whether
 the forward pass is compiled (``torch.compile``: the elementwise layers between the matrix
 products are fused; a failed compile falls back to the plain forward with a warning).
 """
@@ -36,6 +37,8 @@ from deepsalt.errors import InputDataError
 from deepsalt.io.covariates import COVARIATE_NAMES
 from deepsalt.logs import get_logger
 from deepsalt.mapping.predictor import InferenceSettings, ModelCard, Precision
+from deepsalt.models.fused import FusedEnsemble, unfusable
+from deepsalt.models.networks import StudentEnsemble
 from deepsalt.models.target import TargetScaler
 from deepsalt.training import builders
 from deepsalt.training.checkpoint import CheckpointMeta, content_hash, load_checkpoint, read_meta
@@ -43,10 +46,11 @@ from deepsalt.training.config import Stage
 
 log = get_logger(__name__)
 
-CPU_BATCH = 4096
+CPU_BATCH = 2048
 """Pixels per forward pass on a CPU: small enough that a layer's activations stay in the core's
 caches between the matrix product and the elementwise layers after it (larger batches spill to
-memory and run slower; benchmarks/ measures the forward pass against the core's GEMM rate)."""
+memory and run slower; benchmarks/ measures the forward pass against the core's GEMM rate, and
+benchmarks/notes.md how the batch was chosen)."""
 GPU_MEMORY_SHARE = 0.5
 """Share of the device's free memory one batch's activations may take."""
 GPU_BATCH_RANGE = (16384, 1 << 21)
@@ -64,7 +68,7 @@ class StudentPredictor:
         self.device = device
         self.batch_size = batch_size or default_batch(self.net, device)
         self.precision = Precision.FP32
-        self.forward: Callable[..., Any] = self.net.forward_with_domain
+        self.forward: Callable[..., Any] = inference_forward(self.net, self.precision)
         self.wavelength = np.asarray(meta.band_axis["wavelength"], dtype=np.float64)
         self.covariate_names: tuple[str, ...] = tuple(meta.normalisation.get("covariates", ()))
         self.uses_survey: bool = bool(meta.normalisation.get("survey", False))
@@ -87,9 +91,9 @@ class StudentPredictor:
         self.precision = Precision(settings.precision)
         for module in domain_path(self.net):
             keep_fp32(module, self.precision is not Precision.FP32)
-        self.forward = self.net.forward_with_domain
+        self.forward = inference_forward(self.net, self.precision)
         if settings.compile:
-            self.forward = CompiledForward(self.net.forward_with_domain)
+            self.forward = CompiledForward(self.forward)
             self.warm_up()
 
     def warm_up(self) -> None:
@@ -197,6 +201,18 @@ class CompiledForward:
         return out, domain
 
 
+def inference_forward(net: StudentEnsemble, precision: Precision) -> Callable[..., Any]:
+    """The forward pass the predictor runs: in fp32 the ensemble with its input products fused
+    (:class:`FusedEnsemble`, the same outputs to float rounding), else the ensemble's own.
+
+    Under autocast the ensemble's own forward runs, because :func:`domain_path` keeps the first
+    member's encoder in fp32 and the fused product would take its first layer out of it.
+    """
+    if precision is Precision.FP32 and unfusable(net) is None:
+        return FusedEnsemble(net).forward_with_domain
+    return net.forward_with_domain
+
+
 def domain_path(net: nn.Module) -> list[nn.Module]:
     """The modules the domain score is computed from: the first member's encoder MLP, the decoder
     and the score's distances.
@@ -222,9 +238,9 @@ def keep_fp32(module: nn.Module, enabled: bool) -> None:
         return
     forward = module.forward
 
-    def fp32_forward(*inputs: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(inputs[0].device.type, enabled=False):
-            return forward(*(t.float() for t in inputs))
+    def fp32_forward(*inputs: torch.Tensor | None) -> torch.Tensor:
+        with torch.autocast(inputs[0].device.type, enabled=False):  # type: ignore[union-attr]
+            return forward(*(None if t is None else t.float() for t in inputs))
 
     module.forward = fp32_forward  # type: ignore[method-assign]
 

@@ -71,8 +71,9 @@ def test_bf16_autocast_agrees_with_fp32_within_the_stated_tolerance(predictor: S
     assert np.nanmax(moved / reference["ece_std"]) < BF16_ECE_OF_SPREAD
     assert np.nanmax(np.abs(reduced["ece_std"] / reference["ece_std"] - 1)) < BF16_SPREAD
     assert moved.max() > 0  # bf16 really ran
-    # The domain score's path stays in fp32 (see deepsalt.predict.domain_path): the same score.
-    np.testing.assert_allclose(reduced["domain_score"], reference["domain_score"], rtol=1e-5, atol=1e-6)
+    # The domain score's path stays in fp32 (see deepsalt.predict.domain_path): the same score, to
+    # the rounding by which the fp32 reference's fused pass differs (tests/test_fused.py).
+    np.testing.assert_allclose(reduced["domain_score"], reference["domain_score"], rtol=1e-4, atol=1e-6)
 
 
 def test_the_compiled_forward_pass_gives_the_plain_forward_passs_outputs(predictor: StudentPredictor):

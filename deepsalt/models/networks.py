@@ -69,23 +69,38 @@ class DomainScore(nn.Module):
         d = z - self.mean
         return torch.sqrt(torch.einsum("bi,ij,bj->b", d, self.precision, d).clamp_min(0)) / self.feature_scale
 
-    def residual_distance(self, spectrum: torch.Tensor) -> torch.Tensor:
+    def residual_distance(
+        self, spectrum: torch.Tensor, projection: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Distance of the centred spectrum ``c`` off the principal subspace, as ``‖c‖² − ‖c Bᵀ‖²``.
+
+        The basis rows are orthonormal (principal axes), so the squared residual is the squared norm
+        less the squared coordinates, without projecting back onto the bands. ``projection`` is
+        ``c Bᵀ`` when the caller already has it (the fused inference path computes it in the same
+        matrix product as the members' first layers).
+        """
         centred = spectrum - self.spectral_mean
-        residual = centred - (centred @ self.basis.T) @ self.basis
-        return torch.sqrt((residual**2).sum(dim=-1)) / self.residual_scale
+        if projection is None:
+            projection = centred @ self.basis.T
+        squared = (centred**2).sum(dim=-1) - (projection**2).sum(dim=-1)
+        return torch.sqrt(squared.clamp_min(0)) / self.residual_scale
 
     @property
     def uses_spectrum(self) -> bool:
         return self.basis.numel() > 0
 
-    def unscaled(self, z: torch.Tensor, spectrum: torch.Tensor | None) -> torch.Tensor:
+    def unscaled(
+        self, z: torch.Tensor, spectrum: torch.Tensor | None, projection: torch.Tensor | None = None
+    ) -> torch.Tensor:
         distance = self.feature_distance(z)
         if self.uses_spectrum and spectrum is not None:
-            distance = torch.maximum(distance, self.residual_distance(spectrum))
+            distance = torch.maximum(distance, self.residual_distance(spectrum, projection))
         return distance
 
-    def forward(self, z: torch.Tensor, spectrum: torch.Tensor | None = None) -> torch.Tensor:
-        return self.unscaled(z, spectrum) / self.scale
+    def forward(
+        self, z: torch.Tensor, spectrum: torch.Tensor | None = None, projection: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.unscaled(z, spectrum, projection) / self.scale
 
 
 class StudentNet(nn.Module):
@@ -213,20 +228,42 @@ class StudentEnsemble(nn.Module):
     def forward_with_domain(
         self, reflectance: torch.Tensor, covariates: torch.Tensor, survey: torch.Tensor
     ) -> tuple[GaussianOutput, torch.Tensor]:
-        """The mixture prediction and the domain score (the mapping hot path)."""
-        means, variances = [], []
+        """The mixture prediction and the domain score (the mapping hot path; the predictor runs it
+        as :class:`deepsalt.models.fused.FusedEnsemble` where it can)."""
+        outputs = []
         latent = standardized = None
         for k, member in enumerate(self.members):
             out, z, x = member.forward_parts(reflectance, covariates, survey)
             if k == 0:
-                latent, standardized, features = z, x, out.features
-            means.append(out.mean)
-            variances.append(out.std**2 + member.noise("point") ** 2)
-        mean = torch.stack(means).mean(dim=0)
-        variance = torch.stack(variances).mean(dim=0)
-        if len(means) > 1:
-            variance = variance + torch.stack(means).var(dim=0, unbiased=False)
-        score = self.domain(self.domain_features(latent, standardized, covariates), standardized)
+                latent, standardized = z, x
+            outputs.append(out)
+        return self.mixture(outputs, latent, standardized, covariates)
+
+    def mixture(
+        self,
+        outputs: list[GaussianOutput],
+        latent: torch.Tensor | None,
+        standardized: torch.Tensor | None,
+        covariates: torch.Tensor,
+        projection: torch.Tensor | None = None,
+    ) -> tuple[GaussianOutput, torch.Tensor]:
+        """The members' predictions → the mixture, its spread widened by the domain score, and the score.
+
+        ``latent`` and ``standardized`` are the first member's; ``projection`` its standardised
+        spectrum's coordinates on the domain score's principal axes, when already computed.
+        """
+        means = torch.stack([out.mean for out in outputs])
+        variances = torch.stack(
+            [
+                out.std**2 + member.noise("point") ** 2
+                for out, member in zip(outputs, self.members, strict=True)
+            ]
+        )
+        mean = means.mean(dim=0)
+        variance = variances.mean(dim=0)
+        if len(outputs) > 1:
+            variance = variance + means.var(dim=0, unbiased=False)
+        score = self.domain(self.domain_features(latent, standardized, covariates), standardized, projection)
         watched = self.covariate_range if self.covariate_range is not None else self.members[0].cov_norm
         if watched is not None:
             # Covariates beyond the training range (clamped where the student reads them): the pixel
@@ -237,7 +274,7 @@ class StudentEnsemble(nn.Module):
         # variogram in that distance): members that agree there agree by extrapolating alike, which
         # says nothing about the error. Inside the domain (score <= 1) the spread is the mixture's.
         variance = variance * score.clamp_min(1.0)
-        return GaussianOutput(mean, variance.sqrt() * self.interval_scale, features), score
+        return GaussianOutput(mean, variance.sqrt() * self.interval_scale, outputs[0].features), score
 
     def forward(
         self, reflectance: torch.Tensor, covariates: torch.Tensor, survey: torch.Tensor
