@@ -40,9 +40,7 @@ WATER_NIR = (865.0, 0.05)
 WATER_SWIR = (1610.0, 0.03)
 # A water test band must lie this close (nm) to a student band.
 WATER_BAND_NM = 25.0
-CONVERT_ROWS = 1024
-"""Pixels converted at a time: a chunk's float copies (rows × scene bands × 4 bytes, under a MB)
-stay in the core's cache between the passes over them (benchmarks/notes.md compares sizes)."""
+CONVERT_ROWS = 8192
 # Band matchers an actor keeps. Scenes of one product version share a band table and so a matcher;
 # a mosaic of many versions (or per-scene bad-band lists) must not grow an actor's memory with it.
 MATCHERS_KEPT = 32
