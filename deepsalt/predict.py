@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch._inductor import config as inductor_config
 
 from deepsalt.errors import InputDataError
 from deepsalt.io.covariates import COVARIATE_NAMES
@@ -177,7 +178,9 @@ class CompiledForward:
     Compiling needs a C++ compiler on the node (inductor's CPU kernels) and costs tens of seconds
     once per process; the map decides when that pays (``model.compile``). Batch sizes vary from
     block to block, so the graph is compiled for symbolic sizes; a single-row batch, which torch
-    would compile again, is padded to two rows.
+    would compile again, is padded to two rows. The weights are compiled as constants (inductor's
+    ``freezing``: folded where they meet other constants and packed for the CPU's matrix library),
+    since a loaded predictor never changes them.
     """
 
     def __init__(self, forward: Callable[..., Any]):
@@ -190,7 +193,8 @@ class CompiledForward:
         single = len(inputs[0]) == 1
         padded = tuple(torch.cat([t, t]) for t in inputs) if single else inputs
         try:
-            out, domain = self.compiled(*padded)
+            with inductor_config.patch(freezing=True):
+                out, domain = self.compiled(*padded)
         except Exception as exc:  # any compiler failure: run uncompiled instead
             log.warning("compiling the forward pass failed (%s); running it uncompiled", str(exc)[:500])
             self.compiled = None
