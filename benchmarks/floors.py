@@ -69,17 +69,21 @@ def student_flops_per_pixel(student_url: str) -> float:
     )
 
 
+SourceTile = tuple[str, int, int]
+"""A stored source tile: (file URL, tile row, tile column)."""
+
+
 @dataclass(frozen=True)
 class StoredTiles:
     """The compressed bytes of source tiles, and how to decompress them."""
 
-    blobs: list[tuple[Any, bytes]]
-    """(reader with a ``decompress`` method, stored bytes) per tile."""
+    blobs: dict[SourceTile, tuple[Any, bytes]]
+    """(reader with a ``decompress`` method, stored bytes) per source tile (sparse tiles left out)."""
     stored_bytes: int
     decoded_bytes: int
 
 
-def stored_tiles(keys: Iterable[tuple[str, int, int]]) -> StoredTiles:
+def stored_tiles(keys: Iterable[SourceTile]) -> StoredTiles:
     """Read (untimed) the stored bytes of every (url, tile row, tile col) once."""
     import rasterio
 
@@ -89,7 +93,7 @@ def stored_tiles(keys: Iterable[tuple[str, int, int]]) -> StoredTiles:
     by_url: dict[str, list[tuple[int, int]]] = {}
     for url, by, bx in keys:
         by_url.setdefault(url, []).append((by, bx))
-    blobs: list[tuple[Any, bytes]] = []
+    blobs: dict[SourceTile, tuple[Any, bytes]] = {}
     stored = decoded = 0
     for url, tiles in by_url.items():
         dataset = rasterio.open(gdal_path(url))
@@ -100,22 +104,24 @@ def stored_tiles(keys: Iterable[tuple[str, int, int]]) -> StoredTiles:
             data = reader.compressed(by, bx)
             if data is None:
                 continue
-            blobs.append((reader, data))
+            blobs[(url, by, bx)] = (reader, data)
             stored += len(data)
             decoded += reader.block_shape[0] * reader.block_shape[1] * reader.n_bands * reader.dtype.itemsize
     return StoredTiles(blobs, stored, decoded)
 
 
-def decode_seconds(tiles: StoredTiles) -> float:
-    """Wall seconds to decompress every tile once, on this thread."""
-    start = time.perf_counter()
-    for reader, data in tiles.blobs:
+def decode_seconds(tiles: StoredTiles) -> dict[SourceTile, float]:
+    """Wall seconds to decompress each source tile once, on this thread."""
+    seconds = {}
+    for key, (reader, data) in tiles.blobs.items():
+        start = time.perf_counter()
         reader.decompress(data)
-    return time.perf_counter() - start
+        seconds[key] = time.perf_counter() - start
+    return seconds
 
 
-def write_seconds(arrays: Iterable[Mapping[str, np.ndarray]], chunk: int, scratch: Path) -> float:
-    """Wall seconds to zstd-encode each tile's arrays chunk by chunk and write one file per shard.
+def write_seconds(arrays: Iterable[Mapping[str, np.ndarray]], chunk: int, scratch: Path) -> list[float]:
+    """Wall seconds, per tile, to zstd-encode its arrays chunk by chunk and write one file per shard.
 
     Each mapping of ``arrays`` is one tile (= one shard) of output variables.
     """
@@ -123,8 +129,9 @@ def write_seconds(arrays: Iterable[Mapping[str, np.ndarray]], chunk: int, scratc
 
     codec = Zstd(level=WRITE_LEVEL)
     scratch.mkdir(parents=True, exist_ok=True)
-    seconds = 0.0
+    per_tile = []
     for t, tile in enumerate(arrays):
+        seconds = 0.0
         for name, values in tile.items():
             start = time.perf_counter()
             parts = [
@@ -134,6 +141,56 @@ def write_seconds(arrays: Iterable[Mapping[str, np.ndarray]], chunk: int, scratc
             ]
             (scratch / f"{name}-{t}.shard").write_bytes(b"".join(bytes(p) for p in parts))
             seconds += time.perf_counter() - start
+        per_tile.append(seconds)
     for path in scratch.glob("*.shard"):
         path.unlink()
-    return seconds
+    return per_tile
+
+
+@dataclass(frozen=True)
+class TileFloors:
+    """The physical floors of each output tile, so that any set of tiles has its own floor.
+
+    A cost measured on some tiles (the steady state leaves each actor's first out; the marginal
+    cost is that of the tiles P has and H has not) is compared with the floor of the same tiles:
+    tiles differ in the scenes they read and the pixels they predict. A source tile that several
+    tiles of a set read is decoded once in the set's floor.
+    """
+
+    pixels: dict[str, int]
+    """Output pixels per tile id."""
+    sources: dict[str, frozenset[SourceTile]]
+    """Source tiles each tile read."""
+    predicted: dict[str, int]
+    decode_s: dict[SourceTile, float]
+    model_s_per_pixel: float
+    """(b) per predicted pixel: counted FLOPs over the GEMM rate."""
+    write_s: dict[str, float]
+
+    def parts(self, tiles: Iterable[str]) -> dict[str, float]:
+        """Seconds of (a), (b) and (c) for ``tiles`` (ids), and their sum."""
+        tiles = set(tiles)
+        unknown = tiles - self.pixels.keys()
+        if unknown:
+            raise KeyError(f"no floors for tiles {sorted(unknown)}")
+        sources = set().union(*(self.sources[t] for t in tiles))
+        decode = sum(self.decode_s.get(key, 0.0) for key in sources)  # sparse source tiles: nothing stored
+        model = self.model_s_per_pixel * sum(self.predicted[t] for t in tiles)
+        write = sum(self.write_s[t] for t in tiles)
+        return {"decode_s": decode, "model_s": model, "write_s": write, "sum_s": decode + model + write}
+
+    def seconds(self, tiles: Iterable[str]) -> float:
+        return self.parts(tiles)["sum_s"]
+
+    def per_pixel(self, tiles: Iterable[str]) -> float:
+        """Seconds of floor per output pixel of ``tiles``."""
+        tiles = set(tiles)
+        return self.seconds(tiles) / sum(self.pixels[t] for t in tiles)
+
+    def marginal_per_pixel(self, larger: Iterable[str], smaller: Iterable[str]) -> float:
+        """The floor per pixel of what ``larger`` adds to ``smaller`` (a subset of it)."""
+        larger, smaller = set(larger), set(smaller)
+        if not smaller < larger:
+            raise ValueError("the smaller region's tiles must be a strict subset of the larger one's")
+        added = sum(self.pixels[t] for t in larger - smaller)
+        return (self.seconds(larger) - self.seconds(smaller)) / added

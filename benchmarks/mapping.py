@@ -167,11 +167,12 @@ class ReadPass:
     """What one pass of the actors' read path over a case's tiles did."""
 
     seconds: float
-    predicted: int
+    predicted: dict[str, int]
+    """Pixels predicted per tile id."""
     decoded: int
     """Source tiles decoded, counting a tile decoded again after the cache dropped it."""
-    keys: set[tuple[str, int, int]]
-    """Distinct (file, tile row, tile col) decoded."""
+    sources: dict[str, frozenset[floors.SourceTile]]
+    """Distinct (file, tile row, tile col) each tile read."""
     sample: tuple[np.ndarray, np.ndarray, np.ndarray]
     """Up to :data:`MODEL_SAMPLE` predicted pixels' (reflectance, covariates, survey)."""
     outputs: list[dict[str, np.ndarray]]
@@ -199,16 +200,18 @@ def mapping_job(case: MapCase) -> Any:
 
 
 class RecordingCache:
-    """A :class:`BlockCache` that also remembers which tiles it decoded."""
+    """A :class:`BlockCache` that also remembers which source tiles each output tile read."""
 
     def __init__(self) -> None:
         from deepsalt.mapping.tiff_blocks import BlockCache
 
         self.cache = BlockCache()
-        self.keys: set[tuple[str, int, int]] = set()
+        self.tile = ""
+        """The output tile being mapped (set by the caller)."""
+        self.sources: dict[str, set[floors.SourceTile]] = {}
 
     def get(self, key: Any, load: Callable[[], np.ndarray]) -> np.ndarray:
-        self.keys.add(key)
+        self.sources.setdefault(self.tile, set()).add(key)
         return self.cache.get(key, load)
 
     @property
@@ -233,18 +236,19 @@ def read_pass(mapper: Any, tiles: Sequence[Any]) -> ReadPass:
         return {"ece": nan, "ece_std": nan, "domain_score": nan}
 
     original, mapper._predict = mapper._predict, record
-    predicted, outputs = 0, []
+    predicted, outputs = {}, []
     start = time.perf_counter()
     try:
         for tile in tiles:
-            arrays, n, _ = mapper.map_tile(tile)
-            predicted += n
+            recorder.tile = tile.id
+            arrays, predicted[tile.id], _ = mapper.map_tile(tile)
             outputs.append({"quality": arrays["quality"]})
     finally:
         mapper._predict = original
     seconds = time.perf_counter() - start
     arrays = tuple(np.concatenate([s[i] for s in sample]) for i in range(3))
-    return ReadPass(seconds, predicted, recorder.decoded, recorder.keys, arrays, outputs)  # type: ignore[arg-type]
+    sources = {tile: frozenset(keys) for tile, keys in recorder.sources.items()}
+    return ReadPass(seconds, predicted, recorder.decoded, sources, arrays, outputs)  # type: ignore[arg-type]
 
 
 def model_seconds(predictor: Any, sample: tuple[np.ndarray, np.ndarray, np.ndarray]) -> float:
@@ -344,6 +348,8 @@ class ActorTiles:
     """Wall times of its tile completion records, in order."""
     predicted: tuple[int, ...]
     """Pixels predicted in each of those tiles (a tile's working set grows with them)."""
+    tiles: tuple[str, ...] = ()
+    """Ids of those tiles."""
 
     @property
     def peak(self) -> int:
@@ -362,16 +368,37 @@ def actor_tiles(series: dict[int, list[tuple[float, int]]], records: dict[str, A
     """Join memory samples (by pid) with the completion records (``worker`` = host:pid, ``time``)."""
     from datetime import datetime
 
-    done: dict[int, list[tuple[float, int]]] = {}
+    done: dict[int, list[tuple[float, int, str]]] = {}
     for record in records.values():
         pid = int(record.worker.rsplit(":", 1)[1])  # a deepsalt.mapping.records.TileResult
         when = datetime.fromisoformat(record.time).timestamp()
-        done.setdefault(pid, []).append((when, record.predicted))
+        done.setdefault(pid, []).append((when, record.predicted, record.tile))
     actors = []
     for pid, samples in series.items():
         tiles = sorted(done.get(pid, []))
-        actors.append(ActorTiles(tuple(samples), tuple(t for t, _ in tiles), tuple(n for _, n in tiles)))
+        actors.append(
+            ActorTiles(
+                tuple(samples),
+                tuple(t for t, _, _ in tiles),
+                tuple(n for _, n, _ in tiles),
+                tuple(tile for _, _, tile in tiles),
+            )
+        )
     return actors
+
+
+def steady_tiles(run: list[ActorTiles]) -> list[str]:
+    """The tiles :func:`steady_px_s` times: each actor's tiles after its first."""
+    return [tile for a in run if len(a.done) > 1 and a.done[-1] > a.done[0] for tile in a.tiles[1:]]
+
+
+def same_tiles(smaller: MapCase, larger: MapCase) -> None:
+    """Check that every tile of ``smaller`` is the tile of ``larger`` with its id (same pixels)."""
+    windows = {t.id: (t.y0, t.x0, t.height, t.width) for t in larger.tiles}
+    if smaller.grid.transform != larger.grid.transform or any(
+        windows.get(t.id) != (t.y0, t.x0, t.height, t.width) for t in smaller.tiles
+    ):
+        raise RuntimeError(f"the tiles of {smaller.name} are not tiles of {larger.name}")
 
 
 def steady_px_s(run: list[ActorTiles], pixels_per_tile: int) -> float | None:
@@ -524,16 +551,30 @@ def benchmark(
     mapper = TileMapper(mapping_job(p))
     profile = tile_profile(mapper, p.tiles[0])
     read = read_pass(mapper, p.tiles)
-    stored = floors.stored_tiles(read.keys)
-    decode_s = floors.decode_seconds(stored)
+    stored = floors.stored_tiles(set().union(*read.sources.values()))
+    decode_by_source = floors.decode_seconds(stored)
     own_model_s = model_seconds(mapper.predictor, read.sample)
     sample_pixels = len(read.sample[0])
-    model_floor_s = flops * read.predicted / gemm
+    predicted = sum(read.predicted.values())
 
     # End-to-end, under Ray.
     outputs: list[dict[str, np.ndarray]] = []
     one = watched_run(p, scratch, on_store=lambda url: outputs.extend(read_level0(url, p.tiles)))
-    write_s = floors.write_seconds(outputs, geometry.chunk, scratch / "write-floor")
+    tile_floors = floors.TileFloors(
+        pixels={t.id: t.n_pixels for t in p.tiles},
+        sources=read.sources,
+        predicted=read.predicted,
+        decode_s=decode_by_source,
+        model_s_per_pixel=flops / gemm,
+        write_s=dict(
+            zip(
+                (t.id for t in p.tiles),
+                floors.write_seconds(outputs, geometry.chunk, scratch / "write-floor"),
+                strict=True,
+            )
+        ),
+    )
+    p_floor = tile_floors.parts(t.id for t in p.tiles)
     own_write_s = store_write_seconds(p, outputs, scratch)
     half = watched_run(cases["half"], scratch)
     two = watched_run(p.with_actors(2), scratch)
@@ -560,7 +601,14 @@ def benchmark(
     steady_two = steady_px_s(two.actors, tile_px)
     steady_two_double = steady_px_s(two_double.actors, tile_px)
     marginal = fit_linear_cost([cases["half"].pixels, p.pixels], [half.seconds, one.seconds])
-    floor_s = decode_s + model_floor_s + write_s
+    floor_s = p_floor["sum_s"]
+    # Each cost against the floor of the tiles it was measured on (P's average beside it, as the
+    # figure was computed until 2026-11-30).
+    same_tiles(cases["half"], p)
+    steady_floor = tile_floors.per_pixel(steady_tiles(one.actors)) if steady_one else None
+    marginal_floor = tile_floors.marginal_per_pixel(
+        (t.id for t in p.tiles), (t.id for t in cases["half"].tiles)
+    )
     held = next((r for r in dask_runs if r.finished), None)
     return {
         "geometry": {
@@ -574,21 +622,32 @@ def benchmark(
         "floors": {
             "gemm_flops_per_s": gemm,
             "student_flops_per_pixel": flops,
-            "predicted_pixels": read.predicted,
-            "decode_s": decode_s,
+            "predicted_pixels": predicted,
+            "decode_s": p_floor["decode_s"],
             "decoded_tiles": len(stored.blobs),
             "stored_bytes": stored.stored_bytes,
             "decoded_bytes": stored.decoded_bytes,
-            "model_s": model_floor_s,
-            "write_s": write_s,
+            "model_s": p_floor["model_s"],
+            "write_s": p_floor["write_s"],
             "sum_s": floor_s,
             "sum_s_per_pixel": floor_s / p.pixels,
+            "per_tile": {
+                t.id: {
+                    "scenes": len(t.scenes),
+                    "predicted": read.predicted[t.id],
+                    **{k: v / t.n_pixels for k, v in tile_floors.parts([t.id]).items()},
+                }
+                for t in p.tiles
+            },
+            "steady_tiles": steady_tiles(one.actors),
+            "steady_s_per_pixel": steady_floor,
+            "marginal_s_per_pixel": marginal_floor,
         },
         "own_code": {
             "read_s": read.seconds,
             "read_tiles_decoded": read.decoded,
             "model_s_per_predicted_pixel": own_model_s / sample_pixels,
-            "model_s": own_model_s / sample_pixels * read.predicted,
+            "model_s": own_model_s / sample_pixels * predicted,
             "model_sample_pixels": sample_pixels,
             "model_share_of_gemm": flops * sample_pixels / own_model_s / gemm,
             "write_s": own_write_s,
@@ -605,8 +664,10 @@ def benchmark(
             "one_actor_fixed_s": marginal.fixed,
             "two_actors_steady_px_s": steady_two,
             "double_two_actors_steady_px_s": steady_two_double,
-            "ratio_steady": (1 / steady_one) / (floor_s / p.pixels) if steady_one else None,
-            "ratio_marginal": marginal.per_unit / (floor_s / p.pixels),
+            "ratio_steady": (1 / steady_one) / steady_floor if steady_one and steady_floor else None,
+            "ratio_marginal": marginal.per_unit / marginal_floor,
+            "ratio_steady_p_average_floor": (1 / steady_one) / (floor_s / p.pixels) if steady_one else None,
+            "ratio_marginal_p_average_floor": marginal.per_unit / (floor_s / p.pixels),
             "ratio_as_measured": (one.seconds / p.pixels) / (floor_s / p.pixels),
             "tiles_per_actor": {
                 name: [len(a.done) for a in run.actors]

@@ -86,9 +86,9 @@ def measure(workdir: Path, compile_forward: bool) -> dict[str, Any]:
         arrays, predicted, _ = mapper.map_tile(tile)
         session = profiler.stop()
         tile_s = time.perf_counter() - start
-        stored = floors.stored_tiles(recorder.keys)
-        decode_s = floors.decode_seconds(stored)
-        write_s = floors.write_seconds([arrays], geometry.chunk, workdir / "write-floor")
+        stored = floors.stored_tiles(set().union(*recorder.sources.values()))
+        decode_s = sum(floors.decode_seconds(stored).values())
+        write_s = sum(floors.write_seconds([arrays], geometry.chunk, workdir / "write-floor"))
         pixels = tile.n_pixels
         model_floor_s = flops * predicted / gemm
         floor_s = decode_s + model_floor_s + write_s

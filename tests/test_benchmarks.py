@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pyproj import CRS
 from torch import nn
 
-from benchmarks import cost
+from benchmarks import cost, floors
 from benchmarks.band_conversion import cases, dense_reflectance, stored_values
 from benchmarks.mapping import (
     ActorTiles,
@@ -30,6 +30,7 @@ from benchmarks.mapping import (
     median_of,
     memory_figures,
     steady_px_s,
+    steady_tiles,
 )
 from benchmarks.memory import ActorMemory, high_water_mark, peak_at
 from benchmarks.report import Target, table, targets_section
@@ -283,6 +284,35 @@ def test_actor_tiles_joins_memory_samples_with_the_completion_records_by_pid():
     actors = actor_tiles({12: [(1.0, 10)], 13: [(1.0, 20)]}, records)
     base = 1767225600.0  # 2026-01-01T00:00:00Z
     assert [(a.done, a.predicted) for a in actors] == [((base + 2, base + 5), (9, 7)), ((), ())]
+    assert [a.tiles for a in actors] == [("t0", "t1"), ()]
+
+
+def test_a_set_of_tiles_has_the_floor_of_its_own_tiles_with_shared_sources_decoded_once():
+    """Worked by hand: three tiles of 100 pixels; t0 and t1 share source s2."""
+    tf = floors.TileFloors(
+        pixels={"t0": 100, "t1": 100, "t2": 100},
+        sources={
+            "t0": frozenset({("a", 0, 0), ("a", 0, 1)}),
+            "t1": frozenset({("a", 0, 1), ("b", 0, 0)}),
+            "t2": frozenset({("c", 0, 0)}),
+        },
+        predicted={"t0": 50, "t1": 100, "t2": 0},
+        decode_s={("a", 0, 0): 1.0, ("a", 0, 1): 2.0, ("b", 0, 0): 4.0},  # ("c", 0, 0) is sparse
+        model_s_per_pixel=0.01,
+        write_s={"t0": 0.1, "t1": 0.2, "t2": 0.4},
+    )
+    assert tf.parts(["t0"]) == pytest.approx({"decode_s": 3.0, "model_s": 0.5, "write_s": 0.1, "sum_s": 3.6})
+    # t0 and t1: sources 1 + 2 + 4 (the shared one once), 150 predicted pixels, both writes
+    assert tf.seconds(["t0", "t1"]) == pytest.approx(7.0 + 1.5 + 0.3)
+    assert tf.per_pixel(["t0", "t1"]) == pytest.approx(8.8 / 200)
+    assert tf.per_pixel(["t2"]) == pytest.approx(0.4 / 100)
+    # What t1 and t2 add to t0: all three less t0 alone, over their 200 pixels
+    everything = 7.0 + 0.01 * 150 + 0.7
+    assert tf.marginal_per_pixel(["t0", "t1", "t2"], ["t0"]) == pytest.approx((everything - 3.6) / 200)
+    with pytest.raises(ValueError, match="strict subset"):
+        tf.marginal_per_pixel(["t0"], ["t0", "t1"])
+    with pytest.raises(KeyError, match="t9"):
+        tf.seconds(["t9"])
 
 
 def test_memory_growth_compares_regions_at_the_same_tiles_per_actor():
@@ -317,6 +347,11 @@ def test_steady_rate_sums_the_actors_rates_after_their_first_tile():
     assert steady_px_s([one], 100) == pytest.approx(50.0)
     assert steady_px_s(two, 100) == pytest.approx(100 / 3 + 100 / 2)
     assert steady_px_s([ActorTiles(((0.0, 1),), (5.0,), (1,))], 100) is None  # one tile: no interval
+    named = [
+        ActorTiles(((0.0, 1),), (20.0, 23.0, 25.0), (1, 1, 1), ("a", "b", "c")),
+        ActorTiles(((0.0, 1),), (21.0,), (1,), ("d",)),  # one tile: not in the steady rate
+    ]
+    assert steady_tiles(named) == ["b", "c"]
     assert median_of([None, 3.0, 1.0, 2.0]) == 2.0
     assert median_of([None]) is None
 
