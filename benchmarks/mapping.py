@@ -625,6 +625,7 @@ def benchmark(
             "predicted_pixels": predicted,
             "decode_s": p_floor["decode_s"],
             "decoded_tiles": len(stored.blobs),
+            "decoded_tiles_per_output_tile": sum(len(sources) for sources in read.sources.values()),
             "stored_bytes": stored.stored_bytes,
             "decoded_bytes": stored.decoded_bytes,
             "model_s": p_floor["model_s"],

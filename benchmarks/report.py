@@ -169,6 +169,12 @@ def mapping_section(m: dict[str, Any]) -> str:
             (own["read_s"] + own["model_s"] + own["write_s"]) * us,
         ),
     ]
+    decoded_why = (
+        f": {f['decoded_tiles_per_output_tile']:,} of them because a source tile that several output tiles "
+        "read is decoded for each (the floor decodes it once), the rest because the cache had dropped them."
+        if "decoded_tiles_per_output_tile" in f
+        else " (a tile dropped from the cache and needed again is decoded again)."
+    )
     steady = e.get("one_actor_steady_px_s")
     steady_floor, marginal_floor = f.get("steady_s_per_pixel"), f.get("marginal_s_per_pixel")
     e2e_rows = [
@@ -237,7 +243,7 @@ def mapping_section(m: dict[str, Any]) -> str:
             f"{f['student_flops_per_pixel'] / 1e6:.3f} MFLOP per predicted pixel (counted); {f['predicted_pixels']:,} of "
             f"{pixels:,} pixels predicted. Decode floor: {f['decoded_tiles']:,} distinct source tiles, "
             f"{f['stored_bytes'] / 1e9:.2f} GB stored → {f['decoded_bytes'] / 1e9:.2f} GB decoded; the read path "
-            f"decoded {own['read_tiles_decoded']:,} (a tile dropped from the cache and needed again is decoded again). "
+            f"decoded {own['read_tiles_decoded']:,}{decoded_why} "
             f"The student's forward pass runs at **{own['model_share_of_gemm']:.0%}** of the GEMM rate "
             f"({own['model_s_per_predicted_pixel'] * 1e6:.2f} µs per predicted pixel, {own['model_sample_pixels']:,} pixels).",
             "### End-to-end `run_map`, 1 actor, against the physical floors\n"
