@@ -16,7 +16,8 @@ everywhere, so what the driver measures on one thread compares with one actor.
 - **End-to-end**: ``run_map`` into a fresh store (Ray Data actors, pyramid, STAC item,
   consolidation). One actor on H and P gives the marginal cost (fixed start-up removed by the fit);
   the tile completion records give each actor's steady rate (first tile, with the actor's start and
-  the compile of its forward pass, left out). Two actors on P give the scaling, two actors on 2P
+  the compile of its forward pass, left out). P on one actor runs as often as the memory
+  comparison asks, and its time and steady rate are the medians over those runs. Two actors on P give the scaling, two actors on 2P
   (the same 4 tiles per actor as one actor on P) the memory comparison.
 - **The usual alternative** (:mod:`benchmarks.dask_recipe`) on P, or on the largest part of P it
   can hold in memory.
@@ -415,6 +416,37 @@ def steady_px_s(run: list[ActorTiles], pixels_per_tile: int) -> float | None:
     return sum(rates) if rates else None
 
 
+def one_actor_figures(
+    runs: Sequence[Watched], pixels_per_tile: int, tile_floors: floors.TileFloors
+) -> dict[str, Any]:
+    """P on one actor over its repeated runs: each run's time, steady rate, and that rate against the
+    floors of the tiles it covers; and the median of each over the runs.
+
+    One run's start-up and steady rate move by several per cent from run to run (actor start,
+    compile), as much as the margins of the targets, so the figures are medians of the runs the
+    memory comparison makes anyway.
+    """
+    per_run = []
+    for run in runs:
+        rate = steady_px_s(run.actors, pixels_per_tile)
+        tiles = steady_tiles(run.actors)
+        floor = tile_floors.per_pixel(tiles) if rate else None
+        per_run.append(
+            {
+                "seconds": run.seconds,
+                "steady_px_s": rate,
+                "steady_tiles": tiles,
+                "steady_floor_s_per_pixel": floor,
+                "ratio_steady": (1 / rate) / floor if rate and floor else None,
+            }
+        )
+    return {
+        "runs": per_run,
+        **{key: median_of([r[key] for r in per_run]) for key in ("seconds", "steady_px_s", "ratio_steady")},
+        "steady_floor_s_per_pixel": median_of([r["steady_floor_s_per_pixel"] for r in per_run]),
+    }
+
+
 @dataclass
 class Watched:
     """A run of ``run_map`` with its wall seconds and its actors (memory and tile completions)."""
@@ -597,15 +629,16 @@ def benchmark(
             break
 
     tile_px = geometry.tile**2
-    steady_one = steady_px_s(one.actors, tile_px)
+    ones = one_actor_figures([one, *more_one], tile_px, tile_floors)
+    steady_one = ones["steady_px_s"]
     steady_two = steady_px_s(two.actors, tile_px)
     steady_two_double = steady_px_s(two_double.actors, tile_px)
-    marginal = fit_linear_cost([cases["half"].pixels, p.pixels], [half.seconds, one.seconds])
+    marginal = fit_linear_cost([cases["half"].pixels, p.pixels], [half.seconds, ones["seconds"]])
     floor_s = p_floor["sum_s"]
     # Each cost against the floor of the tiles it was measured on (P's average beside it, as the
     # figure was computed until 2026-11-30).
     same_tiles(cases["half"], p)
-    steady_floor = tile_floors.per_pixel(steady_tiles(one.actors)) if steady_one else None
+    steady_floor = ones["steady_floor_s_per_pixel"]
     marginal_floor = tile_floors.marginal_per_pixel(
         (t.id for t in p.tiles), (t.id for t in cases["half"].tiles)
     )
@@ -655,21 +688,22 @@ def benchmark(
         },
         "profile_one_tile": profile,
         "end_to_end": {
-            "one_actor_s": one.seconds,
+            "one_actor_s": ones["seconds"],
+            "one_actor_runs": ones["runs"],
             "half_one_actor_s": half.seconds,
             "two_actors_s": two.seconds,
             "double_two_actors_s": two_double.seconds,
-            "one_actor_px_s": p.pixels / one.seconds,
+            "one_actor_px_s": p.pixels / ones["seconds"],
             "one_actor_steady_px_s": steady_one,
             "one_actor_marginal_px_s": 1 / marginal.per_unit,
             "one_actor_fixed_s": marginal.fixed,
             "two_actors_steady_px_s": steady_two,
             "double_two_actors_steady_px_s": steady_two_double,
-            "ratio_steady": (1 / steady_one) / steady_floor if steady_one and steady_floor else None,
+            "ratio_steady": ones["ratio_steady"],
             "ratio_marginal": marginal.per_unit / marginal_floor,
             "ratio_steady_p_average_floor": (1 / steady_one) / (floor_s / p.pixels) if steady_one else None,
             "ratio_marginal_p_average_floor": marginal.per_unit / (floor_s / p.pixels),
-            "ratio_as_measured": (one.seconds / p.pixels) / (floor_s / p.pixels),
+            "ratio_as_measured": (ones["seconds"] / p.pixels) / (floor_s / p.pixels),
             "tiles_per_actor": {
                 name: [len(a.done) for a in run.actors]
                 for name, run in (("one", one), ("half", half), ("two", two), ("double_two", two_double))

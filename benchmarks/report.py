@@ -256,7 +256,10 @@ def mapping_section(m: dict[str, Any]) -> str:
             "compared with the floors of the tiles it was measured on: the steady state with the tiles after "
             f"the actor's first ({', '.join(f.get('steady_tiles', [])) or 'n/a'}), the marginal cost with what P's "
             "tiles add to H's (a source tile that tiles of H also read is in H's floor). P's average, the "
-            "comparison used until 2026-11-30, is beside it. Floors per tile:\n\n" + per_tile,
+            "comparison used until 2026-11-30, is beside it. "
+            + one_actor_runs_text(e)
+            + "Floors per tile:\n\n"
+            + per_tile,
             scaling_text(e, sc),
             "### The usual alternative (rioxarray mosaic + dask `map_blocks` + `to_zarr`, 2 threads)\n"
             + table(("region", "pixels", "s", "px/s", "peak GB", "budget GB", "finished"), dask_rows)
@@ -294,6 +297,19 @@ def mapping_section(m: dict[str, Any]) -> str:
             "### Predictor settings in force\n"
             + table(("setting", "value"), [(k, v) for k, v in pred.items()]),
         ]
+    )
+
+
+def one_actor_runs_text(e: dict[str, Any]) -> str:
+    """P's runs on one actor, whose medians the figures above are (empty for older results)."""
+    runs = e.get("one_actor_runs")
+    if not runs:
+        return ""
+    seconds = ", ".join(f"{r['seconds']:.1f}" for r in runs)
+    ratios = ", ".join(fmt(r["ratio_steady"]) if r["ratio_steady"] else "n/a" for r in runs)
+    return (
+        f"P ran {len(runs)} times on one actor ({seconds} s; steady state ÷ floors {ratios}); the figures "
+        "above use the medians. "
     )
 
 

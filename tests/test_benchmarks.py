@@ -24,11 +24,13 @@ from benchmarks import cost, floors
 from benchmarks.band_conversion import cases, dense_reflectance, stored_values
 from benchmarks.mapping import (
     ActorTiles,
+    Watched,
     actor_peaks_mb,
     actor_tiles,
     centred_tile_bounds,
     median_of,
     memory_figures,
+    one_actor_figures,
     steady_px_s,
     steady_tiles,
 )
@@ -354,6 +356,33 @@ def test_steady_rate_sums_the_actors_rates_after_their_first_tile():
     assert steady_tiles(named) == ["b", "c"]
     assert median_of([None, 3.0, 1.0, 2.0]) == 2.0
     assert median_of([None]) is None
+
+
+def test_one_actor_figures_are_medians_over_runs_against_the_floors_of_the_timed_tiles():
+    tf = floors.TileFloors(
+        pixels=dict.fromkeys(("a", "b", "c"), 100),
+        sources={t: frozenset() for t in "abc"},
+        predicted={"a": 0, "b": 100, "c": 200},
+        decode_s={},
+        model_s_per_pixel=0.01,
+        write_s=dict.fromkeys("abc", 0.0),
+    )
+    runs = [
+        Watched(
+            30.0, [ActorTiles(((0.0, 1),), (10.0, 12.0, 14.0), (1, 1, 1), ("a", "b", "c"))]
+        ),  # 2 tiles in 4 s
+        Watched(20.0, [ActorTiles(((0.0, 1),), (10.0, 11.0, 13.0), (1, 1, 1), ("a", "b", "c"))]),  # in 3 s
+        Watched(40.0, [ActorTiles(((0.0, 1),), (10.0, 15.0), (1, 1), ("c", "a"))]),  # 1 tile (a) in 5 s
+    ]
+    f = one_actor_figures(runs, 100, tf)
+    assert f["seconds"] == 30.0
+    assert [r["steady_px_s"] for r in f["runs"]] == pytest.approx([50.0, 200 / 3, 20.0])
+    assert f["steady_px_s"] == pytest.approx(50.0)
+    # floors of b + c: 3 s over 200 px; of a alone: 0
+    assert f["runs"][0]["ratio_steady"] == pytest.approx((1 / 50) / (3 / 200))
+    assert f["runs"][1]["ratio_steady"] == pytest.approx((3 / 200) / (3 / 200))
+    assert f["runs"][2]["ratio_steady"] is None  # a floor of zero: no ratio
+    assert f["ratio_steady"] == pytest.approx(((1 / 50) / (3 / 200) + 1.0) / 2)
 
 
 def test_memory_figures_name_the_runs_without_an_actor_that_mapped_a_tile():
