@@ -17,8 +17,9 @@ everywhere, so what the driver measures on one thread compares with one actor.
   consolidation). One actor on H and P gives the marginal cost (fixed start-up removed by the fit);
   the tile completion records give each actor's steady rate (first tile, with the actor's start and
   the compile of its forward pass, left out). P on one actor runs as often as the memory
-  comparison asks, and its time and steady rate are the medians over those runs. Two actors on P give the scaling, two actors on 2P
-  (the same 4 tiles per actor as one actor on P) the memory comparison.
+  comparison asks, and its time and steady rate are the medians over those runs. Two actors on P
+  give the scaling, two actors on 2P (the same 4 tiles per actor as one actor on P) the memory
+  comparison. Each cost is compared with the physical floors of the tiles it was measured on.
 - **The usual alternative** (:mod:`benchmarks.dask_recipe`) on P, or on the largest part of P it
   can hold in memory.
 """

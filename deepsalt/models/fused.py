@@ -12,9 +12,12 @@ The members' first layers stay one product each (one product over all of them ra
 output leaves the core's cache); the linear paths' spectral columns and the principal axes, each
 too narrow to run at the matrix-product rate alone, share one product. What goes away is a
 standardised copy of the spectrum per member, a single-column product per member and the
-projection back onto the bands (``benchmarks/notes.md`` has the profile). Everything after the first layers runs
-the members' own modules, and :meth:`StudentEnsemble.mixture` combines them as the training-time
-forward does; the two agree to float rounding (tested).
+projection back onto the bands (``benchmarks/notes.md`` has the profile). Everything after the
+first layers runs the members' own modules, and :meth:`StudentEnsemble.mixture` combines them as
+the training-time forward does; the two agree to float rounding (tested).
+
+The folded weights are copies made when the predictor loads: a network whose weights change
+afterwards needs a new :class:`FusedEnsemble` (the predictor never changes them).
 """
 
 from __future__ import annotations
