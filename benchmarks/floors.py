@@ -4,8 +4,9 @@
   mapping read, each decompressed once with its own codec, on one core. The bytes are read into
   memory first (not timed): on a cloud node they arrive over the network while the cores decode.
 - **(b) model**: the student's matrix-product FLOPs per pixel (counted by torch's
-  ``FlopCounterMode`` on the forward pass the predictor runs, ``inference_forward``) times the pixels predicted, divided by this core's
-  fp32 GEMM rate (a 1024² × 1024² product, one thread, best of several).
+  ``FlopCounterMode`` on the forward pass the predictor runs, ``inference_forward``) times the
+  pixels predicted, divided by this core's fp32 GEMM rate (a 1024² × 1024² product, one thread,
+  best of several).
 - **(c) write**: the map's output arrays encoded chunk by chunk with the store's codec (zstd,
   level 3) and written as one file per shard.
 

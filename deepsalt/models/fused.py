@@ -57,6 +57,8 @@ class FusedEnsemble(nn.Module):
         if reason is not None:
             raise ValueError(f"cannot fuse this student ensemble: {reason}")
         self.ensemble = ensemble
+        # Each member's encoder after its first layer (sliced once here, not per batch).
+        self.encoder_rest = nn.ModuleList(member.encoder.net[1:] for member in ensemble.members)
         reference = ensemble.members[0].encoder.norm
         first_w, first_b, narrow_w, narrow_b = [], [], [], []
         with torch.no_grad():
@@ -89,9 +91,8 @@ class FusedEnsemble(nn.Module):
         standardized = encoder.standardized(reflectance)
         narrow = torch.addmm(self.narrow_bias, standardized, self.narrow_weight.T)
         outputs, latent, linear = [], None, 0
-        for k, member in enumerate(members):
-            hidden = torch.addmm(self.first_bias[k], standardized, self.first_weight[k].T)
-            z = member.encoder.net[1:](hidden)
+        for k, (member, rest) in enumerate(zip(members, self.encoder_rest, strict=True)):
+            z = rest(torch.addmm(self.first_bias[k], standardized, self.first_weight[k].T))
             side = member.side_inputs(covariates, survey)
             out = member.head(z, side)
             if member.linear is not None:
