@@ -13,10 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+import fsspec
 import pytest
 import torch
 
-from deepsalt.training.checkpoint import RESUME, load_checkpoint, load_resume
+from deepsalt.training import checkpoint
+from deepsalt.training.checkpoint import RESUME, clear_resume, load_checkpoint, load_resume, save_resume
 from deepsalt.training.config import TrainConfig
 from deepsalt.training.stages import train_sau, train_teacher
 from tests.support.training_data import make_data, tiny_config
@@ -35,15 +37,32 @@ def _wait_for_epoch(url: str, epoch: int, proc: subprocess.Popen, deadline_s: fl
     while time.monotonic() < end:
         if proc.poll() is not None:
             pytest.fail(f"training subprocess ended before it could be killed:\n{proc.stderr.read()}")
-        if (Path(url) / RESUME).exists():
-            try:
-                state = load_resume(url)
-            except (EOFError, RuntimeError):  # caught mid-write
-                state = None
-            if state is not None and state["epoch"] >= epoch:
-                return state["epoch"]
+        state = load_resume(url)  # never a half-written file: it is moved into place whole
+        if state is not None and state["epoch"] >= epoch:
+            return state["epoch"]
         time.sleep(0.1)
     pytest.fail("the training subprocess never reached the kill point")
+
+
+def test_a_resume_state_write_killed_midway_leaves_the_previous_state_readable(tmp_path, monkeypatch):
+    url = tmp_path / "stage"
+    url.mkdir()
+    save_resume(str(url), {"epoch": 3})
+    write = checkpoint.write_bytes
+
+    def killed_midway(target: str, payload: bytes) -> None:
+        write(target, payload[: len(payload) // 2])
+        raise KeyboardInterrupt  # the process dies with half the bytes written
+
+    monkeypatch.setattr(checkpoint, "write_bytes", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_resume(str(url), {"epoch": 4})
+    assert load_resume(str(url))["epoch"] == 3
+    monkeypatch.undo()
+    save_resume(str(url), {"epoch": 4})
+    assert load_resume(str(url))["epoch"] == 4
+    clear_resume(str(url))
+    assert load_resume(str(url)) is None and list(url.iterdir()) == []
 
 
 @pytest.mark.slow
@@ -85,3 +104,14 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, caplog):
 if __name__ == "__main__":  # the process the test kills
     output, sau_url = sys.argv[1], sys.argv[2]
     train_teacher(make_data(), teacher_config(output), sau_url, f"{output}/teacher")
+
+
+def test_a_resume_state_round_trips_on_s3_and_is_cleared(s3):
+    url = s3.url("runs/teacher")
+    save_resume(url, {"epoch": 2})
+    save_resume(url, {"epoch": 5})  # replaces the previous state
+    assert load_resume(url)["epoch"] == 5
+    clear_resume(url)
+    assert load_resume(url) is None
+    fs, path = fsspec.core.url_to_fs(url)
+    assert fs.find(path) == []  # no partial state left behind either

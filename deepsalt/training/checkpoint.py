@@ -32,6 +32,8 @@ log = get_logger(__name__)
 WEIGHTS = "weights.pt"
 META = "meta.json"
 RESUME = "resume.pt"
+PARTIAL = ".partial"
+"""Suffix of a resume state being written (see :func:`save_resume`)."""
 
 
 class CheckpointMeta(FrozenModel):
@@ -146,9 +148,15 @@ def _span(axis: np.ndarray) -> str:
 
 
 def save_resume(url: str, state: dict[str, Any]) -> None:
+    """Write the resume state beside its name and move it into place: a run killed while writing
+    (the reason a resume state exists) leaves the previous epoch's state readable, not a truncated
+    file. A local move is a rename; an object store's copy is one whole PUT."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    write_bytes(join_url(url, RESUME), buffer.getvalue())
+    partial = join_url(url, RESUME + PARTIAL)
+    write_bytes(partial, buffer.getvalue())
+    fs, path = fsspec.core.url_to_fs(partial)
+    fs.mv(path, path.removesuffix(PARTIAL))
 
 
 def load_resume(url: str) -> dict[str, Any] | None:
@@ -161,8 +169,9 @@ def load_resume(url: str) -> dict[str, Any] | None:
 
 def clear_resume(url: str) -> None:
     fs, path = fsspec.core.url_to_fs(join_url(url, RESUME))
-    if fs.exists(path):
-        fs.rm(path)
+    for leftover in (path, path + PARTIAL):
+        if fs.exists(leftover):
+            fs.rm(leftover)
 
 
 def to_json_array(values: np.ndarray | torch.Tensor) -> list[float]:
