@@ -27,7 +27,7 @@ from deepsalt.mapping.worker import MappingJob, TileMapper
 FORWARDED_ENV = re.compile(
     r"^(GDAL_\w+|CPL_\w+|VSI_\w+|AWS_S3_ENDPOINT|AWS_HTTPS|AWS_VIRTUAL_HOSTING|AWS_REGION|"
     r"AWS_DEFAULT_REGION|AWS_ENDPOINT_URL(_S3)?|AWS_PROFILE|AWS_SHARED_CREDENTIALS_FILE|AWS_CONFIG_FILE|"
-    r"AWS_NO_SIGN_REQUEST|AWS_REQUEST_PAYER)$"
+    r"AWS_NO_SIGN_REQUEST|AWS_REQUEST_PAYER|GLIBC_TUNABLES)$"
 )
 SECRET_ENV = re.compile(r"(SECRET|TOKEN|PASSWORD|PWD|AUTH|HEADER|CREDENTIAL|ACCESS_KEY|SESSION|_KEY$)", re.I)
 ACTOR_GDAL_CACHEMAX_MB = 256
@@ -37,14 +37,36 @@ with the number of tiles it mapped. 256 MB still holds about two read blocks of 
 512² block of 224 int16 bands is 117 MB), the overlap that neighbouring blocks re-read."""
 
 
+ACTOR_MALLOC_TUNABLES = ":".join(
+    (
+        "glibc.malloc.arena_max=1",
+        f"glibc.malloc.mmap_threshold={512 * 1024**2}",
+        f"glibc.malloc.trim_threshold={1024**3}",
+    )
+)
+"""glibc's allocator in each actor (``GLIBC_TUNABLES``, unless the driver sets its own): freed
+arrays are kept for the next block instead of being handed back to the kernel.
+
+Every block allocates and frees arrays of tens to hundreds of MB (a scene's stored values, their
+reflectance, the model's batches). glibc serves allocations above its mmap threshold (at most
+32 MB by default) from fresh pages and unmaps them on free, so each block paid its page faults
+and the kernel's zeroing again, and with transparent huge pages the compaction stalls that come
+with them. Ray Data calls the actor from a worker thread, whose own malloc arena cannot hold such
+arrays either, so the actor keeps one arena. What an actor keeps is what it already needed at
+its peak; memory beyond 1 GB freed at the top of the heap is still returned
+(``benchmarks/notes.md`` has the measurement). Other C libraries ignore the variable."""
+
+
 def forwarded_env() -> dict[str, str]:
-    """The driver's non-secret object-store and GDAL settings, plus a bounded GDAL cache per actor."""
+    """The driver's non-secret object-store, GDAL and allocator settings, plus per-actor defaults: a
+    bounded GDAL cache and an allocator that keeps freed arrays."""
     env = {
         key: value
         for key, value in os.environ.items()
         if FORWARDED_ENV.match(key) and (key.endswith("_FILE") or not SECRET_ENV.search(key))
     }
     env.setdefault("GDAL_CACHEMAX", str(ACTOR_GDAL_CACHEMAX_MB))  # < 100 000: megabytes
+    env.setdefault("GLIBC_TUNABLES", ACTOR_MALLOC_TUNABLES)
     return env
 
 
