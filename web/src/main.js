@@ -332,10 +332,16 @@ async function main() {
     document.body.dataset.pixel = `${row},${col}`;
   });
 
-  // for scripts driving the page: what was last drawn completely, and how often
+  // for scripts driving the page: what was last drawn completely, and how often. What a frame shows
+  // is noted as it is drawn: OpenLayers reports the frame complete in a timeout after it, and a
+  // change of level or variable can come in between (that report is about the frame before it).
+  let drawn = '';
+  map.on('postrender', () => {
+    drawn = `${document.body.dataset.variable}@${document.body.dataset.level}`;
+  });
   map.on('rendercomplete', () => {
     document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
-    document.body.dataset.rendered = `${document.body.dataset.variable}@${document.body.dataset.level}`;
+    document.body.dataset.rendered = drawn;
   });
   window.deepsaltViewer = {map, view, layer, settings};
 }
