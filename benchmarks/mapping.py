@@ -469,14 +469,15 @@ def watched_run(case: MapCase, scratch: Path, on_store: Callable[[str], Any] | N
     return Watched(seconds, actor_tiles(memory.series, records))
 
 
-def memory_figures(runs: dict[str, list[list[ActorTiles]]]) -> dict[str, Any]:
+def memory_figures(runs: dict[str, list[list[ActorTiles]]], scenes: dict[str, int]) -> dict[str, Any]:
     """Peaks per actor of each run, and the production region against twice its tiles.
 
     ``runs`` holds, per case, the actors of each of its runs: ``production`` (P on 1 actor: 4
     tiles) and ``double`` (2P on 2 actors: 4 tiles each), the same tiles per actor, and any other
     cases to show beside them. An actor's peak is set by the heaviest tile it maps, so the figure
     that says whether memory grows with the region compares cases at the same tiles per actor: the
-    median over runs of each run's largest actor peak.
+    median over runs of each run's largest actor peak. Each run's largest actor is listed with its
+    tiles (``scenes``: scenes per tile id) and its peak after each, to show which tile set it.
     """
     found = {name: [[a for a in run if a.done] for run in case] for name, case in runs.items()}
     empty = [name for name, case in found.items() if not all(case)]
@@ -488,6 +489,7 @@ def memory_figures(runs: dict[str, list[list[ActorTiles]]]) -> dict[str, Any]:
         figure = actor_peaks_mb(per_run)
         figure["run_max_mb"] = [actor_peaks_mb([run])["max_mb"] for run in per_run]
         figure["median_max_mb"] = float(np.median(figure["run_max_mb"]))
+        figure["largest_actors"] = [largest_actor(run, scenes) for run in case]
         figures[name] = figure
     return {
         "runs": figures,
@@ -496,6 +498,17 @@ def memory_figures(runs: dict[str, list[list[ActorTiles]]]) -> dict[str, Any]:
             name: max(max(a.predicted) for run in case for a in run) for name, case in found.items()
         },
         "growth_same_tiles": figures["double"]["median_max_mb"] / figures["production"]["median_max_mb"] - 1,
+    }
+
+
+def largest_actor(run: list[ActorTiles], scenes: dict[str, int]) -> dict[str, Any]:
+    """The actor of ``run`` with the highest peak: its tiles in order, their scenes, and its peak
+    (MB) once each was finished."""
+    actor = max(run, key=lambda a: a.peak)
+    return {
+        "tiles": list(actor.tiles),
+        "scenes": [scenes[t] for t in actor.tiles],
+        "peak_after_mb": [round(actor.peak_after(k) / 1024**2, 1) for k in range(1, len(actor.done) + 1)],
     }
 
 
@@ -730,7 +743,8 @@ def benchmark(
                 "double": [two_double.actors, *(r.actors for r in more_double)],
                 "half": [half.actors],
                 "production_two": [two.actors],
-            }
+            },
+            {t.id: len(t.scenes) for t in cases["double"].tiles},
         ),
         "predictor": predictor_settings(mapper.predictor, p.config),
     }

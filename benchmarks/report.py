@@ -292,11 +292,33 @@ def mapping_section(m: dict[str, Any]) -> str:
                 ],
             )
             + "\n\n2P on 2 actors against P on 1 actor (4 tiles per actor each; medians over their runs): "
-            + f"**{mem['growth_same_tiles']:+.1%}**.",
+            + f"**{mem['growth_same_tiles']:+.1%}**."
+            + largest_actors_text(mem),
             "### Where one tile's time goes (pyinstrument, actor code in this process)\n" + profile,
             "### Predictor settings in force\n"
             + table(("setting", "value"), [(k, v) for k, v in pred.items()]),
         ]
+    )
+
+
+def largest_actors_text(mem: dict[str, Any]) -> str:
+    """Each run's largest actor of P and 2P: its tiles, their scenes and its peak after each (empty
+    for older results)."""
+    rows = [
+        (
+            name,
+            i + 1,
+            ", ".join(f"{t} ({n})" for t, n in zip(a["tiles"], a["scenes"], strict=True)),
+            ", ".join(f"{mb:,.0f}" for mb in a["peak_after_mb"]),
+        )
+        for name in ("production", "double")
+        for i, a in enumerate(mem["runs"][name].get("largest_actors", []))
+    ]
+    if not rows:
+        return ""
+    return (
+        "\n\nThe largest actor of each run, its tiles in the order it mapped them, and its peak after each:\n\n"
+        + table(("case", "run", "tiles (scenes)", "peak after each tile (MB)"), rows)
     )
 
 

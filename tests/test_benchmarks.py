@@ -258,11 +258,14 @@ def test_actor_peaks_are_reported_per_actor_in_mb():
 MB = 1024**2
 
 
-def _actor(peaks_mb: list[float], predicted: list[int] | None = None) -> ActorTiles:
-    """An actor that finished tile k at t = k + 0.5, its peak sampled at t = 0, 1, 2, ..."""
+def _actor(peaks_mb: list[float], predicted: list[int] | None = None, tiles: str = "abcd") -> ActorTiles:
+    """An actor that finished tile k (``tiles[k - 1]``) at t = k + 0.5, its peak sampled at t = 0, 1, 2, ..."""
     series = tuple((float(t), int(mb * MB)) for t, mb in enumerate([peaks_mb[0], *peaks_mb]))
     done = tuple(k + 0.5 for k in range(1, len(peaks_mb) + 1))
-    return ActorTiles(series, done, tuple(predicted or [100] * len(peaks_mb)))
+    return ActorTiles(series, done, tuple(predicted or [100] * len(peaks_mb)), tuple(tiles[: len(peaks_mb)]))
+
+
+SCENES = {"a": 6, "b": 9, "c": 4, "d": 8, "e": 9, "f": 6, "g": 9, "h": 6}
 
 
 def test_peak_at_is_the_last_sample_at_or_before_the_time():
@@ -320,18 +323,22 @@ def test_a_set_of_tiles_has_the_floor_of_its_own_tiles_with_shared_sources_decod
 def test_memory_growth_compares_regions_at_the_same_tiles_per_actor():
     production = [_actor([1000, 1010, 1020, 1030], predicted=[50, 60, 70, 60])]  # P on 1 actor, 4 tiles
     double = [  # 2P on 2 actors, 4 tiles each
-        _actor([1000, 1020, 1040, 1050], [50, 60, 90, 70]),
+        _actor([1000, 1020, 1040, 1050], [50, 60, 90, 70], tiles="efgh"),
         _actor([1000, 1010, 1020, 1025], [40, 60, 60, 60]),
     ]
-    m = memory_figures({"production": [production], "double": [double]})
+    m = memory_figures({"production": [production], "double": [double]}, SCENES)
     assert m["tiles_per_actor"] == {"production": [4], "double": [4, 4]}
     assert m["runs"]["double"]["max_mb"] == pytest.approx(1050, abs=0.1)
     assert m["growth_same_tiles"] == pytest.approx(1050 / 1030 - 1, abs=1e-3)
     assert m["heaviest_tile_predicted"] == {"production": 70, "double": 90}
+    # the largest actor of the 2P run, its tiles, their scenes and its peak after each
+    assert m["runs"]["double"]["largest_actors"] == [
+        {"tiles": list("efgh"), "scenes": [9, 6, 9, 6], "peak_after_mb": [1000.0, 1020.0, 1040.0, 1050.0]}
+    ]
     # Repeated runs: each run's largest actor peak, and the medians compared.
     again = [_actor([1000, 1100, 1150, 1200])]
     third = [_actor([1000, 1010, 1020, 1040])]
-    m = memory_figures({"production": [production, again, third], "double": [double]})
+    m = memory_figures({"production": [production, again, third], "double": [double]}, SCENES)
     assert m["runs"]["production"]["run_max_mb"] == pytest.approx([1030, 1200, 1040], abs=0.1)
     assert m["runs"]["production"]["median_max_mb"] == pytest.approx(1040, abs=0.1)
     assert m["runs"]["production"]["max_mb"] == pytest.approx(1200, abs=0.1)
@@ -390,7 +397,7 @@ def test_memory_figures_name_the_runs_without_an_actor_that_mapped_a_tile():
     with pytest.raises(
         RuntimeError, match=r"no 'TileMapper' actor that finished a tile was seen in the \['production'\]"
     ):
-        memory_figures({"production": [[_actor([1000])], [idle]], "double": [[_actor([1000])]]})
+        memory_figures({"production": [[_actor([1000])], [idle]], "double": [[_actor([1000])]]}, SCENES)
 
 
 def test_high_water_mark_is_at_least_the_current_resident_memory():
