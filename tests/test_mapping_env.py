@@ -66,7 +66,18 @@ class AllocationProbe:
 class MallInfo2(ctypes.Structure):
     _fields_ = [
         (name, ctypes.c_size_t)
-        for name in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+        for name in [
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        ]
     ]
 
 
@@ -106,5 +117,7 @@ def test_actors_keep_freed_block_arrays_for_the_next_block(ray_cluster, monkeypa
 def test_the_drivers_allocator_settings_win(monkeypatch):
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
     assert forwarded_env()["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
+    monkeypatch.setenv("GLIBC_TUNABLES", "")  # glibc's own defaults
+    assert forwarded_env()["GLIBC_TUNABLES"] == ""
     monkeypatch.delenv("GLIBC_TUNABLES")
     assert forwarded_env()["GLIBC_TUNABLES"] == ACTOR_MALLOC_TUNABLES

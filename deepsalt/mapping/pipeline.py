@@ -52,9 +52,10 @@ reflectance, the model's batches). glibc serves allocations above its mmap thres
 32 MB by default) from fresh pages and unmaps them on free, so each block paid its page faults
 and the kernel's zeroing again, and with transparent huge pages the compaction stalls that come
 with them. Ray Data calls the actor from a worker thread, whose own malloc arena cannot hold such
-arrays either, so the actor keeps one arena. What an actor keeps is what it already needed at
-its peak; memory beyond 1 GB freed at the top of the heap is still returned
-(``benchmarks/notes.md`` has the measurement). Other C libraries ignore the variable."""
+arrays either, so the actor keeps one arena. The price is some peak memory on the heaviest
+blocks, where freed space cannot always be reused in place; memory beyond 1 GB freed at the top of
+the heap is still returned (``benchmarks/notes.md`` has both measurements). Other C libraries
+ignore the variable."""
 
 
 def forwarded_env() -> dict[str, str]:
