@@ -34,6 +34,8 @@ CLASS_BACKGROUND, CLASS_WATER = 0, 2
 QUALITY_NODATA = 255
 MAX_UNUSABLE = 0.5
 """A scene whose share of unusable pixels on a block exceeds this is not used on the block."""
+KEEP_ROWS_CHUNK = 8192
+"""Rows :func:`keep_rows` moves at a time: the only extra memory it needs."""
 
 # Stored values (n, scene bands) → (reflectance (n, model bands) with NaN = nodata, out-of-range
 # mask (n,), quality flags the scene's converter adds per pixel (n,): water by spectrum, bands filled).
@@ -158,7 +160,7 @@ class TileCompositor:
                 raw = reader.pixels(positions)
                 has_data = ~np.all(raw == reader.nodata, axis=1)
                 if not has_data.all():
-                    positions, raw = positions[has_data], raw[has_data]
+                    positions, raw = positions[has_data], keep_rows(raw, has_data)
                 if not positions.size:
                     continue
                 reflectance, beyond, pixel_flags = reader.to_reflectance(raw)
@@ -173,7 +175,7 @@ class TileCompositor:
                 if not usable.all():
                     positions, reflectance, pixel_flags = (
                         positions[usable],
-                        reflectance[usable],
+                        keep_rows(reflectance, usable),
                         pixel_flags[usable],
                     )
                 need[positions] = False
@@ -183,7 +185,7 @@ class TileCompositor:
                     land = ~is_water
                     positions, reflectance, pixel_flags = (
                         positions[land],
-                        reflectance[land],
+                        keep_rows(reflectance, land),
                         pixel_flags[land],
                     )
                 if positions.size:
@@ -196,6 +198,25 @@ class TileCompositor:
         flags[need & ~self.out_of_range & (self.incomplete | ~self.seen)] |= np.uint8(Quality.NODATA)
         flags[need & ~self.out_of_range & ~self.incomplete & self.seen] |= np.uint8(Quality.CLOUD)
         return flags
+
+
+def keep_rows(values: np.ndarray, keep: np.ndarray, chunk: int = KEEP_ROWS_CHUNK) -> np.ndarray:
+    """``values[keep]`` (``keep`` boolean over the rows), made in place: the kept rows move to the
+    front ``chunk`` at a time, and the result is a view of ``values``'s first rows, whose other rows
+    are then garbage.
+
+    A block's stored values and reflectance are 100–200 MB; ``values[keep]`` would hold a second copy
+    beside the first until the first is let go, and on a block with water or unusable pixels that
+    copy set the actor's peak. Moving in place is safe because the i-th kept row comes from row i or
+    later, and each chunk is gathered before it is written.
+    """
+    if not values.flags.writeable:  # a reader's read-only buffer: copy as before
+        return values[keep]
+    index = np.flatnonzero(keep)
+    for start in range(0, len(index), chunk):
+        rows = index[start : start + chunk]
+        values[start : start + len(rows)] = values[rows]
+    return values[: len(index)]
 
 
 def tile_positions(window: Window, positions: np.ndarray, tile_width: int) -> np.ndarray:

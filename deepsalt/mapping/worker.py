@@ -33,6 +33,7 @@ from deepsalt.mapping.composite import (
     SceneReader,
     TileCompositor,
     ToReflectance,
+    keep_rows,
     layer_name,
     rank_scenes,
 )
@@ -225,7 +226,11 @@ class TileMapper:
         flat_flags[positions[~np.isfinite(covariates).all(axis=1)]] |= np.uint8(Quality.NO_SOIL)
         keep = (flat_flags[positions] & np.uint8(NO_PREDICTION)) == 0
         if not keep.all():
-            positions, reflectance, covariates = positions[keep], reflectance[keep], covariates[keep]
+            positions, reflectance, covariates = (
+                positions[keep],
+                keep_rows(reflectance, keep),
+                covariates[keep],
+            )
         if not positions.size:
             return 0
         for name, values in self._predict(reflectance, covariates, inputs.survey()[positions]).items():
