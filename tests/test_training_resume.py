@@ -101,11 +101,6 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, caplog):
         torch.testing.assert_close(resumed_state[key], straight_state[key], rtol=1e-4, atol=1e-5)
 
 
-if __name__ == "__main__":  # the process the test kills
-    output, sau_url = sys.argv[1], sys.argv[2]
-    train_teacher(make_data(), teacher_config(output), sau_url, f"{output}/teacher")
-
-
 def test_a_resume_state_round_trips_on_s3_and_is_cleared(s3):
     url = s3.url("runs/teacher")
     save_resume(url, {"epoch": 2})
@@ -115,3 +110,8 @@ def test_a_resume_state_round_trips_on_s3_and_is_cleared(s3):
     assert load_resume(url) is None
     fs, path = fsspec.core.url_to_fs(url)
     assert fs.find(path) == []  # no partial state left behind either
+
+
+if __name__ == "__main__":  # the process the test kills
+    output, sau_url = sys.argv[1], sys.argv[2]
+    train_teacher(make_data(), teacher_config(output), sau_url, f"{output}/teacher")
