@@ -125,6 +125,35 @@ def test_survey_rows_are_judged_with_the_survey_noise_and_weight():
     assert float(only_point["task"]) == pytest.approx(float(just_first["task"]))
 
 
+@settings(deadline=None, max_examples=30)
+@given(
+    st.floats(0.05, 0.8),  # the same small residual on both rows, within Huber's quadratic range
+    st.floats(0.05, 1.0),  # the point samples' learned noise
+    st.floats(1.1, 4.0),  # how many times noisier the survey's labels are
+    st.floats(0.05, 1.0),  # the student's own spread
+)
+def test_each_row_pulls_the_mean_in_proportion_to_its_precision(residual, point, ratio, spread):
+    """With ``nll_mean`` a row of the noisier source moves the mean less; without it both pull alike."""
+    noise = torch.tensor([point * ratio, point])  # (survey, point)
+
+    def pulls(nll_mean: bool) -> torch.Tensor:
+        mean = torch.zeros(2, requires_grad=True)
+        student = GaussianOutput(mean, torch.full((2,), spread), [])
+        weights = DistillationWeights(survey_weight=1.0, nll_mean=nll_mean)
+        targets = _targets([residual, residual], None, source=(0, 1))
+        distillation_loss(student, noise, targets, weights)["loss"].backward()
+        return -mean.grad
+
+    survey_pull, point_pull = pulls(nll_mean=True)
+    expected = (1 + 0.5 / (spread**2 + noise**2)).tolist()  # Huber + nll_weight · NLL, per unit residual
+    assert float(survey_pull) == pytest.approx(residual / 2 * expected[0], rel=1e-4)
+    assert float(point_pull) == pytest.approx(residual / 2 * expected[1], rel=1e-4)
+    assert float(point_pull) > float(survey_pull)
+    detached = pulls(nll_mean=False)
+    assert float(detached[0]) == pytest.approx(float(detached[1]), rel=1e-6)
+    assert float(detached[0]) == pytest.approx(residual / 2, rel=1e-4)
+
+
 def test_fourth_student_layer_is_aligned_to_the_last_teacher_layer_with_decayed_weight():
     assert layer_weights(4, 3) == [(0, 1.35), (1, 1.05), (2, 0.65), (2, pytest.approx(0.65 * 0.65 / 1.05))]
     assert layer_weights(3, 3) == [(0, 1.35), (1, 1.05), (2, 0.65)]

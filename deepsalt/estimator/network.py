@@ -58,8 +58,12 @@ class NetworkSettings:
     mask_fraction: float = 0.3
     augment: bool = True
     distillation: DistillationWeights = field(
-        default_factory=lambda: DistillationWeights(alpha=1.0, beta=0.5, gamma=1.0, nll_weight=0.5)
+        default_factory=lambda: DistillationWeights(
+            alpha=1.0, beta=0.5, gamma=1.0, nll_weight=0.5, nll_mean=False
+        )
     )
+    """One label source here (the rows' measured ECe), so there is no noise per source to weigh
+    sources by: the NLL keeps to the spread and the Huber term drives the mean."""
 
 
 def _tensor(values: np.ndarray) -> torch.Tensor:
@@ -252,7 +256,7 @@ def train_network(
     train, val = _split(n, seed)
     columns = (spectra_t, cov_t, y_t, t_mean, t_std, *t_features)
     weights = settings.distillation
-    task_only = DistillationWeights(1.0, 0.0, 0.0, weights.nll_weight)
+    task_only = DistillationWeights(1.0, 0.0, 0.0, weights.nll_weight, nll_mean=weights.nll_mean)
 
     def terms(module: _Members, batch, generator, w: DistillationWeights) -> dict[str, torch.Tensor]:
         spectra_b, cov_b, y_b, mean_b, std_b, *features_b = batch

@@ -4,12 +4,14 @@
 α=1, β=0.1, γ=1, put the measured targets first: see docs/METHOD.md):
 
 - **task**: Huber (δ=1) between the student's mean and the target, plus ``nll_weight`` × the
-  Gaussian negative log-likelihood of the target under the student's spread with the mean
-  *detached*. The NLL teaches the spread (the per-pixel uncertainty) without letting a large
-  spread excuse a bad mean; the Huber term alone drives the mean. Targets come from two sources
-  with their own learned noise added to the spread: point samples with measured ECe, and the
-  survey's map-unit ECe on unlabelled pixels (weighted by ``survey_weight``): a map unit's value
-  is coarse and biased, so it teaches the broad relation and the samples the detail.
+  Gaussian negative log-likelihood of the target under the student's spread plus the row's
+  source noise. Targets come from two sources, each with its own learned noise: point samples
+  with measured ECe, and the survey's map-unit ECe on unlabelled pixels (weighted by
+  ``survey_weight``): a map unit's value is coarse and biased, so it teaches the broad relation
+  and the samples the detail. With ``nll_mean`` (the default) the NLL moves the mean as well, so
+  each row pulls on it in proportion to its precision (its spread plus its source's noise);
+  without it the mean is detached there, the NLL teaches only the spread and the Huber term alone
+  drives the mean.
 - **feature**: layer-wise alignment of the student's hidden states to the teacher's, MSE between
   layer-normalised states (so scale differences between the two networks do not dominate), on
   the rows that have a lab spectrum. Student layer ``i`` is aligned to teacher layer ``i`` with weights 1.35, 1.05, 0.65;
@@ -86,8 +88,8 @@ class DistillationWeights:
     nll_weight: float = 0.5
     survey_weight: float = 0.3
     """Weight of a survey-labelled pixel's task term relative to a point sample's."""
-    nll_mean: bool = False
-    """Let the NLL move the mean too, so each source pulls on it in inverse proportion to its noise."""
+    nll_mean: bool = True
+    """Let the NLL move the mean too, so each row pulls on it in proportion to its precision."""
 
 
 @dataclass
