@@ -62,8 +62,9 @@ class NetworkSettings:
             alpha=1.0, beta=0.5, gamma=1.0, nll_weight=0.5, nll_mean=False
         )
     )
-    """One label source here (the rows' measured ECe), so there is no noise per source to weigh
-    sources by: the NLL keeps to the spread and the Huber term drives the mean."""
+    """The NLL keeps to the spread and the Huber term drives the mean (``nll_mean=False``): the
+    student's default of letting the NLL move the mean was measured on the pipeline's student,
+    not on this estimator's tables, where there is one label source."""
 
 
 def _tensor(values: np.ndarray) -> torch.Tensor:
