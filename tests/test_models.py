@@ -135,17 +135,19 @@ def test_survey_rows_are_judged_with_the_survey_noise_and_weight():
 def test_each_row_pulls_the_mean_in_proportion_to_its_precision(residual, point, ratio, spread):
     """With ``nll_mean`` a row of the noisier source moves the mean less; without it both pull alike."""
     noise = torch.tensor([point * ratio, point])  # (survey, point)
+    nll_weight = 0.7  # not the default, so the closed form below cannot lean on it
 
     def pulls(nll_mean: bool) -> torch.Tensor:
         mean = torch.zeros(2, requires_grad=True)
         student = GaussianOutput(mean, torch.full((2,), spread), [])
-        weights = DistillationWeights(survey_weight=1.0, nll_mean=nll_mean)
+        weights = DistillationWeights(nll_weight=nll_weight, survey_weight=1.0, nll_mean=nll_mean)
         targets = _targets([residual, residual], None, source=(0, 1))
         distillation_loss(student, noise, targets, weights)["loss"].backward()
         return -mean.grad
 
     survey_pull, point_pull = pulls(nll_mean=True)
-    expected = (1 + 0.5 / (spread**2 + noise**2)).tolist()  # Huber + nll_weight · NLL, per unit residual
+    # per unit residual: Huber's pull plus nll_weight · the NLL's
+    expected = (1 + nll_weight / (spread**2 + noise**2)).tolist()
     assert float(survey_pull) == pytest.approx(residual / 2 * expected[0], rel=1e-4)
     assert float(point_pull) == pytest.approx(residual / 2 * expected[1], rel=1e-4)
     assert float(point_pull) > float(survey_pull)
