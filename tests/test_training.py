@@ -198,7 +198,7 @@ def test_distilled_students_learn_from_samples_without_a_measured_ece(data, tmp_
     trainer = StudentTrainer(config, data, parents)
     trainer.prepare()
     _, _, _, y, source, t_mean, *_ = trainer.train_set.tensors
-    unmeasured = ~torch.isfinite(y) & (source == 1)
+    unmeasured = ~torch.isfinite(y[:, 0]) & (source == 1)
     assert int(unmeasured.sum()) > 0 and bool(torch.isfinite(t_mean[unmeasured]).all())
     model = trainer.build()
     batch = tuple(t[:64] for t in trainer.train_set.tensors)
@@ -211,6 +211,47 @@ def test_distilled_students_learn_from_samples_without_a_measured_ece(data, tmp_
     _, _, _, y, source, t_mean, *_ = without.train_set.tensors
     # Without a teacher an unmeasured sample teaches nothing: every sample row has a measured target.
     assert bool(torch.isfinite(y[source == 1]).all()) and not bool(torch.isfinite(t_mean).any())
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_survey_labels_keep_each_map_units_mean_and_a_share_of_each_pixels_departure(
+    chain, data, tmp_path, share
+):
+    """Every member's pool targets average to the unit's label over the unit's pixels and differ
+    from the label by ``unit_departure`` × the member's own departure from its unit mean."""
+    from deepsalt.training.stage_base import ParentCheckpoint
+    from deepsalt.training.stage_student import SURVEY, StudentTrainer
+
+    config = tiny_config(str(tmp_path), f"student.unit_departure={share}")
+    parents = {
+        s: ParentCheckpoint(chain[s.value], read_meta(chain[s.value])) for s in (Stage.SAU, Stage.TEACHER)
+    }
+    trainer = StudentTrainer(config, data, parents)
+    trainer.prepare()
+    model = trainer.build().eval()
+    sat, cov, survey, y, source, *_ = trainer.train_set.tensors
+    pool = source == SURVEY
+    labels = y[pool].numpy().copy()
+    with torch.no_grad():
+        trainer.begin_epoch(model, 0)
+        members = model.ensemble.members
+        pred = torch.stack([m(sat[pool], cov[pool], survey[pool]).mean for m in members], 1).numpy()
+    targets = y[pool].numpy()
+    units = data.pool_unit[trainer.pool_train]
+    assert len(np.unique(units)) > 5
+    for unit in np.unique(units):
+        inside = units == unit
+        np.testing.assert_allclose(targets[inside].mean(0), labels[inside].mean(0), atol=1e-4)
+        departure = pred[inside] - pred[inside].mean(0)
+        np.testing.assert_allclose(targets[inside] - labels[inside], share * departure, atol=1e-4)
+    assert (np.ptp(targets - labels, axis=0).min() > 0) == (share > 0)
+
+
+def test_unit_mean_survey_labels_train_and_record_the_setting(data, tmp_path):
+    urls = run_training(tiny_config(str(tmp_path), "student.unit_departure=1"), data)
+    meta = read_meta(urls[Stage.STUDENT])
+    assert meta.config["student"]["unit_departure"] == 1
+    assert np.isfinite(meta.metrics["best_val_loss"])
 
 
 def test_tampered_weights_fail_the_hash_check(chain, tmp_path):

@@ -148,6 +148,15 @@ class StudentSettings(LoopSettings):
     student is unsure of, and a source that learns a larger noise, pull less, where otherwise the
     fixed ``survey_weight`` alone decided. Paired over seeds it raised R² of log1p on held-out
     blocks and on the map (results/demo/NOTES.md, which also gives the noises learned)."""
+    unit_departure: float = Field(0.0, ge=0, le=1)
+    """Share of a pool pixel's departure from its map unit's mean prediction that its survey label
+    keeps. 0: every pixel of a unit is labelled with the unit's ECe. 1: the unit's ECe labels only
+    the mean of the student's predictions over the unit's pool pixels, and the spectra and the
+    point samples alone decide where the salt lies inside it. The unit's mean is pulled alike
+    whatever the share; what changes is how hard each pixel is shrunk towards it (refreshed every
+    epoch from each member's own predictions). On the demo worlds the shrinkage paid: 1 halved the
+    map's under-prediction of saline pixels but lost more R² of log1p to noise inside the units,
+    and 0.5 did not beat 0 (results/demo/NOTES.md), so 0 stays the default."""
     covariates: tuple[str, ...] = ("sand", "clay")
     """Covariates the student reads (with ``use_covariates``); the rest of the covariate table is
     ignored. Climate is left out by default: inside one training region it varies little and

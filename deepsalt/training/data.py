@@ -33,7 +33,7 @@ from deepsalt.logs import get_logger
 log = get_logger(__name__)
 
 _PER_SAMPLE = ("lab", "ece", "lat", "lon", "sat", "covariates", "survey", "sample_id")
-_PER_POOL = ("pool", "pool_covariates", "pool_survey")
+_PER_POOL = ("pool", "pool_covariates", "pool_survey", "pool_unit")
 _PER_LIBRARY = ("library_lab", "library_ece")
 
 
@@ -53,6 +53,7 @@ class TrainingData:
     pool: np.ndarray  # (m, n_bands) float32 clear pixels
     pool_covariates: np.ndarray  # (m, n_covariates)
     pool_survey: np.ndarray  # (m,) survey ECe at the pool pixels (the coarse labels)
+    pool_unit: np.ndarray  # (m,) int64 map-unit key (mukey) of each pool pixel: which pixels share a label
     library_lab: np.ndarray  # (k, n_wavenumbers) lab library absorbance
     library_ece: np.ndarray  # (k,) lab library ECe (dS/m)
     sample_id: np.ndarray  # (n,) str
@@ -322,7 +323,8 @@ def assemble_training_data(
     plon = np.concatenate([p[0] for p in pool_xy])
     plat = np.concatenate([p[1] for p in pool_xy])
     pool_cov = sample_covariates(covariate_urls, plon, plat).astype(np.float32)
-    pool_survey = sample_survey(survey, plon, plat).ece.astype(np.float32)
+    pool_layers = sample_survey(survey, plon, plat)
+    pool_survey = pool_layers.ece.astype(np.float32)
     keep = np.isfinite(pool_cov).all(axis=1) & np.isfinite(pool_survey)
     paired_px = status == PairingStatus.PAIRED.value
     lacking = paired_px & ~(np.isfinite(covariates).all(axis=1) & np.isfinite(at_samples))
@@ -342,6 +344,7 @@ def assemble_training_data(
         pool=pool[keep],
         pool_covariates=pool_cov[keep],
         pool_survey=pool_survey[keep],
+        pool_unit=pool_layers.mukey[keep].astype(np.int64),
         library_lab=library_lab,
         library_ece=library_ece,
         sample_id=spectra["sample_id"].to_numpy().astype(str),

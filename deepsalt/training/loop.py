@@ -25,6 +25,7 @@ log = get_logger(__name__)
 Batch = tuple[torch.Tensor, ...]
 LossFn = Callable[[nn.Module, Batch, torch.Generator], dict[str, torch.Tensor]]
 ValFn = Callable[[nn.Module, Batch], float]
+EpochHook = Callable[[nn.Module, int], None]
 
 
 @dataclass
@@ -67,6 +68,7 @@ def fit(
     resume_key: str,
     stage: str,
     restore_best: bool = True,
+    begin_epoch: EpochHook | None = None,
 ) -> FitResult:
     """Train ``model`` (its trainable parameters) and return the best-validation weights.
 
@@ -77,7 +79,9 @@ def fit(
     weights are returned (a fixed schedule). Rank 0 writes
     the resume state to ``resume_url`` after every epoch; a state with another ``resume_key`` (other
     settings, data or parents) is ignored. Metrics go to ``ctx.report`` at most every
-    ``ctx.report_interval_s`` seconds, and for the last epoch run.
+    ``ctx.report_interval_s`` seconds, and for the last epoch run. ``begin_epoch(model, epoch)``
+    runs before each epoch's batches, in eval mode without gradients, for targets that depend on
+    the model; it sees the weights the epoch starts from, so a resumed run gets the same targets.
     """
     state = load_resume(resume_url) if resume_url else None
     if state is not None and state.get("key") != resume_key:
@@ -127,6 +131,10 @@ def fit(
         step_gen.manual_seed(epoch_seed)
         if isinstance(getattr(loader, "sampler", None), DistributedSampler):
             loader.sampler.set_epoch(epoch)
+        if begin_epoch is not None:
+            wrapped.eval()
+            with torch.no_grad():
+                begin_epoch(_unwrap(wrapped), epoch)
         wrapped.train()
         total, steps = 0.0, 0
         for batch in loader:

@@ -112,6 +112,11 @@ class StageTrainer(ABC):
     @abstractmethod
     def val_loss(self, model: nn.Module, val: Batch) -> float: ...
 
+    def begin_epoch(self, model: nn.Module, epoch: int) -> None:
+        """Before each epoch's batches (eval mode, no gradients): refresh targets that depend on the
+        model. Most stages have none."""
+        return None
+
     @abstractmethod
     def finalise(self, model: nn.Module, result: FitResult) -> tuple[dict[str, torch.Tensor], StageOutput]:
         """The weights to save (of the deployable network) and what to record beside them."""

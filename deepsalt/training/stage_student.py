@@ -41,6 +41,7 @@ from deepsalt.training.stage_sau import pool_split, sau_parent, sau_part
 
 SURVEY, POINT = 0, 1  # StudentNet.SOURCES
 DOMAIN_FIT_ROWS = 20000
+UNIT_MEAN_CHUNK = 8192  # pool pixels per forward pass when the pool targets are refreshed
 
 
 class _StudentTraining(nn.Module):
@@ -98,8 +99,14 @@ class StudentTrainer(StageTrainer):
         sample_rows = np.tile(rows, repeat)
 
         n_layers = len(config.model.hidden) if config.model.head == "mlp" else config.student.layers
-        columns = self._columns(sample_rows, pool_rows, teacher, n_layers)
+        columns = list(self._columns(sample_rows, pool_rows, teacher, n_layers))
+        # One target column per member: with unit_departure each member's pool targets follow its
+        # own predictions (begin_epoch).
+        columns[3] = columns[3][:, None].repeat(1, config.student.members)
         self.train_set = TensorDataset(*columns)
+        self.pool_slice = slice(len(sample_rows), len(sample_rows) + len(pool_rows))
+        self.pool_label = columns[3][self.pool_slice, 0].clone()
+        self.pool_group = torch.as_tensor(np.unique(data.pool_unit[pool_rows], return_inverse=True)[1])
         self.val_set = self._columns(val_rows, np.array([], int), None, n_layers)[:4]
         self.val_obs = data.ece[val_rows]
         self.pool_train, self.pool_val = pool_tr, pool_va
@@ -218,9 +225,31 @@ class StudentTrainer(StageTrainer):
         # Members differ by their initial weights: they are built one after another from the stage seed.
         return _StudentTraining(ensemble)
 
-    def _targets(self, batch: Batch) -> StudentTargets:
+    def _targets(self, batch: Batch, member: int) -> StudentTargets:
         _, _, _, y, source, t_mean, t_std, *t_features = batch
-        return StudentTargets(y, source, t_mean, t_std, list(t_features))
+        return StudentTargets(y[:, member], source, t_mean, t_std, list(t_features))
+
+    def begin_epoch(self, model: nn.Module, epoch: int) -> None:
+        """With ``unit_departure`` > 0, each pool pixel's target becomes its map unit's ECe plus that
+        share of the member's current departure from the member's mean over the unit's pool pixels.
+        The task term still moves each unit's mean prediction towards the unit's ECe, and shrinks the
+        pattern inside the unit less (not at all with a share of 1)."""
+        share = self.config.student.unit_departure
+        if share == 0 or not len(self.pool_group):
+            return
+        sat, cov, survey, y = (t[self.pool_slice] for t in self.train_set.tensors[:4])
+        device = next(model.parameters()).device
+        means = []
+        for start in range(0, len(sat), UNIT_MEAN_CHUNK):
+            part = slice(start, start + UNIT_MEAN_CHUNK)
+            outs = model(sat[part].to(device), cov[part].to(device), survey[part].to(device))
+            means.append(torch.stack([o.mean for o in outs], dim=1).cpu())
+        pred = torch.cat(means)
+        n_units = int(self.pool_group.max()) + 1
+        total = torch.zeros(n_units, pred.shape[1]).index_add_(0, self.pool_group, pred)
+        count = torch.bincount(self.pool_group, minlength=n_units).to(pred.dtype)
+        unit_mean = total / count[:, None]
+        y.copy_(self.pool_label[:, None] + share * (pred - unit_mean[self.pool_group]))
 
     def loss(self, model: nn.Module, batch: Batch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         sat, cov, survey, *_ = batch
@@ -230,11 +259,10 @@ class StudentTrainer(StageTrainer):
             < self.config.student.survey_dropout
         )
         outs = model(sat, cov, torch.where(hide, torch.nan, survey))
-        targets = self._targets(batch)
         members = _unwrap(model).ensemble.members
         terms = [
-            distillation_loss(o, m.log_noise.exp(), targets, self.weights)
-            for o, m in zip(outs, members, strict=True)
+            distillation_loss(o, m.log_noise.exp(), self._targets(batch, k), self.weights)
+            for k, (o, m) in enumerate(zip(outs, members, strict=True))
         ]
         return {key: torch.stack([t[key] for t in terms]).sum() for key in terms[0]}
 

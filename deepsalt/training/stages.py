@@ -242,6 +242,7 @@ def _train_and_save(plan: StagePlan, job: ChainJob, ctx: WorkerContext) -> None:
         resume_key=plan.key,
         stage=plan.stage.value,
         restore_best=trainer.restore_best,
+        begin_epoch=trainer.begin_epoch,
     )
     if ctx.rank == 0:
         model.load_state_dict(result.state_dict)

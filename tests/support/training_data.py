@@ -75,6 +75,7 @@ def make_data(n: int = 160, n_bands: int = N_BANDS, seed: int = 0) -> TrainingDa
         pool=_pixels(rng, wl, pool_s),
         pool_covariates=_covariates(rng, pool_s),
         pool_survey=np.expm1(pool_s + rng.normal(0, 0.4, N_POOL)).clip(0).astype(np.float32),
+        pool_unit=np.digitize(pool_s, np.linspace(0, 3, 13)).astype(np.int64),
         library_lab=_lab(rng, wn, lib_s),
         library_ece=np.expm1(lib_s).astype(np.float32),
         sample_id=np.array([f"S{i:04d}" for i in range(n)]),
