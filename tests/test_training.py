@@ -327,3 +327,29 @@ def test_shipped_config_is_valid_and_matches_the_defaults():
     assert json.dumps(config.model_dump(exclude={"regions", "output"}), sort_keys=True) == json.dumps(
         defaults.model_dump(exclude={"regions", "output"}), sort_keys=True
     )
+
+
+def test_the_activation_is_recorded_and_rebuilt_from_the_checkpoint(chain, data, tmp_path):
+    """A ReLU chain is rebuilt with ReLU by the predictor (no training config needed), and a
+    checkpoint whose architecture predates the setting still reads as the exact GELU it used."""
+    from torch import nn
+
+    from deepsalt.predict import StudentPredictor
+    from deepsalt.training.builders import EncoderArch, HeadArch
+
+    urls = run_training(tiny_config(str(tmp_path), "model.activation=relu"), data)
+    meta = read_meta(urls[Stage.STUDENT])
+    assert meta.architecture.head.activation == "relu" and meta.architecture.encoder.activation == "relu"
+    assert read_meta(urls[Stage.SAU]).architecture.sat.activation == "relu"
+    relu = StudentPredictor.load(urls[Stage.STUDENT])
+    kinds = {type(m) for m in relu.net.modules()}
+    assert nn.ReLU in kinds and nn.GELU not in kinds
+    gelu = StudentPredictor.load(chain["student"])
+    kinds = {type(m) for m in gelu.net.modules()}
+    assert nn.GELU in kinds and nn.ReLU not in kinds
+    rows = np.flatnonzero(data.paired)[:16]
+    out = relu.predict(data.sat[rows], data.covariates[rows], data.survey[rows])
+    assert np.isfinite(out["ece"]).all() and (out["ece"] >= 0).all()
+    old = {"n_inputs": 10, "latent_dim": 4, "hidden": [8]}
+    assert EncoderArch.model_validate(old).activation == "gelu"
+    assert HeadArch.model_validate({"kind": "mlp", "latent_dim": 4, "n_covariates": 2}).activation == "gelu"

@@ -18,16 +18,17 @@ import itertools
 import torch
 from torch import nn
 
+from deepsalt.activation import Activation
 from deepsalt.models.norm import Standardizer
 
 
-def mlp(sizes: list[int], dropout: float) -> nn.Sequential:
-    """Linear layers with LayerNorm, GELU and dropout between them (none after the last)."""
+def mlp(sizes: list[int], dropout: float, activation: Activation = Activation.GELU) -> nn.Sequential:
+    """Linear layers with LayerNorm, the activation and dropout between them (none after the last)."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(n_in, n_out))
         if i < len(sizes) - 2:
-            layers += [nn.LayerNorm(n_out), nn.GELU(), nn.Dropout(dropout)]
+            layers += [nn.LayerNorm(n_out), activation.module(), nn.Dropout(dropout)]
     return nn.Sequential(*layers)
 
 
@@ -57,12 +58,14 @@ class SpectralEncoder(nn.Module):
         dropout: float = 0.1,
         binning: int = 1,
         derivative: bool = False,
+        *,
+        activation: Activation = Activation.GELU,
     ):
         super().__init__()
         self.features = SpectralFeatures(n_inputs, binning, derivative)
         self.norm = Standardizer.empty(self.features.n_features)
         self.latent_dim = latent_dim
-        self.net = mlp([self.features.n_features, *hidden, latent_dim], dropout)
+        self.net = mlp([self.features.n_features, *hidden, latent_dim], dropout, activation)
 
     @property
     def n_features(self) -> int:
@@ -95,10 +98,14 @@ class SpectralAutoencoder(nn.Module):
         dropout: float = 0.1,
         binning: int = 1,
         derivative: bool = False,
+        *,
+        activation: Activation = Activation.GELU,
     ):
         super().__init__()
-        self.encoder = SpectralEncoder(n_inputs, latent_dim, hidden, dropout, binning, derivative)
-        self.decoder = mlp([latent_dim, *reversed(hidden), self.encoder.n_features], dropout)
+        self.encoder = SpectralEncoder(
+            n_inputs, latent_dim, hidden, dropout, binning, derivative, activation=activation
+        )
+        self.decoder = mlp([latent_dim, *reversed(hidden), self.encoder.n_features], dropout, activation)
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepsalt.activation import Activation
+
 MIN_STD = 1e-3
 
 
@@ -32,7 +34,7 @@ def gaussian(out: torch.Tensor, features: list[torch.Tensor]) -> GaussianOutput:
 
 
 class GaussianMLP(nn.Module):
-    """``[latent, covariates]`` → blocks of Linear → LayerNorm → GELU → Dropout → Gaussian."""
+    """``[latent, covariates]`` → blocks of Linear → LayerNorm → activation → Dropout → Gaussian."""
 
     def __init__(
         self,
@@ -40,13 +42,15 @@ class GaussianMLP(nn.Module):
         n_covariates: int = 0,
         hidden: tuple[int, ...] = (128, 64),
         dropout: float = 0.1,
+        *,
+        activation: Activation = Activation.GELU,
     ):
         super().__init__()
         if latent_dim + n_covariates == 0:
             raise ValueError("a head needs a latent, covariates, or both")
         sizes = [latent_dim + n_covariates, *hidden]
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Linear(a, b), nn.LayerNorm(b), nn.GELU(), nn.Dropout(dropout))
+            nn.Sequential(nn.Linear(a, b), nn.LayerNorm(b), activation.module(), nn.Dropout(dropout))
             for a, b in itertools.pairwise(sizes)
         )
         self.out = nn.Linear(sizes[-1], 2)

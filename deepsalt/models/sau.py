@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepsalt.activation import Activation
 from deepsalt.models.autoencoder import SpectralAutoencoder
 
 
@@ -64,12 +65,14 @@ class SpectralAdaptationUnit(nn.Module):
         dropout: float = 0.1,
         lab_binning: int = 8,
         lab_derivative: bool = True,
+        *,
+        activation: Activation = Activation.GELU,
     ):
         super().__init__()
         self.lab = SpectralAutoencoder(
-            n_lab, latent_dim, tuple(lab_hidden), dropout, lab_binning, lab_derivative
+            n_lab, latent_dim, tuple(lab_hidden), dropout, lab_binning, lab_derivative, activation=activation
         )
-        self.sat = SpectralAutoencoder(n_sat, latent_dim, tuple(sat_hidden), dropout)
+        self.sat = SpectralAutoencoder(n_sat, latent_dim, tuple(sat_hidden), dropout, activation=activation)
         self.readout = nn.Linear(latent_dim, 1)
 
     def read(self, z: torch.Tensor) -> torch.Tensor:

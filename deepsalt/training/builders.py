@@ -10,6 +10,7 @@ from typing import Literal
 
 from torch import nn
 
+from deepsalt.activation import Activation
 from deepsalt.config import FrozenModel
 from deepsalt.models.autoencoder import SpectralEncoder, SpectralFeatures, mlp
 from deepsalt.models.heads import GaussianMLP
@@ -26,6 +27,8 @@ class EncoderArch(FrozenModel):
     hidden: tuple[int, ...]
     binning: int = 1
     derivative: bool = False
+    activation: Activation = Activation.GELU
+    """Also the decoder's. Checkpoints written before the setting used the exact GELU."""
 
 
 class HeadArch(FrozenModel):
@@ -39,6 +42,8 @@ class HeadArch(FrozenModel):
     d_model: int = 32
     tokens: int = 8
     ff_dim: int = 64
+    activation: Activation = Activation.GELU
+    """MLP heads only."""
 
 
 class SAUArch(FrozenModel):
@@ -89,8 +94,11 @@ def sau_architecture(config: TrainConfig, n_lab: int, n_sat: int) -> SAUArch:
             hidden=s.lab_hidden,
             binning=s.lab_binning,
             derivative=s.lab_derivative,
+            activation=config.model.activation,
         ),
-        sat=EncoderArch(n_inputs=n_sat, latent_dim=latent, hidden=s.sat_hidden),
+        sat=EncoderArch(
+            n_inputs=n_sat, latent_dim=latent, hidden=s.sat_hidden, activation=config.model.activation
+        ),
         dropout=config.model.dropout,
         aligned=config.use_sau,
     )
@@ -110,18 +118,27 @@ def head_architecture(config: TrainConfig, stage: Stage, latent_dim: int, n_side
         d_model=m.d_model,
         tokens=m.tokens if latent_dim else 1,
         ff_dim=m.ff_dim,
+        activation=m.activation,
     )
 
 
 def build_encoder(arch: EncoderArch, dropout: float = 0.0) -> SpectralEncoder:
     return SpectralEncoder(
-        arch.n_inputs, arch.latent_dim, arch.hidden, dropout, arch.binning, arch.derivative
+        arch.n_inputs,
+        arch.latent_dim,
+        arch.hidden,
+        dropout,
+        arch.binning,
+        arch.derivative,
+        activation=arch.activation,
     )
 
 
 def build_head(arch: HeadArch) -> nn.Module:
     if arch.kind == "mlp":
-        return GaussianMLP(arch.latent_dim, arch.n_covariates, arch.hidden, arch.dropout)
+        return GaussianMLP(
+            arch.latent_dim, arch.n_covariates, arch.hidden, arch.dropout, activation=arch.activation
+        )
     return GaussianTransformer(
         arch.latent_dim,
         arch.n_covariates,
@@ -144,6 +161,7 @@ def build_sau(arch: SAUArch) -> SpectralAdaptationUnit:
         arch.dropout,
         arch.lab.binning,
         arch.lab.derivative,
+        activation=arch.lab.activation,
     )
 
 
@@ -158,7 +176,7 @@ def sat_decoder(arch: EncoderArch) -> nn.Module:
     than the input bands.
     """
     n_features = SpectralFeatures(arch.n_inputs, arch.binning, arch.derivative).n_features
-    return mlp([arch.latent_dim, *reversed(arch.hidden), n_features], 0.0)
+    return mlp([arch.latent_dim, *reversed(arch.hidden), n_features], 0.0, arch.activation)
 
 
 def build_student(arch: StudentArch) -> StudentEnsemble:

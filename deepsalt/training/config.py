@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
+from deepsalt.activation import Activation
 from deepsalt.config import FrozenModel, StageConfig
 from deepsalt.inputs import TrainingInputs
 from deepsalt.io.paths import AbsolutePath
@@ -64,6 +65,8 @@ class ModelSettings(FrozenModel):
     """Transformer heads only: latent chunks fed to attention as a sequence."""
     ff_dim: PositiveInt = 64
     """Transformer heads only."""
+    activation: Activation = Activation.GELU
+    """Between the hidden layers of the autoencoders and the MLP heads (deepsalt/activation.py)."""
 
 
 class LoopSettings(FrozenModel):
