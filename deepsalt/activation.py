@@ -1,9 +1,9 @@
 """The nonlinearity between the hidden layers of the encoders, decoders and MLP heads.
 
 It is part of a checkpoint's architecture: a network is rebuilt with the activation it was trained
-with. The exact GELU is what every checkpoint before the setting used. ReLU costs a fraction of it
-when a map is predicted (the GELU's erf was about a quarter of a predicted pixel's compute in
-``make bench``'s kernel profile; benchmarks/notes.md).
+with. The exact GELU is what every checkpoint before the setting used, and stays the default:
+ReLU predicts a map faster, but the students trained with it were less accurate where they
+extrapolate (the unseen region; results/demo/NOTES.md and benchmarks/notes.md give both).
 """
 
 from __future__ import annotations
