@@ -247,11 +247,30 @@ def test_survey_labels_keep_each_map_units_mean_and_a_share_of_each_pixels_depar
     assert (np.ptp(targets - labels, axis=0).min() > 0) == (share > 0)
 
 
-def test_unit_mean_survey_labels_train_and_record_the_setting(data, tmp_path):
+def test_unit_mean_targets_follow_the_student_through_its_training(data, tmp_path, monkeypatch):
+    """Through the real chain, the student stage refreshes its pool targets before every epoch: they
+    move as the members learn, while each unit's mean target stays the unit's label."""
+    from deepsalt.training.stage_student import SURVEY, StudentTrainer
+
+    refreshed: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    original = StudentTrainer.begin_epoch
+
+    def recording(self, model, epoch):
+        original(self, model, epoch)
+        _, _, _, y, source, *_ = self.train_set.tensors
+        units = self.data.pool_unit[self.pool_train]
+        refreshed.append((epoch, y[source == SURVEY].numpy().copy(), self.pool_label.numpy().copy(), units))
+
+    monkeypatch.setattr(StudentTrainer, "begin_epoch", recording)
     urls = run_training(tiny_config(str(tmp_path), "student.unit_departure=1"), data)
-    meta = read_meta(urls[Stage.STUDENT])
-    assert meta.config["student"]["unit_departure"] == 1
-    assert np.isfinite(meta.metrics["best_val_loss"])
+    assert read_meta(urls[Stage.STUDENT]).config["student"]["unit_departure"] == 1
+    assert [epoch for epoch, *_ in refreshed] == [0, 1, 2]  # student.epochs=3 in the tiny config
+    assert not np.allclose(refreshed[0][1], refreshed[-1][1])
+    for _, targets, labels, units in refreshed:
+        assert len(np.unique(units)) > 5
+        for unit in np.unique(units):
+            inside = units == unit
+            np.testing.assert_allclose(targets[inside].mean(0), labels[inside].mean(), atol=1e-4)
 
 
 def test_tampered_weights_fail_the_hash_check(chain, tmp_path):
