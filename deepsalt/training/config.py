@@ -55,7 +55,7 @@ class ModelSettings(FrozenModel):
     """Teacher and student heads: residual MLP, or the paper's encoder-only transformer over latent tokens."""
     hidden: tuple[PositiveInt, ...] = (128, 64)
     """MLP head widths (one block per width); the feature term aligns teacher and student block by block."""
-    dropout: float = Field(0.1, ge=0, lt=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
     linear: bool = True
     """A linear path from the standardised inputs to the mean, beside the head."""
     target_transform: Literal["log1p", "none"] = "log1p"
