@@ -11,8 +11,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from deepsalt.training.config import LoopSettings
-from deepsalt.training.loop import fit
-from deepsalt.training.runtime import WorkerContext
+from tests.support.loop_runs import fit_least_squares
 
 
 def _run(epochs: int, resume_url: str | None) -> list[tuple[int, bool, bool, torch.Tensor]]:
@@ -24,18 +23,12 @@ def _run(epochs: int, resume_url: str | None) -> list[tuple[int, bool, bool, tor
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(32, 3, generator=gen), torch.randn(32, 1, generator=gen)
     torch.manual_seed(0)
-    fit(
+    fit_least_squares(
         nn.Linear(3, 1),
         TensorDataset(x, y),
         (x[:8], y[:8]),
-        lambda model, batch, _: {"loss": nn.functional.mse_loss(model(batch[0]), batch[1])},
-        lambda model, batch: float(nn.functional.mse_loss(model(batch[0]), batch[1])),
         LoopSettings(epochs=epochs, patience=100, batch_size=16),
-        seed=1,
-        ctx=WorkerContext(torch.device("cpu")),
         resume_url=resume_url,
-        resume_key="k",
-        stage="test",
         restore_best=False,
         begin_epoch=hook,
     )

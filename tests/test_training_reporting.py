@@ -21,8 +21,8 @@ from torch.utils.data import TensorDataset
 
 from deepsalt.training import loop
 from deepsalt.training.config import LoopSettings
-from deepsalt.training.loop import fit
 from deepsalt.training.runtime import WorkerContext
+from tests.support.loop_runs import fit_least_squares
 
 
 @dataclass
@@ -44,18 +44,13 @@ def _ctx(every: int, monkeypatch) -> RecordingContext:
 def _train(ctx: RecordingContext, epochs: int, patience: int, resume_url: str | None = None):
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(32, 3, generator=gen), torch.randn(32, 1, generator=gen)
-    return fit(
+    return fit_least_squares(
         nn.Linear(3, 1),
         TensorDataset(x, y),
         (x[:8], y[:8]),
-        lambda model, batch, _: {"loss": nn.functional.mse_loss(model(batch[0]), batch[1])},
-        lambda model, batch: float(nn.functional.mse_loss(model(batch[0]), batch[1])),
         LoopSettings(epochs=epochs, patience=patience, batch_size=16),
-        seed=1,
         ctx=ctx,
         resume_url=resume_url,
-        resume_key="k",
-        stage="test",
     )
 
 
@@ -101,18 +96,11 @@ def _settings_run(restore_best: bool) -> tuple[loop.FitResult, nn.Module]:
     with torch.no_grad():
         model.weight.zero_()
         model.bias.zero_()
-    result = fit(
+    result = fit_least_squares(
         model,
         TensorDataset(x, x[:, :1] * 3.0),
         (x, torch.zeros(64, 1)),
-        lambda m, batch, _: {"loss": nn.functional.mse_loss(m(batch[0]), batch[1])},
-        lambda m, batch: float(nn.functional.mse_loss(m(batch[0]), batch[1])),
         LoopSettings(epochs=8, patience=2, batch_size=16, lr=0.05),
-        seed=1,
-        ctx=WorkerContext(torch.device("cpu")),
-        resume_url=None,
-        resume_key="k",
-        stage="test",
         restore_best=restore_best,
     )
     return result, model
@@ -141,18 +129,13 @@ def test_a_resume_state_of_another_model_shape_is_ignored_and_the_stage_starts_o
     wider = nn.Linear(4, 1)  # the saved state is a Linear(3, 1)
     fresh = {k: v.clone() for k, v in wider.state_dict().items()}
     with caplog.at_level("WARNING"):
-        result = fit(
+        result = fit_least_squares(
             wider,
             TensorDataset(x, y),
             (x[:8], y[:8]),
-            lambda model, batch, _: {"loss": nn.functional.mse_loss(model(batch[0]), batch[1])},
-            lambda model, batch: float(nn.functional.mse_loss(model(batch[0]), batch[1])),
             LoopSettings(epochs=1, patience=100, batch_size=32, lr=1e-9),
-            seed=1,
             ctx=_ctx(100, monkeypatch),
             resume_url=url,
-            resume_key="k",
-            stage="test",
         )
     assert result.resumed_from is None and [r["epoch"] for r in result.history] == [0]
     assert "ignoring resume state that does not fit this model" in caplog.text
