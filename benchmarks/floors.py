@@ -11,13 +11,16 @@
   level 3) and written as one file per shard.
 
 Each is a rate the code cannot beat on this core; the end-to-end cost is compared with their sum.
+The host's speed drifts by several per cent within a run (the GEMM rate moved between 76 and 98
+GFLOP/s within minutes on one day), so (a) and (b) are measured again beside each timed run
+(:class:`HostRates`) and each run is compared with its own.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +124,19 @@ def decode_seconds(tiles: StoredTiles) -> dict[SourceTile, float]:
     return seconds
 
 
+@dataclass(frozen=True)
+class HostRates:
+    """What the host's speed moves in the floors: the GEMM rate (b) and each source tile's decode (a)."""
+
+    gemm_flops_per_s: float
+    decode_s: dict[SourceTile, float]
+
+    @classmethod
+    def measure(cls, tiles: StoredTiles) -> HostRates:
+        """Both, now, on this thread."""
+        return cls(gemm_flops_per_s(), decode_seconds(tiles))
+
+
 def write_seconds(arrays: Iterable[Mapping[str, np.ndarray]], chunk: int, scratch: Path) -> list[float]:
     """Wall seconds, per tile, to zstd-encode its arrays chunk by chunk and write one file per shard.
 
@@ -167,6 +183,12 @@ class TileFloors:
     model_s_per_pixel: float
     """(b) per predicted pixel: counted FLOPs over the GEMM rate."""
     write_s: dict[str, float]
+
+    def at(self, rates: HostRates, flops_per_pixel: float) -> TileFloors:
+        """The same tiles' floors at the host's ``rates`` (the student's ``flops_per_pixel`` at its GEMM rate)."""
+        return replace(
+            self, decode_s=rates.decode_s, model_s_per_pixel=flops_per_pixel / rates.gemm_flops_per_s
+        )
 
     def parts(self, tiles: Iterable[str]) -> dict[str, float]:
         """Seconds of (a), (b) and (c) for ``tiles`` (ids), and their sum."""

@@ -14,12 +14,14 @@ everywhere, so what the driver measures on one thread compares with one actor.
   compositing, band conversion, covariates, survey), the predictor on pixels already in memory, and
   ``store.write_tile``.
 - **End-to-end**: ``run_map`` into a fresh store (Ray Data actors, pyramid, STAC item,
-  consolidation). One actor on H and P gives the marginal cost (fixed start-up removed by the fit);
-  the tile completion records give each actor's steady rate (first tile, with the actor's start and
-  the compile of its forward pass, left out). P on one actor runs as often as the memory
-  comparison asks, and its time and steady rate are the medians over those runs. Two actors on P
-  give the scaling, two actors on 2P (the same 4 tiles per actor as one actor on P) the memory
-  comparison. Each cost is compared with the physical floors of the tiles it was measured on.
+  consolidation). One actor maps P and then H in rounds, as many as the memory comparison asks:
+  each round measures the host's GEMM rate and decode times first (:class:`floors.HostRates`), and
+  its P and H are compared with those floors. A round's P and H give the marginal cost (fixed
+  start-up removed by the fit); the tile completion records give each actor's steady rate (first
+  tile, with the actor's start and the compile of its forward pass, left out). Each figure is the
+  median over the rounds. Two actors on P give the scaling, two actors on 2P (the same 4 tiles per
+  actor as one actor on P) the memory comparison. Each cost is compared with the physical floors
+  of the tiles it was measured on.
 - **The usual alternative** (:mod:`benchmarks.dask_recipe`) on P, or on the largest part of P it
   can hold in memory.
 """
@@ -418,17 +420,20 @@ def steady_px_s(run: list[ActorTiles], pixels_per_tile: int) -> float | None:
 
 
 def one_actor_figures(
-    runs: Sequence[Watched], pixels_per_tile: int, tile_floors: floors.TileFloors
+    runs: Sequence[Watched], pixels_per_tile: int, run_floors: Sequence[floors.TileFloors]
 ) -> dict[str, Any]:
     """P on one actor over its repeated runs: each run's time, steady rate, and that rate against the
-    floors of the tiles it covers; and the median of each over the runs.
+    floors of the tiles it covers, measured beside it (``run_floors``, one per run); and the median
+    of each over the runs.
 
     One run's start-up and steady rate move by several per cent from run to run (actor start,
-    compile), as much as the margins of the targets, so the figures are medians of the runs the
-    memory comparison makes anyway.
+    compile, the host's speed), as much as the margins of the targets, so the figures are medians
+    of the runs the memory comparison makes anyway.
     """
+    if len(runs) != len(run_floors):
+        raise ValueError(f"{len(runs)} runs but {len(run_floors)} sets of floors")
     per_run = []
-    for run in runs:
+    for run, tile_floors in zip(runs, run_floors, strict=True):
         rate = steady_px_s(run.actors, pixels_per_tile)
         tiles = steady_tiles(run.actors)
         floor = tile_floors.per_pixel(tiles) if rate else None
@@ -445,6 +450,39 @@ def one_actor_figures(
         "runs": per_run,
         **{key: median_of([r[key] for r in per_run]) for key in ("seconds", "steady_px_s", "ratio_steady")},
         "steady_floor_s_per_pixel": median_of([r["steady_floor_s_per_pixel"] for r in per_run]),
+    }
+
+
+def marginal_figures(
+    pairs: Sequence[tuple[Watched, Watched, floors.TileFloors]], larger: MapCase, smaller: MapCase
+) -> dict[str, Any]:
+    """The marginal cost per pixel of ``larger`` over ``smaller`` from each round's pair of runs
+    (larger, smaller, the floors measured beside them), against the floor of what ``larger``'s
+    tiles add; and the median of each over the rounds.
+    """
+    same_tiles(smaller, larger)
+    big, small = [t.id for t in larger.tiles], [t.id for t in smaller.tiles]
+    per_run = []
+    for larger_run, smaller_run, tile_floors in pairs:
+        cost = fit_linear_cost([smaller.pixels, larger.pixels], [smaller_run.seconds, larger_run.seconds])
+        floor = tile_floors.marginal_per_pixel(big, small)
+        per_run.append(
+            {
+                "seconds": smaller_run.seconds,
+                "larger_seconds": larger_run.seconds,
+                "s_per_pixel": cost.per_unit,
+                "fixed_s": cost.fixed,
+                "floor_s_per_pixel": floor,
+                "ratio": cost.per_unit / floor,
+            }
+        )
+    return {
+        "runs": per_run,
+        **{
+            key: median_of([r[key] for r in per_run])
+            for key in ("seconds", "s_per_pixel", "fixed_s", "ratio")
+        },
+        "floor_s_per_pixel": median_of([r["floor_s_per_pixel"] for r in per_run]),
     }
 
 
@@ -592,26 +630,31 @@ def benchmark(
     warmed = warm_page_cache(list(cases["double"].scenes.values()))
 
     # Physical and own-code floors for P, in this process, one thread.
-    gemm = floors.gemm_flops_per_s()
     flops = floors.student_flops_per_pixel(student_url)
     mapper = TileMapper(mapping_job(p))
     profile = tile_profile(mapper, p.tiles[0])
     read = read_pass(mapper, p.tiles)
     stored = floors.stored_tiles(set().union(*read.sources.values()))
-    decode_by_source = floors.decode_seconds(stored)
+    gemm = floors.gemm_flops_per_s()  # beside the own-code model floor it is compared with
     own_model_s = model_seconds(mapper.predictor, read.sample)
     sample_pixels = len(read.sample[0])
     predicted = sum(read.predicted.values())
 
-    # End-to-end, under Ray.
+    # End-to-end, under Ray: P then H on one actor, in rounds, each after its own host rates.
+    half_case = cases["half"]
     outputs: list[dict[str, np.ndarray]] = []
-    one = watched_run(p, scratch, on_store=lambda url: outputs.extend(read_level0(url, p.tiles)))
-    tile_floors = floors.TileFloors(
+    rounds: list[tuple[floors.HostRates, Watched, Watched]] = []
+    for k in range(memory_runs):
+        rates = floors.HostRates.measure(stored)
+        keep = (lambda url: outputs.extend(read_level0(url, p.tiles))) if k == 0 else None
+        rounds.append((rates, watched_run(p, scratch, on_store=keep), watched_run(half_case, scratch)))
+    first_rates = rounds[0][0]
+    base_floors = floors.TileFloors(
         pixels={t.id: t.n_pixels for t in p.tiles},
         sources=read.sources,
         predicted=read.predicted,
-        decode_s=decode_by_source,
-        model_s_per_pixel=flops / gemm,
+        decode_s=first_rates.decode_s,
+        model_s_per_pixel=flops / first_rates.gemm_flops_per_s,
         write_s=dict(
             zip(
                 (t.id for t in p.tiles),
@@ -620,14 +663,14 @@ def benchmark(
             )
         ),
     )
-    p_floor = tile_floors.parts(t.id for t in p.tiles)
+    run_floors = [base_floors.at(rates, flops) for rates, _, _ in rounds]
+    p_floor = run_floors[0].parts(t.id for t in p.tiles)
     own_write_s = store_write_seconds(p, outputs, scratch)
-    half = watched_run(cases["half"], scratch)
     two = watched_run(p.with_actors(2), scratch)
-    two_double = watched_run(cases["double"].with_actors(2), scratch)
-    # The memory comparison's two runs again (timings come from the first of each).
-    more_one = [watched_run(p, scratch) for _ in range(memory_runs - 1)]
-    more_double = [watched_run(cases["double"].with_actors(2), scratch) for _ in range(memory_runs - 1)]
+    # The memory comparison's 2P runs (P's are the rounds').
+    doubles = [watched_run(cases["double"].with_actors(2), scratch) for _ in range(memory_runs)]
+    p_runs = [run for _, run, _ in rounds]
+    half_runs = [run for _, _, run in rounds]
 
     # The dask recipe on P, else on the largest part of P it can hold.
     budget = memory_budget()
@@ -643,19 +686,12 @@ def benchmark(
             break
 
     tile_px = geometry.tile**2
-    ones = one_actor_figures([one, *more_one], tile_px, tile_floors)
+    ones = one_actor_figures(p_runs, tile_px, run_floors)
+    marginal = marginal_figures(list(zip(p_runs, half_runs, run_floors, strict=True)), p, half_case)
     steady_one = ones["steady_px_s"]
     steady_two = steady_px_s(two.actors, tile_px)
-    steady_two_double = steady_px_s(two_double.actors, tile_px)
-    marginal = fit_linear_cost([cases["half"].pixels, p.pixels], [half.seconds, ones["seconds"]])
+    steady_two_double = steady_px_s(doubles[0].actors, tile_px)
     floor_s = p_floor["sum_s"]
-    # Each cost against the floor of the tiles it was measured on (P's average beside it, as the
-    # figure was computed until 2026-11-30).
-    same_tiles(cases["half"], p)
-    steady_floor = ones["steady_floor_s_per_pixel"]
-    marginal_floor = tile_floors.marginal_per_pixel(
-        (t.id for t in p.tiles), (t.id for t in cases["half"].tiles)
-    )
     held = next((r for r in dask_runs if r.finished), None)
     return {
         "geometry": {
@@ -667,7 +703,7 @@ def benchmark(
         "regions": {name: describe_case(case) for name, case in cases.items()},
         "page_cache_bytes": warmed,
         "floors": {
-            "gemm_flops_per_s": gemm,
+            "gemm_flops_per_s": first_rates.gemm_flops_per_s,
             "student_flops_per_pixel": flops,
             "predicted_pixels": predicted,
             "decode_s": p_floor["decode_s"],
@@ -683,13 +719,17 @@ def benchmark(
                 t.id: {
                     "scenes": len(t.scenes),
                     "predicted": read.predicted[t.id],
-                    **{k: v / t.n_pixels for k, v in tile_floors.parts([t.id]).items()},
+                    **{k: v / t.n_pixels for k, v in run_floors[0].parts([t.id]).items()},
                 }
                 for t in p.tiles
             },
-            "steady_tiles": steady_tiles(one.actors),
-            "steady_s_per_pixel": steady_floor,
-            "marginal_s_per_pixel": marginal_floor,
+            "steady_tiles": steady_tiles(p_runs[0].actors),
+            "steady_s_per_pixel": ones["steady_floor_s_per_pixel"],
+            "marginal_s_per_pixel": marginal["floor_s_per_pixel"],
+            "rounds": [
+                {"gemm_flops_per_s": rates.gemm_flops_per_s, **tf.parts(t.id for t in p.tiles)}
+                for (rates, _, _), tf in zip(rounds, run_floors, strict=True)
+            ],
         },
         "own_code": {
             "read_s": read.seconds,
@@ -697,6 +737,7 @@ def benchmark(
             "model_s_per_predicted_pixel": own_model_s / sample_pixels,
             "model_s": own_model_s / sample_pixels * predicted,
             "model_sample_pixels": sample_pixels,
+            "gemm_flops_per_s": gemm,
             "model_share_of_gemm": flops * sample_pixels / own_model_s / gemm,
             "write_s": own_write_s,
         },
@@ -704,23 +745,29 @@ def benchmark(
         "end_to_end": {
             "one_actor_s": ones["seconds"],
             "one_actor_runs": ones["runs"],
-            "half_one_actor_s": half.seconds,
+            "half_one_actor_s": marginal["seconds"],
+            "marginal_runs": marginal["runs"],
             "two_actors_s": two.seconds,
-            "double_two_actors_s": two_double.seconds,
+            "double_two_actors_s": doubles[0].seconds,
             "one_actor_px_s": p.pixels / ones["seconds"],
             "one_actor_steady_px_s": steady_one,
-            "one_actor_marginal_px_s": 1 / marginal.per_unit,
-            "one_actor_fixed_s": marginal.fixed,
+            "one_actor_marginal_px_s": 1 / marginal["s_per_pixel"],
+            "one_actor_fixed_s": marginal["fixed_s"],
             "two_actors_steady_px_s": steady_two,
             "double_two_actors_steady_px_s": steady_two_double,
             "ratio_steady": ones["ratio_steady"],
-            "ratio_marginal": marginal.per_unit / marginal_floor,
+            "ratio_marginal": marginal["ratio"],
             "ratio_steady_p_average_floor": (1 / steady_one) / (floor_s / p.pixels) if steady_one else None,
-            "ratio_marginal_p_average_floor": marginal.per_unit / (floor_s / p.pixels),
+            "ratio_marginal_p_average_floor": marginal["s_per_pixel"] / (floor_s / p.pixels),
             "ratio_as_measured": (ones["seconds"] / p.pixels) / (floor_s / p.pixels),
             "tiles_per_actor": {
                 name: [len(a.done) for a in run.actors]
-                for name, run in (("one", one), ("half", half), ("two", two), ("double_two", two_double))
+                for name, run in (
+                    ("one", p_runs[0]),
+                    ("half", half_runs[0]),
+                    ("two", two),
+                    ("double_two", doubles[0]),
+                )
             },
         },
         "scaling": {
@@ -739,9 +786,9 @@ def benchmark(
         },
         "memory": memory_figures(
             {
-                "production": [one.actors, *(r.actors for r in more_one)],
-                "double": [two_double.actors, *(r.actors for r in more_double)],
-                "half": [half.actors],
+                "production": [r.actors for r in p_runs],
+                "double": [r.actors for r in doubles],
+                "half": [r.actors for r in half_runs],
                 "production_two": [two.actors],
             },
             {t.id: len(t.scenes) for t in cases["double"].tiles},

@@ -239,25 +239,27 @@ def mapping_section(m: dict[str, Any]) -> str:
             "production-shaped region, H its western half, 2P P and as many tiles again.\n\n" + regions,
             "### Floors for P, per output pixel (µs), one core\n"
             + table(("physical floor", "µs/px", "own code alone", "µs/px"), floor_rows)
-            + f"\n\nGEMM rate {f['gemm_flops_per_s'] / 1e9:.1f} GFLOP/s (1024² fp32, one thread); student "
+            + f"\n\nGEMM rate {f['gemm_flops_per_s'] / 1e9:.1f} GFLOP/s (1024² fp32, one thread; the first round's, "
+            "whose floors this table shows); student "
             f"{f['student_flops_per_pixel'] / 1e6:.3f} MFLOP per predicted pixel (counted); {f['predicted_pixels']:,} of "
             f"{pixels:,} pixels predicted. Decode floor: {f['decoded_tiles']:,} distinct source tiles, "
             f"{f['stored_bytes'] / 1e9:.2f} GB stored → {f['decoded_bytes'] / 1e9:.2f} GB decoded; the read path "
             f"decoded {own['read_tiles_decoded']:,}{decoded_why} "
             f"The student's forward pass runs at **{own['model_share_of_gemm']:.0%}** of the GEMM rate "
+            f"measured beside it ({own.get('gemm_flops_per_s', f['gemm_flops_per_s']) / 1e9:.1f} GFLOP/s) "
             f"({own['model_s_per_predicted_pixel'] * 1e6:.2f} µs per predicted pixel, {own['model_sample_pixels']:,} pixels).",
             "### End-to-end `run_map`, 1 actor, against the physical floors\n"
             + table(
                 ("", "µs/px", "floors of the same tiles, µs/px", "÷ those floors", "÷ P's average floors"),
                 e2e_rows,
             )
-            + f"\n\nRun times: H {e['half_one_actor_s']:.1f} s, P {e['one_actor_s']:.1f} s (fixed cost from the fit "
+            + f"\n\nRun times (medians): H {e['half_one_actor_s']:.1f} s, P {e['one_actor_s']:.1f} s (fixed cost from the fit "
             f"{e['one_actor_fixed_s']:.1f} s: Ray Data, actor start, checkpoint load and compile). Each cost is "
             "compared with the floors of the tiles it was measured on: the steady state with the tiles after "
             f"the actor's first ({', '.join(f.get('steady_tiles', [])) or 'n/a'}), the marginal cost with what P's "
             "tiles add to H's (a source tile that tiles of H also read is in H's floor). P's average, the "
             "comparison used until 2026-11-30, is beside it. "
-            + one_actor_runs_text(e)
+            + one_actor_runs_text(e, f)
             + "Floors per tile:\n\n"
             + per_tile,
             scaling_text(e, sc),
@@ -322,17 +324,28 @@ def largest_actors_text(mem: dict[str, Any]) -> str:
     )
 
 
-def one_actor_runs_text(e: dict[str, Any]) -> str:
-    """P's runs on one actor, whose medians the figures above are (empty for older results)."""
+def one_actor_runs_text(e: dict[str, Any], f: dict[str, Any]) -> str:
+    """P's and H's runs on one actor, whose medians the figures above are, with the floors measured
+    beside each round (empty for older results)."""
     runs = e.get("one_actor_runs")
     if not runs:
         return ""
     seconds = ", ".join(f"{r['seconds']:.1f}" for r in runs)
     ratios = ", ".join(fmt(r["ratio_steady"]) if r["ratio_steady"] else "n/a" for r in runs)
-    return (
-        f"P ran {len(runs)} times on one actor ({seconds} s; steady state ÷ floors {ratios}); the figures "
-        "above use the medians. "
-    )
+    times = "once" if len(runs) == 1 else f"{len(runs)} times"
+    text = f"P ran {times} on one actor ({seconds} s; steady state ÷ floors {ratios})"
+    pairs, rounds = e.get("marginal_runs"), f.get("rounds")
+    if pairs and rounds:
+        h_seconds = ", ".join(f"{r['seconds']:.1f}" for r in pairs)
+        h_ratios = ", ".join(fmt(r["ratio"]) for r in pairs)
+        gemm = ", ".join(f"{r['gemm_flops_per_s'] / 1e9:.1f}" for r in rounds)
+        sums = ", ".join(f"{r['sum_s']:.2f}" for r in rounds)
+        text += (
+            f", each in a round with H ({h_seconds} s; marginal ÷ floors {h_ratios}) after the host's GEMM "
+            f"rate and decode times were measured again ({gemm} GFLOP/s; P's floors {sums} s). Each run "
+            "is compared with its own round's floors"
+        )
+    return text + "; the figures above are the medians. "
 
 
 def scaling_text(e: dict[str, Any], sc: dict[str, Any]) -> str:

@@ -74,7 +74,8 @@ class RunPlan:
     warmup: int
     repeats: int
     memory_runs: int
-    """Runs of P on 1 actor and of 2P on 2 actors whose actor peaks are compared (median of each)."""
+    """Rounds of P and H on 1 actor, and runs of 2P on 2 actors (P's and 2P's actor peaks are compared,
+    the median of each)."""
     stage_epochs: int
     overhead_units: tuple[int, int]
 
@@ -82,12 +83,12 @@ class RunPlan:
 def plan(quick: bool) -> RunPlan:
     """Sizes and repetitions: the full run fits in about 15 minutes on 2 shared cores.
 
-    Mapping runs each case once at production shape (tiles of 1024², a 2048² region and one twice
-    its size): its steady rates come from many tiles within each run, and a repeat of every case
-    would not fit the time. Only the two runs the memory target compares are repeated (three
-    times each): one run's actor peak moves by about ±10 % with the tiles an actor draws, as much
-    as the bound. The training family keeps its warm-up and three interleaved repeats on the small
-    demo region.
+    Mapping runs at production shape (tiles of 1024², a 2048² region and one twice its size): its
+    steady rates come from many tiles within each run. The runs the memory target compares are
+    repeated (three times each: one run's actor peak moves by about ±10 % with the tiles an actor
+    draws, as much as the bound), and so is H, whose runs pair with P's for the marginal cost;
+    the figures are medians over those rounds. The training family keeps its warm-up and three
+    interleaved repeats on the small demo region.
     """
     from benchmarks import mapping, workspace
 

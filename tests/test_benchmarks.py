@@ -24,10 +24,12 @@ from benchmarks import cost, floors
 from benchmarks.band_conversion import cases, dense_reflectance, stored_values
 from benchmarks.mapping import (
     ActorTiles,
+    MapCase,
     Watched,
     actor_peaks_mb,
     actor_tiles,
     centred_tile_bounds,
+    marginal_figures,
     median_of,
     memory_figures,
     one_actor_figures,
@@ -365,7 +367,7 @@ def test_steady_rate_sums_the_actors_rates_after_their_first_tile():
     assert median_of([None]) is None
 
 
-def test_one_actor_figures_are_medians_over_runs_against_the_floors_of_the_timed_tiles():
+def test_one_actor_figures_are_medians_over_runs_against_the_floors_of_the_timed_tiles_measured_beside_each():
     tf = floors.TileFloors(
         pixels=dict.fromkeys(("a", "b", "c"), 100),
         sources={t: frozenset() for t in "abc"},
@@ -381,15 +383,60 @@ def test_one_actor_figures_are_medians_over_runs_against_the_floors_of_the_timed
         Watched(20.0, [ActorTiles(((0.0, 1),), (10.0, 11.0, 13.0), (1, 1, 1), ("a", "b", "c"))]),  # in 3 s
         Watched(40.0, [ActorTiles(((0.0, 1),), (10.0, 15.0), (1, 1), ("c", "a"))]),  # 1 tile (a) in 5 s
     ]
-    f = one_actor_figures(runs, 100, tf)
+    # The host ran at half its GEMM rate while the second run's floors were measured.
+    slow = tf.at(floors.HostRates(gemm_flops_per_s=50.0, decode_s={}), flops_per_pixel=1.0)
+    assert slow.model_s_per_pixel == pytest.approx(0.02)
+    f = one_actor_figures(runs, 100, [tf, slow, tf])
     assert f["seconds"] == 30.0
     assert [r["steady_px_s"] for r in f["runs"]] == pytest.approx([50.0, 200 / 3, 20.0])
     assert f["steady_px_s"] == pytest.approx(50.0)
-    # floors of b + c: 3 s over 200 px; of a alone: 0
+    # floors of b + c: 3 s over 200 px (6 s at the slow rate); of a alone: 0
     assert f["runs"][0]["ratio_steady"] == pytest.approx((1 / 50) / (3 / 200))
-    assert f["runs"][1]["ratio_steady"] == pytest.approx((3 / 200) / (3 / 200))
+    assert f["runs"][1]["ratio_steady"] == pytest.approx((3 / 200) / (6 / 200))
     assert f["runs"][2]["ratio_steady"] is None  # a floor of zero: no ratio
-    assert f["ratio_steady"] == pytest.approx(((1 / 50) / (3 / 200) + 1.0) / 2)
+    assert f["ratio_steady"] == pytest.approx(((1 / 50) / (3 / 200) + 0.5) / 2)
+    assert [r["steady_floor_s_per_pixel"] for r in f["runs"]] == pytest.approx([3 / 200, 6 / 200, 0.0])
+    with pytest.raises(ValueError, match="3 runs but 1 sets of floors"):
+        one_actor_figures(runs, 100, [tf])
+
+
+def _case(name: str, tile_ids: tuple[str, ...]) -> MapCase:
+    """A region of 100-pixel tiles side by side (only what the marginal figures read)."""
+    from types import SimpleNamespace
+
+    from affine import Affine
+
+    tiles = tuple(
+        SimpleNamespace(id=t, y0=0, x0=10 * int(t[1:]), height=10, width=10, n_pixels=100) for t in tile_ids
+    )
+    return MapCase(name, None, tiles, {}, SimpleNamespace(transform=Affine.identity()))
+
+
+def test_marginal_figures_pair_each_round_of_p_and_h_with_its_own_floors():
+    tf = floors.TileFloors(
+        pixels={"t0": 100, "t1": 100},
+        sources={"t0": frozenset(), "t1": frozenset()},
+        predicted={"t0": 100, "t1": 100},
+        decode_s={},
+        model_s_per_pixel=0.01,
+        write_s={"t0": 0.0, "t1": 0.0},
+    )
+    slow = tf.at(floors.HostRates(gemm_flops_per_s=50.0, decode_s={}), flops_per_pixel=1.0)
+    larger, smaller = _case("P", ("t0", "t1")), _case("H", ("t0",))
+    rounds = [
+        (Watched(30.0, []), Watched(20.0, []), tf),  # 0.10 s/px added, floor 0.01: 10, fixed 10 s
+        (Watched(32.0, []), Watched(20.0, []), slow),  # 0.12 s/px, floor 0.02: 6, fixed 8 s
+        (Watched(28.0, []), Watched(19.0, []), tf),  # 0.09 s/px, floor 0.01: 9, fixed 10 s
+    ]
+    m = marginal_figures(rounds, larger, smaller)
+    assert [r["ratio"] for r in m["runs"]] == pytest.approx([10.0, 6.0, 9.0])
+    assert [r["fixed_s"] for r in m["runs"]] == pytest.approx([10.0, 8.0, 10.0])
+    assert m["ratio"] == pytest.approx(9.0)
+    assert m["s_per_pixel"] == pytest.approx(0.10)
+    assert m["seconds"] == 20.0
+    assert m["floor_s_per_pixel"] == pytest.approx(0.01)
+    with pytest.raises(RuntimeError, match="not tiles of"):
+        marginal_figures(rounds, larger, _case("H", ("t2",)))
 
 
 def test_memory_figures_name_the_runs_without_an_actor_that_mapped_a_tile():
