@@ -28,7 +28,7 @@ def full_resolution(height: int, width: int, nan_share: float, seed: int) -> xr.
     for bit in bits:
         quality |= np.where(rng.random((height, width)) < 0.8, bit, 0).astype(np.uint8)
     data["quality"] = (("y", "x"), quality)
-    return xr.Dataset(data).chunk({"y": 8, "x": 8})
+    return xr.Dataset(data)
 
 
 def direct_and(quality: np.ndarray, factor: int) -> np.ndarray:
@@ -48,16 +48,17 @@ def direct_and(quality: np.ndarray, factor: int) -> np.ndarray:
     width=st.integers(5, 37),
     nan_share=st.sampled_from([0.0, 0.3, 0.9]),
     seed=st.integers(0, 2**16),
+    layout=st.sampled_from([(8, 16), (512, 4096)]),  # several chunks per level, or one odd-sized chunk
 )
 def test_each_level_is_the_statistic_over_the_full_resolution_pixels_it_covers(
-    height, width, nan_share, seed
+    height, width, nan_share, seed, layout
 ):
-    ds = full_resolution(height, width, nan_share, seed)
+    chunk, shard = layout
+    ds = full_resolution(height, width, nan_share, seed).chunk({"y": chunk, "x": chunk})
     grid = Grid(CRS.from_epsg(5070), 0.0, 0.0, 30.0, height, width)
     grids = level_grids(grid, 2)
-    levels = dask.compute(
-        *downsampled(ds, grids, chunk=8, shard=16)
-    )  # one graph, as build_pyramid writes them
+    # one graph for all levels, as build_pyramid writes them
+    levels = dask.compute(*downsampled(ds, grids, chunk=chunk, shard=shard))
     assert len(levels) == len(grids) >= 2
     full = {name: ds[name].values for name in (*FLOAT_VARS, "quality")}
     for level, (coarse, level_grid) in enumerate(zip(levels, grids, strict=True), start=1):
