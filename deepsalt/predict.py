@@ -21,17 +21,21 @@ section): the batch size (on a CPU a batch whose activations stay in the core's 
 one sized from the device's free memory), the precision (fp32, where the members' input products
 run fused (:mod:`deepsalt.models.fused`), or bf16/fp16 autocast) and whether
 the forward pass is compiled (``torch.compile``: the elementwise layers between the matrix
-products are fused; a failed compile falls back to the plain forward with a warning).
+products are fused; a failed compile falls back to the plain forward with a warning). A compile
+runs on its own thread from ``configure`` on, so an actor reads its first block while it
+compiles; the first ``predict`` waits for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch._dynamo import config as dynamo_config
 from torch._inductor import config as inductor_config
 
 from deepsalt.errors import InputDataError
@@ -76,6 +80,8 @@ class StudentPredictor:
         self.checkpoint_id = meta.checkpoint_id
         self.lineage = lineage(meta)
         self.meta = meta
+        self.warming: Future[None] | None = None
+        """The compile started by :meth:`configure`, until the first :meth:`predict` has waited for it."""
 
     @classmethod
     def describe(cls, url: str) -> ModelCard:
@@ -92,17 +98,29 @@ class StudentPredictor:
         self.precision = Precision(settings.precision)
         for module in domain_path(self.net):
             keep_fp32(module, self.precision is not Precision.FP32)
+        self.wait_for_warm_up()  # a compile still running belongs to the forward being replaced
         self.forward = inference_forward(self.net, self.precision)
         if settings.compile:
             self.forward = CompiledForward(self.forward)
-            self.warm_up()
+            pool = ThreadPoolExecutor(1, thread_name_prefix="deepsalt-compile")
+            self.warming = pool.submit(self.warm_up)
+            pool.shutdown(wait=False)  # the thread ends with the warm-up
 
     def warm_up(self) -> None:
-        """One forward pass on placeholder pixels: a compiled forward compiles here, when the actor
-        starts, not inside whichever tile first predicts a pixel."""
+        """One forward pass on placeholder pixels: a compiled forward compiles here.
+
+        :meth:`configure` runs it on a thread of its own, so a compile (seconds, mostly in Python)
+        overlaps the actor's first reads (mostly in GDAL, without the GIL) instead of preceding them.
+        """
         n = min(self.batch_size, 1024)
         sat = np.full((n, len(self.wavelength)), 0.2, np.float32)
-        self.predict(sat, np.ones((n, len(COVARIATE_NAMES)), np.float32))
+        self._predict(sat, np.ones((n, len(COVARIATE_NAMES)), np.float32), None)
+
+    def wait_for_warm_up(self) -> None:
+        """Wait for the compile :meth:`configure` started, if any; its error, if any, is raised here."""
+        warming, self.warming = self.warming, None
+        if warming is not None:
+            warming.result()
 
     @classmethod
     def load(
@@ -126,6 +144,12 @@ class StudentPredictor:
     ) -> dict[str, np.ndarray]:
         """``reflectance`` (n, len(wavelength)) in [0, 1], ``covariates`` (n, 8) and the survey ECe (n,)
         (dS/m, NaN or None where absent) → float32 arrays of length n."""
+        self.wait_for_warm_up()
+        return self._predict(reflectance, covariates, survey)
+
+    def _predict(
+        self, reflectance: np.ndarray, covariates: np.ndarray, survey: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
         reflectance = np.asarray(reflectance, dtype=np.float32)
         covariates = np.asarray(covariates, dtype=np.float32)
         survey = (
@@ -193,7 +217,9 @@ class CompiledForward:
         single = len(inputs[0]) == 1
         padded = tuple(torch.cat([t, t]) for t in inputs) if single else inputs
         try:
-            with inductor_config.patch(freezing=True):
+            # specialize_float: the forward's Python floats are constants; traced as symbols, they
+            # made Dynamo trace the whole forward twice (torch 2.13).
+            with inductor_config.patch(freezing=True), dynamo_config.patch(specialize_float=True):
                 out, domain = self.compiled(*padded)
         except Exception as exc:  # any compiler failure: run uncompiled instead
             log.warning("compiling the forward pass failed (%s); running it uncompiled", str(exc)[:500])

@@ -8,6 +8,7 @@ student was trained on (the demo world) and on pixels it never saw.
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 import pytest
@@ -106,12 +107,56 @@ def test_a_forward_pass_that_cannot_be_compiled_runs_plain_with_a_warning(predic
     inputs = pixels(predictor, 100, seed=2)
     reference = predictor.predict(*inputs)
     with caplog.at_level(logging.WARNING):
-        predictor.configure(InferenceSettings(compile=True))  # the warm-up pass already falls back
+        predictor.configure(InferenceSettings(compile=True))
+        predictor.wait_for_warm_up()  # the warm-up pass already falls back
     try:
         assert predictor.forward.compiled is None
         assert "compiling the forward pass failed" in caplog.text and "no C++ compiler" in caplog.text
         for name, values in predictor.predict(*inputs).items():
             np.testing.assert_array_equal(values, reference[name])
+    finally:
+        predictor.configure(InferenceSettings())
+
+
+def test_the_compile_runs_beside_the_caller_and_the_first_predict_waits_for_it(
+    predictor: StudentPredictor, monkeypatch
+):
+    warm_up = StudentPredictor.warm_up
+    release = threading.Event()
+    threads: list[str] = []
+
+    def held(self: StudentPredictor) -> None:
+        threads.append(threading.current_thread().name)
+        assert release.wait(60), "configure waited for the compile"
+        warm_up(self)
+
+    monkeypatch.setattr(StudentPredictor, "warm_up", held)
+    inputs = pixels(predictor, 300, seed=3)
+    reference = predictor.predict(*inputs)
+    predictor.configure(InferenceSettings(compile=True))  # returns while the compile is held
+    try:
+        assert predictor.warming is not None and not predictor.warming.done()
+        release.set()
+        compiled = predictor.predict(*inputs)
+        assert predictor.warming is None and threads == ["deepsalt-compile_0"]
+        assert isinstance(predictor.forward, CompiledForward) and predictor.forward.compiled is not None
+    finally:
+        release.set()
+        predictor.configure(InferenceSettings())
+    for name in reference:
+        np.testing.assert_allclose(compiled[name], reference[name], rtol=COMPILED_TOLERANCE, atol=1e-6)
+
+
+def test_a_failed_warm_up_is_raised_by_the_first_predict(predictor: StudentPredictor, monkeypatch):
+    def failing(self: StudentPredictor) -> None:
+        raise MemoryError("placeholder batch did not fit")
+
+    monkeypatch.setattr(StudentPredictor, "warm_up", failing)
+    predictor.configure(InferenceSettings(compile=True))
+    try:
+        with pytest.raises(MemoryError, match="placeholder batch"):
+            predictor.predict(*pixels(predictor, 10, seed=4))
+        assert predictor.predict(*pixels(predictor, 10, seed=4))["ece"].shape == (10,)  # raised once
     finally:
         predictor.configure(InferenceSettings())
 
