@@ -49,8 +49,11 @@ class RecipeRun:
         return asdict(self)
 
 
-def memory_budget() -> int:
-    return int(psutil.virtual_memory().available * MEMORY_SHARE)
+def memory_budget(held_bytes: int = 0) -> int:
+    """:data:`MEMORY_SHARE` of the memory available now, counting the benchmark's own locked input
+    pages (``held_bytes``, :class:`benchmarks.page_cache.HeldFiles`) as available: unlocked, they are
+    page cache the kernel would hand over."""
+    return int((psutil.virtual_memory().available + held_bytes) * MEMORY_SHARE)
 
 
 def run_in_child(

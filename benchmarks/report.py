@@ -247,7 +247,8 @@ def mapping_section(m: dict[str, Any]) -> str:
             f"decoded {own['read_tiles_decoded']:,}{decoded_why} "
             f"The student's forward pass runs at **{own['model_share_of_gemm']:.0%}** of the GEMM rate "
             f"measured beside it ({own.get('gemm_flops_per_s', f['gemm_flops_per_s']) / 1e9:.1f} GFLOP/s) "
-            f"({own['model_s_per_predicted_pixel'] * 1e6:.2f} µs per predicted pixel, {own['model_sample_pixels']:,} pixels).",
+            f"({own['model_s_per_predicted_pixel'] * 1e6:.2f} µs per predicted pixel, {own['model_sample_pixels']:,} pixels). "
+            + page_cache_text(m.get("page_cache")),
             "### End-to-end `run_map`, 1 actor, against the physical floors\n"
             + table(
                 ("", "µs/px", "floors of the same tiles, µs/px", "÷ those floors", "÷ P's average floors"),
@@ -301,6 +302,16 @@ def mapping_section(m: dict[str, Any]) -> str:
             + table(("setting", "value"), [(k, v) for k, v in pred.items()]),
         ]
     )
+
+
+def page_cache_text(held: dict[str, Any] | None) -> str:
+    """Whether P's scenes were held in memory for the runs (``benchmarks/page_cache.py``)."""
+    if held is None:  # runs before session 17 read each scene once beforehand
+        return "P's scenes were read once before the runs (page cache warmed, not held)."
+    text = f"P's scenes were held in memory (locked) through every run: {held['locked_bytes'] / 1e9:.2f} GB"
+    if held["not_locked"]:
+        text += f"; {len(held['not_locked'])} files could not be locked and were only read once"
+    return text + "."
 
 
 def largest_actors_text(mem: dict[str, Any]) -> str:
