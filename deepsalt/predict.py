@@ -94,11 +94,11 @@ class StudentPredictor:
 
     def configure(self, settings: InferenceSettings) -> None:
         """Batch size, precision and compilation of the forward pass (see the module docstring)."""
+        self.wait_for_warm_up()  # a compile still running uses the modules changed below
         self.batch_size = settings.batch_pixels or default_batch(self.net, self.device)
         self.precision = Precision(settings.precision)
         for module in domain_path(self.net):
             keep_fp32(module, self.precision is not Precision.FP32)
-        self.wait_for_warm_up()  # a compile still running belongs to the forward being replaced
         self.forward = inference_forward(self.net, self.precision)
         if settings.compile:
             self.forward = CompiledForward(self.forward)
