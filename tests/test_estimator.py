@@ -11,12 +11,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import deepsalt
 from deepsalt.estimator import DeepSaltRegressor, TunedPLSR, TunedSVR
+from deepsalt.estimator.search import SVRParams
+from deepsalt.estimator.spectra import pretreat
 
 FIXTURES = Path(__file__).parent / "fixtures" / "estimator"
 # Tiny network and few epochs: the checks are about conventions, not accuracy.
@@ -140,3 +144,16 @@ def test_lazy_export_and_clone():
     copy = clone(model)
     assert copy.get_params()["epochs"] == 7 and copy is not model
     assert not hasattr(copy, "stack_")  # nothing fitted in __init__ or clone
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_bands=st.integers(3, 8), seed=st.integers(0, 2**16))
+def test_svr_scores_of_snv_rows_do_not_depend_on_the_batch(n_bands, seed):
+    """SNV rows sum to zero, so one principal direction is null: it must not become a whitened feature."""
+    rng = np.random.default_rng(seed)
+    x = pretreat(rng.uniform(0.1, 0.6, size=(30, n_bands)), "snv")
+    y = x[:, 0] - x[:, 1]
+    model = SVRParams("snv", n_bands, 10.0, 0.3).build(*x.shape).fit(x, y)
+    assert model[1].n_components_ == n_bands - 1
+    row_by_row = np.concatenate([model.predict(x[i : i + 1]) for i in range(len(x))])
+    np.testing.assert_allclose(row_by_row, model.predict(x), rtol=0, atol=1e-9)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import nnls
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.decomposition import PCA
 from sklearn.model_selection import GroupKFold, KFold
@@ -28,6 +29,30 @@ SVR_GAMMA = (0.1, 0.3, 1.0)
 """RBF widths as multiples of 1/components (the whitened scores have unit variance each)."""
 SVR_EPSILON = 0.1
 """In standardised target units."""
+NULL_VARIANCE = 1e-10
+"""A principal direction whose variance is below this share of the first's is one the rows do not span."""
+
+
+class WhitenedScores(TransformerMixin, BaseEstimator):
+    """Whitened principal-component scores: at most ``n_components``, none along a null direction.
+
+    Whitening divides each score by its component's standard deviation. Along a direction the
+    training rows do not span (SNV rows sum to zero; a derivative removes the offset) that deviation
+    is rounding error, and dividing by it makes rounding noise a feature the SVR weighs, whose value
+    for a row then depends on which other rows were predicted with it.
+    """
+
+    def __init__(self, n_components: int = 1):
+        self.n_components = n_components
+
+    def fit(self, X, y=None):
+        self.pca_ = PCA(self.n_components, whiten=True, svd_solver="full").fit(X)
+        variance = self.pca_.explained_variance_
+        self.n_components_ = max(1, int(np.sum(variance > NULL_VARIANCE * variance[0])))
+        return self
+
+    def transform(self, X):
+        return self.pca_.transform(X)[:, : self.n_components_]
 
 
 def inner_splits(n: int, groups: np.ndarray | None, cv: int, seed: int) -> Splits:
@@ -72,7 +97,7 @@ class SVRParams:
         k = max(1, min(self.n_components, n_features, n_rows - 1))
         return make_pipeline(
             StandardScaler(),
-            PCA(k, whiten=True, svd_solver="full"),
+            WhitenedScores(k),
             SVR(kernel="rbf", C=self.C, gamma=self.gamma / k, epsilon=SVR_EPSILON),
         )
 
@@ -153,8 +178,8 @@ def svr_candidates(
         for tr, te in splits:
             k_max = max(1, min(max(SVR_COMPONENTS), x.shape[1], len(tr) - 1))
             scaler = StandardScaler().fit(x[tr])
-            pca = PCA(k_max, whiten=True, svd_solver="full").fit(scaler.transform(x[tr]))
-            z_tr, z_te = pca.transform(scaler.transform(x[tr])), pca.transform(scaler.transform(x[te]))
+            scores = WhitenedScores(k_max).fit(scaler.transform(x[tr]))
+            z_tr, z_te = scores.transform(scaler.transform(x[tr])), scores.transform(scaler.transform(x[te]))
             for k in sorted({min(c, k_max) for c in SVR_COMPONENTS}):
                 for c in SVR_C:
                     for g in SVR_GAMMA:
