@@ -19,9 +19,10 @@ everywhere, so what the driver measures on one thread compares with one actor.
   its P and H are compared with those floors. A round's P and H give the marginal cost (fixed
   start-up removed by the fit); the tile completion records give each actor's steady rate (first
   tile, with the actor's start and the compile of its forward pass, left out). Each figure is the
-  median over the rounds. Two actors on P give the scaling, two actors on 2P (the same 4 tiles per
-  actor as one actor on P) the memory comparison. Each cost is compared with the physical floors
-  of the tiles it was measured on.
+  median over the rounds. Each round also maps P on two actors: its steady rate against the same
+  round's one actor gives the scaling. Two actors on 2P (the same 4 tiles per actor as one actor on
+  P) give the memory comparison. Each cost is compared with the physical floors of the tiles it was
+  measured on.
 - **The usual alternative** (:mod:`benchmarks.dask_recipe`) on P, or on the largest part of P it
   can hold in memory.
 """
@@ -423,6 +424,34 @@ def steady_px_s(run: list[ActorTiles], pixels_per_tile: int) -> float | None:
     return sum(rates) if rates else None
 
 
+def scaling_figures(ones: Sequence[Watched], twos: Sequence[Watched], pixels_per_tile: int) -> dict[str, Any]:
+    """Two actors against one on P, round by round: each two-actor run against the one-actor run
+    of its own round, since the host's speed moves between rounds by more than the target's margin
+    (``benchmarks/notes.md``); the ratio is the median of the rounds' ratios.
+    """
+    per_round = []
+    for one, two in zip(ones, twos, strict=True):
+        rate_one, rate_two = (
+            steady_px_s(one.actors, pixels_per_tile),
+            steady_px_s(two.actors, pixels_per_tile),
+        )
+        per_round.append(
+            {
+                "one_actor_steady_px_s": rate_one,
+                "two_actors_steady_px_s": rate_two,
+                "two_actors_s": two.seconds,
+                "ratio": rate_two / rate_one if rate_one and rate_two else None,
+            }
+        )
+    return {
+        "rounds": per_round,
+        **{
+            key: median_of([r[key] for r in per_round])
+            for key in ("two_actors_steady_px_s", "two_actors_s", "ratio")
+        },
+    }
+
+
 def one_actor_figures(
     runs: Sequence[Watched], pixels_per_tile: int, run_floors: Sequence[floors.TileFloors]
 ) -> dict[str, Any]:
@@ -679,14 +708,17 @@ def measure(
     sample_pixels = len(read.sample[0])
     predicted = sum(read.predicted.values())
 
-    # End-to-end, under Ray: P then H on one actor, in rounds, each after its own host rates.
+    # End-to-end, under Ray: P then H on one actor, then P on two, in rounds, each after its own
+    # host rates.
     half_case = cases["half"]
     outputs: list[dict[str, np.ndarray]] = []
     rounds: list[tuple[floors.HostRates, Watched, Watched]] = []
+    two_runs: list[Watched] = []
     for k in range(memory_runs):
         rates = floors.HostRates.measure(stored)
         keep = (lambda url: outputs.extend(read_level0(url, p.tiles))) if k == 0 else None
         rounds.append((rates, watched_run(p, scratch, on_store=keep), watched_run(half_case, scratch)))
+        two_runs.append(watched_run(p.with_actors(2), scratch))
     first_rates = rounds[0][0]
     base_floors = floors.TileFloors(
         pixels={t.id: t.n_pixels for t in p.tiles},
@@ -705,7 +737,6 @@ def measure(
     run_floors = [base_floors.at(rates, flops) for rates, _, _ in rounds]
     p_floor = run_floors[0].parts(t.id for t in p.tiles)
     own_write_s = store_write_seconds(p, outputs, scratch)
-    two = watched_run(p.with_actors(2), scratch)
     # The memory comparison's 2P runs (P's are the rounds').
     doubles = [watched_run(cases["double"].with_actors(2), scratch) for _ in range(memory_runs)]
     p_runs = [run for _, run, _ in rounds]
@@ -729,7 +760,8 @@ def measure(
     ones = one_actor_figures(p_runs, tile_px, run_floors)
     marginal = marginal_figures(list(zip(p_runs, half_runs, run_floors, strict=True)), p, half_case)
     steady_one = ones["steady_px_s"]
-    steady_two = steady_px_s(two.actors, tile_px)
+    scaling = scaling_figures(p_runs, two_runs, tile_px)
+    steady_two = scaling["two_actors_steady_px_s"]
     steady_two_double = steady_px_s(doubles[0].actors, tile_px)
     floor_s = p_floor["sum_s"]
     # P's average floor per pixel over the rounds, for the comparison used until 2026-11-30.
@@ -789,7 +821,7 @@ def measure(
             "one_actor_runs": ones["runs"],
             "half_one_actor_s": marginal["seconds"],
             "marginal_runs": marginal["runs"],
-            "two_actors_s": two.seconds,
+            "two_actors_s": scaling["two_actors_s"],
             "double_two_actors_s": doubles[0].seconds,
             "one_actor_px_s": p.pixels / ones["seconds"],
             "one_actor_steady_px_s": steady_one,
@@ -807,13 +839,14 @@ def measure(
                 for name, run in (
                     ("one", p_runs[0]),
                     ("half", half_runs[0]),
-                    ("two", two),
+                    ("two", two_runs[0]),
                     ("double_two", doubles[0]),
                 )
             },
         },
         "scaling": {
-            "steady_ratio": steady_two / steady_one if steady_one and steady_two else None,
+            "steady_ratio": scaling["ratio"],
+            "rounds": scaling["rounds"],
             "steady_ratio_double": steady_two_double / steady_one
             if steady_one and steady_two_double
             else None,
@@ -831,7 +864,7 @@ def measure(
                 "production": [r.actors for r in p_runs],
                 "double": [r.actors for r in doubles],
                 "half": [r.actors for r in half_runs],
-                "production_two": [two.actors],
+                "production_two": [r.actors for r in two_runs],
             },
             {t.id: len(t.scenes) for t in cases["double"].tiles},
         ),

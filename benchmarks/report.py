@@ -366,6 +366,13 @@ def scaling_text(e: dict[str, Any], sc: dict[str, Any]) -> str:
         f"### Scaling\nSteady state on P: 1 actor {fmt(e['one_actor_steady_px_s'])} px/s, 2 actors "
         f"{fmt(e['two_actors_steady_px_s'])} px/s: ratio **{sc['steady_ratio']:.2f}**."
     )
+    if sc.get("rounds"):
+        ratios = ", ".join(f"{r['ratio']:.2f}" if r["ratio"] else "n/a" for r in sc["rounds"])
+        text += (
+            f" Each round mapped P on two actors after its one-actor runs; the ratio is the median of "
+            f"each two-actor run against its own round's one actor ({ratios}), the rates the medians "
+            "of the runs."
+        )
     if sc.get("steady_ratio_double"):
         text += (
             f" On 2P (4 tiles per actor): 2 actors {fmt(e['double_two_actors_steady_px_s'])} px/s, "

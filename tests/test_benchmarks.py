@@ -34,6 +34,7 @@ from benchmarks.mapping import (
     median_of,
     memory_figures,
     one_actor_figures,
+    scaling_figures,
     steady_px_s,
     steady_tiles,
 )
@@ -366,6 +367,29 @@ def test_steady_rate_sums_the_actors_rates_after_their_first_tile():
     assert steady_tiles(named) == ["b", "c"]
     assert median_of([None, 3.0, 1.0, 2.0]) == 2.0
     assert median_of([None]) is None
+
+
+def test_scaling_compares_each_two_actor_run_with_its_own_rounds_one_actor_run():
+    def one(seconds_per_tile: float) -> Watched:
+        return Watched(
+            10.0, [ActorTiles(((0.0, 1),), (0.0, seconds_per_tile, 2 * seconds_per_tile), (1, 1, 1))]
+        )
+
+    def two(a: float, b: float) -> Watched:
+        return Watched(
+            8.0, [ActorTiles(((0.0, 1),), (0.0, a), (1, 1)), ActorTiles(((0.0, 1),), (0.0, b), (1, 1))]
+        )
+
+    # Round 2's host is twice as slow for both runs: its ratio is still that of the code.
+    f = scaling_figures([one(2.0), one(4.0), one(2.0)], [two(2.0, 2.0), two(4.4, 4.4), two(2.5, 2.5)], 100)
+    assert [r["ratio"] for r in f["rounds"]] == pytest.approx([2.0, 2 * 4 / 4.4, 2 * 2 / 2.5])
+    assert f["ratio"] == pytest.approx(2 * 4 / 4.4)
+    assert f["two_actors_steady_px_s"] == pytest.approx(80.0)
+    assert f["two_actors_s"] == pytest.approx(8.0)
+    unfinished = Watched(8.0, [ActorTiles(((0.0, 1),), (3.0,), (1,))])
+    assert scaling_figures([one(2.0)], [unfinished], 100)["ratio"] is None
+    with pytest.raises(ValueError):
+        scaling_figures([one(2.0)], [], 100)
 
 
 def test_one_actor_figures_are_medians_over_runs_against_the_floors_of_the_timed_tiles_measured_beside_each():
