@@ -493,6 +493,23 @@ def test_actor_memory_finds_processes_by_their_title():
     assert memory.peaks[child.pid] > 64 * 1024**2
 
 
+def test_actor_memory_samples_known_actors_between_the_scans_for_new_ones():
+    marker = "deepsalt-bench-memory-rescan"
+    probe = ActorMemory(marker)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
+    try:
+        probe.sample(rescan=False)
+        assert probe.peaks == {}  # not looked for yet
+        probe.sample()
+        probe.sample(rescan=False)
+        assert len(probe.series[child.pid]) == 2  # found by the scan, then sampled without one
+    finally:
+        child.kill()
+        child.wait()
+    probe.sample(rescan=False)  # a watched actor that ended is dropped, its samples kept
+    assert len(probe.series[child.pid]) == 2
+
+
 def test_actor_memory_leaves_out_processes_that_were_running_before():
     marker = "deepsalt-bench-memory-earlier"
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
