@@ -19,8 +19,8 @@ everywhere, so what the driver measures on one thread compares with one actor.
   its P and H are compared with those floors. A round's P and H give the marginal cost (fixed
   start-up removed by the fit); the tile completion records give each actor's steady rate (first
   tile, with the actor's start and the compile of its forward pass, left out). Each figure is the
-  median over the rounds. Each round also maps P on two actors: its steady rate against the same
-  round's one actor gives the scaling. Two actors on 2P (the same 4 tiles per actor as one actor on
+  median over the rounds. Each round also maps P on two actors: their speed on the tiles they time
+  against the same round's lone actor on those tiles gives the scaling. Two actors on 2P (the same 4 tiles per actor as one actor on
   P) give the memory comparison. Each cost is compared with the physical floors of the tiles it was
   measured on.
 - **The usual alternative** (:mod:`benchmarks.dask_recipe`) on P, or on the largest part of P it
@@ -424,10 +424,46 @@ def steady_px_s(run: list[ActorTiles], pixels_per_tile: int) -> float | None:
     return sum(rates) if rates else None
 
 
+def steady_tile_seconds(actor: ActorTiles) -> dict[str, float]:
+    """Seconds each of an actor's tiles after its first took: from the completion before it to its own."""
+    return {
+        tile: end - start
+        for tile, start, end in zip(actor.tiles[1:], actor.done, actor.done[1:], strict=False)
+    }
+
+
+def matched_speed(alone: Sequence[ActorTiles], together: Sequence[ActorTiles]) -> float | None:
+    """Throughput of the actors of ``together`` against the lone actor of ``alone``, on the same tiles.
+
+    Each actor's speed is the lone actor's seconds on the steady tiles it shares with it, divided by
+    its own seconds on them; the throughput is the sum of the speeds. Tiles differ in cost (a tile
+    under 9 scenes decodes twice the bytes of one under 4), and which tiles an actor times as steady
+    depends on how many actors share the region (each actor's first tile is left out), so rates over
+    different tiles compare the tiles as much as the actors. None unless every actor that finished
+    a tile has a steady tile the lone actor timed too.
+    """
+    reference: dict[str, float] = {}
+    for actor in alone:
+        reference.update(steady_tile_seconds(actor))
+    speeds = []
+    for actor in together:
+        if not actor.done:
+            continue
+        own = {tile: s for tile, s in steady_tile_seconds(actor).items() if tile in reference}
+        if not own or sum(own.values()) <= 0:
+            return None
+        speeds.append(sum(reference[tile] for tile in own) / sum(own.values()))
+    return sum(speeds) if speeds else None
+
+
 def scaling_figures(ones: Sequence[Watched], twos: Sequence[Watched], pixels_per_tile: int) -> dict[str, Any]:
     """Two actors against one on P, round by round: each two-actor run against the one-actor run
     of its own round, since the host's speed moves between rounds by more than the target's margin
     (``benchmarks/notes.md``); the ratio is the median of the rounds' ratios.
+
+    The ratio is :func:`matched_speed`, on the tiles both runs time. The ratio of the runs' steady
+    rates (``rate_ratio``) is kept beside it: on P it sets the two actors' second tiles against the
+    lone actor's last three, which include the costliest tile of P.
     """
     per_round = []
     for one, two in zip(ones, twos, strict=True):
@@ -440,16 +476,24 @@ def scaling_figures(ones: Sequence[Watched], twos: Sequence[Watched], pixels_per
                 "one_actor_steady_px_s": rate_one,
                 "two_actors_steady_px_s": rate_two,
                 "two_actors_s": two.seconds,
-                "ratio": rate_two / rate_one if rate_one and rate_two else None,
+                "ratio": matched_speed(one.actors, two.actors),
+                "rate_ratio": rate_two / rate_one if rate_one and rate_two else None,
+                "one_actor_tile_s": tile_seconds(one.actors),
+                "two_actors_tile_s": tile_seconds(two.actors),
             }
         )
     return {
         "rounds": per_round,
         **{
             key: median_of([r[key] for r in per_round])
-            for key in ("two_actors_steady_px_s", "two_actors_s", "ratio")
+            for key in ("two_actors_steady_px_s", "two_actors_s", "ratio", "rate_ratio")
         },
     }
+
+
+def tile_seconds(run: Sequence[ActorTiles]) -> list[dict[str, float]]:
+    """Each actor's steady tiles and their seconds (:func:`steady_tile_seconds`), for the record."""
+    return [steady_tile_seconds(actor) for actor in run if actor.done]
 
 
 def one_actor_figures(
@@ -846,6 +890,7 @@ def measure(
         },
         "scaling": {
             "steady_ratio": scaling["ratio"],
+            "rate_ratio": scaling["rate_ratio"],
             "rounds": scaling["rounds"],
             "steady_ratio_double": steady_two_double / steady_one
             if steady_one and steady_two_double

@@ -361,22 +361,30 @@ def one_actor_runs_text(e: dict[str, Any], f: dict[str, Any]) -> str:
 
 def scaling_text(e: dict[str, Any], sc: dict[str, Any]) -> str:
     if not sc.get("steady_ratio"):
-        return "### Scaling\nNo steady state (an actor finished fewer than two tiles)."
+        return "### Scaling\nNo steady state on every actor (an actor finished fewer than two tiles)."
     text = (
-        f"### Scaling\nSteady state on P: 1 actor {fmt(e['one_actor_steady_px_s'])} px/s, 2 actors "
-        f"{fmt(e['two_actors_steady_px_s'])} px/s: ratio **{sc['steady_ratio']:.2f}**."
+        f"### Scaling\nSteady state on P: 2 actors map the tiles they share with 1 actor "
+        f"**{sc['steady_ratio']:.2f}×** as fast (each actor's speed on its steady tiles against the lone "
+        "actor's on the same tiles, summed over the actors)."
     )
     if sc.get("rounds"):
-        ratios = ", ".join(f"{r['ratio']:.2f}" if r["ratio"] else "n/a" for r in sc["rounds"])
+        matched = ", ".join(f"{r['ratio']:.2f}" if r.get("ratio") else "n/a" for r in sc["rounds"])
+        rates = ", ".join(f"{r['rate_ratio']:.2f}" if r.get("rate_ratio") else "n/a" for r in sc["rounds"])
         text += (
-            f" Each round mapped P on two actors after its one-actor runs; the ratio is the median of "
-            f"each two-actor run against its own round's one actor ({ratios}), the rates the medians "
-            "of the runs."
+            f" Each round mapped P on two actors after its one-actor runs; the figure is the median of "
+            f"each two-actor run against its own round's one actor ({matched})."
         )
+        if sc.get("rate_ratio"):
+            text += (
+                f" As a ratio of steady rates, whatever tiles each run timed: 1 actor "
+                f"{fmt(e['one_actor_steady_px_s'])} px/s, 2 actors {fmt(e['two_actors_steady_px_s'])} px/s, "
+                f"**{sc['rate_ratio']:.2f}** ({rates}); two actors time only their second tiles, one actor "
+                "its last three."
+            )
     if sc.get("steady_ratio_double"):
         text += (
             f" On 2P (4 tiles per actor): 2 actors {fmt(e['double_two_actors_steady_px_s'])} px/s, "
-            f"{sc['steady_ratio_double']:.2f}× one actor on P."
+            f"{sc['steady_ratio_double']:.2f}× one actor's steady rate on P."
         )
     return text + f" Tiles per actor: {e['tiles_per_actor']}."
 

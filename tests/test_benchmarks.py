@@ -31,6 +31,7 @@ from benchmarks.mapping import (
     actor_tiles,
     centred_tile_bounds,
     marginal_figures,
+    matched_speed,
     median_of,
     memory_figures,
     one_actor_figures,
@@ -39,7 +40,7 @@ from benchmarks.mapping import (
     steady_tiles,
 )
 from benchmarks.memory import ActorMemory, high_water_mark, peak_at
-from benchmarks.report import Target, table, targets_section
+from benchmarks.report import Target, scaling_text, table, targets_section
 from benchmarks.timing import LinearCost, Timing, fit_linear_cost, floor_ratio, interleaved, measure
 from benchmarks.training import chain_unit, overhead, projected_overhead, units_to_target
 from deepsalt.mapping.grid import Grid
@@ -372,12 +373,21 @@ def test_steady_rate_sums_the_actors_rates_after_their_first_tile():
 def test_scaling_compares_each_two_actor_run_with_its_own_rounds_one_actor_run():
     def one(seconds_per_tile: float) -> Watched:
         return Watched(
-            10.0, [ActorTiles(((0.0, 1),), (0.0, seconds_per_tile, 2 * seconds_per_tile), (1, 1, 1))]
+            10.0,
+            [
+                ActorTiles(
+                    ((0.0, 1),), (0.0, seconds_per_tile, 2 * seconds_per_tile), (1, 1, 1), ("a", "b", "c")
+                )
+            ],
         )
 
     def two(a: float, b: float) -> Watched:
         return Watched(
-            8.0, [ActorTiles(((0.0, 1),), (0.0, a), (1, 1)), ActorTiles(((0.0, 1),), (0.0, b), (1, 1))]
+            8.0,
+            [
+                ActorTiles(((0.0, 1),), (0.0, a), (1, 1), ("x", "b")),
+                ActorTiles(((0.0, 1),), (0.0, b), (1, 1), ("y", "c")),
+            ],
         )
 
     # Round 2's host is twice as slow for both runs: its ratio is still that of the code.
@@ -386,10 +396,42 @@ def test_scaling_compares_each_two_actor_run_with_its_own_rounds_one_actor_run()
     assert f["ratio"] == pytest.approx(2 * 4 / 4.4)
     assert f["two_actors_steady_px_s"] == pytest.approx(80.0)
     assert f["two_actors_s"] == pytest.approx(8.0)
-    unfinished = Watched(8.0, [ActorTiles(((0.0, 1),), (3.0,), (1,))])
+    assert f["rounds"][0]["two_actors_tile_s"] == [{"b": 2.0}, {"c": 2.0}]
+    unfinished = Watched(8.0, [ActorTiles(((0.0, 1),), (3.0,), (1,), ("x",))])
     assert scaling_figures([one(2.0)], [unfinished], 100)["ratio"] is None
     with pytest.raises(ValueError):
         scaling_figures([one(2.0)], [], 100)
+
+
+def test_scaling_sets_each_actor_against_the_lone_actor_on_the_same_tiles():
+    # The lone actor's steady tiles: b (9 scenes) 3 s, c 2 s, d 2 s. Two actors, each at 0.9 of its
+    # speed, time only their second tiles, c and d: their rates say 2.1x (300 px in 7 s against 2 x 45 px/s),
+    # the same tiles 1.8x.
+    alone = [ActorTiles(((0.0, 1),), (5.0, 8.0, 10.0, 12.0), (1,) * 4, ("a", "b", "c", "d"))]
+    together = [
+        ActorTiles(((0.0, 1),), (5.0, 5.0 + 2 / 0.9), (1, 1), ("a", "c")),
+        ActorTiles(((0.0, 1),), (6.0, 6.0 + 2 / 0.9), (1, 1), ("b", "d")),
+        ActorTiles(((0.0, 1),), (), (), ()),  # an actor that finished nothing is not counted
+    ]
+    assert matched_speed(alone, together) == pytest.approx(1.8)
+    assert steady_px_s(together, 100) / steady_px_s(alone, 100) == pytest.approx(2.1)
+    f = scaling_figures([Watched(12.0, alone)], [Watched(8.0, together)], 100)
+    assert f["ratio"] == pytest.approx(1.8)
+    assert f["rate_ratio"] == pytest.approx(2.1)
+    # An actor with no steady tile the lone actor timed (it drew "a", its first tile elsewhere): no figure.
+    odd = [*together[:1], ActorTiles(((0.0, 1),), (6.0, 8.0), (1, 1), ("b", "a"))]
+    assert matched_speed(alone, odd) is None
+    assert matched_speed(alone, [ActorTiles(((0.0, 1),), (6.0,), (1,), ("b",))]) is None
+
+
+def test_scaling_text_gives_the_matched_figure_and_the_rate_ratio_beside_it():
+    rounds = [{"ratio": 1.74, "rate_ratio": 1.79}, {"ratio": None, "rate_ratio": 1.9}]
+    e = {"one_actor_steady_px_s": 100.0, "two_actors_steady_px_s": 180.0, "tiles_per_actor": {}}
+    text = scaling_text(e, {"steady_ratio": 1.74, "rate_ratio": 1.8, "rounds": rounds})
+    assert "**1.74×** as fast" in text
+    assert "(1.74, n/a)" in text
+    assert "**1.80** (1.79, 1.90)" in text
+    assert "No steady state on every actor" in scaling_text(e, {"steady_ratio": None})
 
 
 def test_one_actor_figures_are_medians_over_runs_against_the_floors_of_the_timed_tiles_measured_beside_each():
