@@ -20,9 +20,9 @@ everywhere, so what the driver measures on one thread compares with one actor.
   start-up removed by the fit); the tile completion records give each actor's steady rate (first
   tile, with the actor's start and the compile of its forward pass, left out). Each figure is the
   median over the rounds. Each round also maps P on two actors: their speed on the tiles they time
-  against the same round's lone actor on those tiles gives the scaling. Two actors on 2P (the same 4 tiles per actor as one actor on
-  P) give the memory comparison. Each cost is compared with the physical floors of the tiles it was
-  measured on.
+  against the same round's lone actor on those tiles gives the scaling. Two actors on 2P (the same
+  4 tiles per actor as one actor on P) give the memory comparison. Each cost is compared with the
+  physical floors of the tiles it was measured on.
 - **The usual alternative** (:mod:`benchmarks.dask_recipe`) on P, or on the largest part of P it
   can hold in memory.
 """
