@@ -378,8 +378,8 @@ def scaling_text(e: dict[str, Any], sc: dict[str, Any]) -> str:
             text += (
                 f" As a ratio of steady rates, whatever tiles each run timed: 1 actor "
                 f"{fmt(e['one_actor_steady_px_s'])} px/s, 2 actors {fmt(e['two_actors_steady_px_s'])} px/s, "
-                f"**{sc['rate_ratio']:.2f}** ({rates}); two actors time only their second tiles, one actor "
-                "its last three."
+                f"**{sc['rate_ratio']:.2f}** ({rates}); each actor's first tile is left out, so the runs time "
+                "different tiles."
             )
     if sc.get("steady_ratio_double"):
         text += (
