@@ -13,14 +13,56 @@ import psutil
 PACKAGES = ("deepsalt", "torch", "ray", "numpy", "xarray", "dask", "zarr", "rioxarray", "rasterio")
 
 
+CPUINFO_FIELDS = {
+    "vendor_id": "vendor",
+    "cpu family": "family",
+    "model": "model",
+    "stepping": "stepping",
+    "cache size": "cache",
+}
+"""/proc/cpuinfo keys kept by :func:`cpu_identity`, and the names they are kept under."""
+
+
+def first_processor(cpuinfo: str) -> dict[str, str]:
+    """The ``key: value`` lines of /proc/cpuinfo's first processor (every core of a VM is alike)."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip().lower(), value.strip())
+    return fields
+
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        name = first_processor(cpuinfo.read_text()).get("model name")
+        if name:
+            return name
     return platform.processor() or platform.machine()
+
+
+def cpu_identity(cpuinfo: str | None = None) -> dict[str, str]:
+    """Vendor, family, model, stepping and cache size of the CPU, and the vector ISA torch runs on it.
+
+    Cloud hosts name CPUs of different generations alike ("AMD EPYC"). The family and model number
+    tell them apart. The ISA (AVX2 against AVX-512) sets how fast the student's elementwise kernels
+    (layer norms, GELU) run beside its matrix products. The GEMM floor does not see that difference,
+    so a run's forward ÷ GEMM figure is only comparable between hosts of the same ISA.
+    """
+    import torch
+
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.exists() else ""
+    fields = first_processor(cpuinfo)
+    identity = {name: fields[key] for key, name in CPUINFO_FIELDS.items() if key in fields}
+    identity["torch_isa"] = torch.backends.cpu.get_cpu_capability()
+    return identity
 
 
 def package_versions() -> dict[str, str]:
@@ -46,6 +88,7 @@ def describe() -> dict[str, Any]:
     """A JSON-able description of this machine, including its load when the run started."""
     return {
         "cpu_model": cpu_model(),
+        "cpu": cpu_identity(),
         "logical_cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),

@@ -265,6 +265,60 @@ def model_seconds(predictor: Any, sample: tuple[np.ndarray, np.ndarray, np.ndarr
     return time.perf_counter() - start
 
 
+MATRIX_OPS = ("linear", "addmm", "::mm", "bmm", "matmul")
+"""Substrings of the torch profiler's op names that are matrix products (oneDNN's fused linear when
+compiled, ``aten::addmm`` and friends when not)."""
+
+
+@dataclass(frozen=True)
+class ForwardSplit:
+    """Where the student's forward pass spends its time: matrix products against everything else."""
+
+    seconds: float
+    """Self time of every op the profiler saw over the forward passes."""
+    matrix_s: float
+    """Self time of the matrix products (:data:`MATRIX_OPS`)."""
+    rest_top: tuple[tuple[str, float], ...]
+    """The other ops with the most self time, (name, seconds)."""
+
+    def as_dict(self, flops: float, gemm_flops_per_s: float) -> dict[str, Any]:
+        """With the matrix products' rate: ``flops`` counted over the pixels the split ran on."""
+        rate = flops / self.matrix_s if self.matrix_s else None
+        return {
+            "seconds": self.seconds,
+            "matrix_s": self.matrix_s,
+            "matrix_share": self.matrix_s / self.seconds if self.seconds else None,
+            "matrix_flops_per_s": rate,
+            "matrix_share_of_gemm": rate / gemm_flops_per_s if rate else None,
+            "rest_top": [{"op": name, "seconds": sec} for name, sec in self.rest_top],
+        }
+
+
+def split_forward(self_times_us: dict[str, float], top: int = 8) -> ForwardSplit:
+    """Op name → self time (µs) from the torch profiler → the split (seconds)."""
+    is_matrix = {name: any(op in name for op in MATRIX_OPS) for name in self_times_us}
+    matrix = sum(us for name, us in self_times_us.items() if is_matrix[name])
+    rest = sorted(((n, us) for n, us in self_times_us.items() if not is_matrix[n]), key=lambda kv: -kv[1])
+    return ForwardSplit(
+        sum(self_times_us.values()) / 1e6, matrix / 1e6, tuple((name, us / 1e6) for name, us in rest[:top])
+    )
+
+
+def forward_split(predictor: Any, sample: tuple[np.ndarray, np.ndarray, np.ndarray]) -> ForwardSplit:
+    """:func:`model_seconds`'s call under torch's profiler: the matrix products' self time against the
+    rest (compiled, the elementwise kernels run as the compiled graph's own self time).
+
+    The model floor counts only the products' FLOPs at the GEMM rate; this shows how far the products
+    themselves are from it and how much the layer norms, activations and the mixture add.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    reflectance, covariates, survey = sample
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        predictor.predict(reflectance, covariates, survey)
+    return split_forward({event.key: event.self_cpu_time_total for event in prof.key_averages()})
+
+
 def store_write_seconds(case: MapCase, arrays: Sequence[dict[str, np.ndarray]], scratch: Path) -> float:
     """Wall seconds of ``store.write_tile`` for every tile of ``case`` into a fresh store skeleton."""
     from deepsalt.mapping import store
@@ -744,12 +798,15 @@ def measure(
     # Physical and own-code floors for P, in this process, one thread.
     flops = floors.student_flops_per_pixel(student_url)
     mapper = TileMapper(mapping_job(p))
-    profile = tile_profile(mapper, p.tiles[0])
+    first_profile = tile_profile(mapper, p.tiles[0])  # cold: waits for the compile
     read = read_pass(mapper, p.tiles)
+    # A tile after others, as an actor maps it in the steady state (compiled, caches in use).
+    profile = tile_profile(mapper, p.tiles[1 % len(p.tiles)])
     stored = floors.stored_tiles(set().union(*read.sources.values()))
     gemm = floors.gemm_flops_per_s()  # beside the own-code model floor it is compared with
     own_model_s = model_seconds(mapper.predictor, read.sample)
     sample_pixels = len(read.sample[0])
+    split = forward_split(mapper.predictor, read.sample).as_dict(flops * sample_pixels, gemm)
     predicted = sum(read.predicted.values())
 
     # End-to-end, under Ray: P then H on one actor, then P on two, in rounds, each after its own
@@ -859,7 +916,9 @@ def measure(
             "model_share_of_gemm": flops * sample_pixels / own_model_s / gemm,
             "write_s": own_write_s,
         },
-        "profile_one_tile": profile,
+        "forward_split": split,
+        "profile_first_tile": first_profile,
+        "profile_steady_tile": {"tile": p.tiles[1 % len(p.tiles)].id, "self_times": profile},
         "end_to_end": {
             "one_actor_s": ones["seconds"],
             "one_actor_runs": ones["runs"],

@@ -63,12 +63,25 @@ def table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
     return "\n".join(lines)
 
 
+def cpu_text(machine: dict[str, Any]) -> str:
+    """The CPU's name, with its family, model and the ISA torch runs on it when the run recorded them."""
+    cpu = machine.get("cpu")
+    if not cpu:  # runs before 2026-12-02 recorded the name only
+        return machine["cpu_model"]
+    ident = " ".join(f"{key} {cpu[key]}" for key in ("family", "model", "stepping") if key in cpu)
+    parts = [" ".join(p for p in (cpu.get("vendor"), ident) if p)]
+    if "cache" in cpu:
+        parts.append(f"{cpu['cache']} cache per core")
+    parts.append(f"torch runs {cpu['torch_isa']} kernels")
+    return f"{machine['cpu_model']} ({'; '.join(p for p in parts if p)})"
+
+
 def machine_section(machine: dict[str, Any], load_note: str) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     return "\n".join(
         [
             "## Machine",
-            f"- CPU: {machine['cpu_model']}, {machine['logical_cores']} logical cores "
+            f"- CPU: {cpu_text(machine)}, {machine['logical_cores']} logical cores "
             f"({machine['usable_cores']} usable), {machine['memory_gb']} GB RAM, GPU: {machine['gpu'] or 'none'}",
             f"- OS: {machine['os']}",
             f"- Versions: {versions}",
@@ -227,10 +240,6 @@ def mapping_section(m: dict[str, Any]) -> str:
         )
         for r in alt["runs"]
     ]
-    profile = table(
-        ("function (self time)", "s", "share"),
-        [(row["function"], row["seconds"], f"{row['share']:.0%}") for row in m.get("profile_one_tile", [])],
-    )
     return "\n\n".join(
         [
             "## Mapping",
@@ -248,6 +257,7 @@ def mapping_section(m: dict[str, Any]) -> str:
             f"The student's forward pass runs at **{own['model_share_of_gemm']:.0%}** of the GEMM rate "
             f"measured beside it ({own.get('gemm_flops_per_s', f['gemm_flops_per_s']) / 1e9:.1f} GFLOP/s) "
             f"({own['model_s_per_predicted_pixel'] * 1e6:.2f} µs per predicted pixel, {own['model_sample_pixels']:,} pixels). "
+            + forward_split_text(own.get("forward_split"))
             + page_cache_text(m.get("page_cache")),
             "### End-to-end `run_map`, 1 actor, against the physical floors\n"
             + table(
@@ -297,11 +307,52 @@ def mapping_section(m: dict[str, Any]) -> str:
             + "\n\n2P on 2 actors against P on 1 actor (4 tiles per actor each; medians over their runs): "
             + f"**{mem['growth_same_tiles']:+.1%}**."
             + largest_actors_text(mem),
-            "### Where one tile's time goes (pyinstrument, actor code in this process)\n" + profile,
+            profile_section(m),
             "### Predictor settings in force\n"
             + table(("setting", "value"), [(k, v) for k, v in pred.items()]),
         ]
     )
+
+
+def forward_split_text(split: dict[str, Any] | None) -> str:
+    """How the forward pass's time divides between its matrix products and the rest."""
+    if not split or split["matrix_share"] is None:  # runs before 2026-12-02 did not split it
+        return ""
+    rate = split["matrix_flops_per_s"]
+    rest = ", ".join(f"{row['op']} {row['seconds']:.2f} s" for row in split["rest_top"][:4])
+    return (
+        f"Under torch's profiler the matrix products take {split['matrix_share']:.0%} of the forward pass "
+        f"and run at {rate / 1e9:.1f} GFLOP/s ({split['matrix_share_of_gemm']:.0%} of that GEMM rate); the rest "
+        "is the layer norms, activations, mixture and domain score (compiled, they are the graph's own "
+        f"time) and the calls' overhead: {rest}. "
+    )
+
+
+def profile_section(m: dict[str, Any]) -> str:
+    """The pyinstrument profile of a tile an actor maps in the steady state (older runs: the first)."""
+    steady = m.get("profile_steady_tile")
+    if steady is None:  # runs before 2026-12-02 profiled only P's first tile
+        title = "### Where the first tile's time goes (pyinstrument, actor code in this process; cold)"
+        rows = m.get("profile_one_tile", [])
+    else:
+        title = (
+            f"### Where a steady tile's time goes (pyinstrument, actor code in this process: {steady['tile']} "
+            "mapped after P's tiles, forward compiled)"
+        )
+        rows = steady["self_times"]
+    text = (
+        title
+        + "\n"
+        + table(
+            ("function (self time)", "s", "share"),
+            [(row["function"], row["seconds"], f"{row['share']:.0%}") for row in rows],
+        )
+    )
+    first = m.get("profile_first_tile")
+    if first:
+        top = ", ".join(f"{row['function']} {row['share']:.0%}" for row in first[:3])
+        text += f"\n\nP's first tile on a fresh mapper (cold, waiting for the compile) spent most in: {top}."
+    return text
 
 
 def page_cache_text(held: dict[str, Any] | None) -> str:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from pyproj import CRS
 from torch import nn
 
-from benchmarks import cost, floors
+from benchmarks import cost, floors, machine
 from benchmarks.band_conversion import cases, dense_reflectance, stored_values
 from benchmarks.mapping import (
     ActorTiles,
@@ -36,11 +36,20 @@ from benchmarks.mapping import (
     memory_figures,
     one_actor_figures,
     scaling_figures,
+    split_forward,
     steady_px_s,
     steady_tiles,
 )
 from benchmarks.memory import ActorMemory, high_water_mark, peak_at
-from benchmarks.report import Target, scaling_text, table, targets_section
+from benchmarks.report import (
+    Target,
+    cpu_text,
+    forward_split_text,
+    profile_section,
+    scaling_text,
+    table,
+    targets_section,
+)
 from benchmarks.timing import LinearCost, Timing, fit_linear_cost, floor_ratio, interleaved, measure
 from benchmarks.training import chain_unit, overhead, projected_overhead, units_to_target
 from deepsalt.mapping.grid import Grid
@@ -597,6 +606,86 @@ def test_targets_section_marks_misses():
     text = targets_section(rows)
     assert "| a | 1 | ≤ 1.25 | met |" in text
     assert "| b | 1.5 | ≥ 1.7 | **missed** |" in text
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 1
+model name\t: AMD EPYC
+stepping\t: 1
+cache size\t: 512 KB
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
+"""
+
+
+def test_cpu_identity_reads_the_first_processor_and_the_isa_torch_runs():
+    identity = machine.cpu_identity(CPUINFO)
+    assert identity == {
+        "vendor": "AuthenticAMD",
+        "family": "25",
+        "model": "1",
+        "stepping": "1",
+        "cache": "512 KB",
+        "torch_isa": torch.backends.cpu.get_cpu_capability(),
+    }
+    assert machine.first_processor(CPUINFO)["model name"] == "AMD EPYC"
+
+
+def test_cpu_text_tells_hosts_of_one_name_apart_and_reads_older_runs():
+    recorded = {"cpu_model": "AMD EPYC", "cpu": {**machine.cpu_identity(CPUINFO), "torch_isa": "AVX2"}}
+    assert cpu_text(recorded) == (
+        "AMD EPYC (AuthenticAMD family 25 model 1 stepping 1; 512 KB cache per core; torch runs AVX2 kernels)"
+    )
+    assert cpu_text({"cpu_model": "AMD EPYC"}) == "AMD EPYC"
+
+
+def test_forward_split_puts_compiled_and_eager_matrix_products_apart_from_the_rest():
+    split = split_forward(
+        {
+            "mkldnn::_linear_pointwise": 4_000_000.0,  # compiled linears
+            "aten::addmm": 500_000.0,  # eager
+            "aten::bmm": 500_000.0,
+            "## Call CompiledFxGraph None ##": 3_000_000.0,  # the inductor kernels' own time
+            "aten::empty": 1_000_000.0,
+        },
+        top=2,
+    )
+    assert split.seconds == pytest.approx(9.0)
+    assert split.matrix_s == pytest.approx(5.0)
+    assert split.rest_top == (("## Call CompiledFxGraph None ##", 3.0), ("aten::empty", 1.0))
+    figures = split.as_dict(flops=250e9, gemm_flops_per_s=100e9)
+    assert figures["matrix_share"] == pytest.approx(5 / 9)
+    assert figures["matrix_flops_per_s"] == pytest.approx(50e9)
+    assert figures["matrix_share_of_gemm"] == pytest.approx(0.5)
+    text = forward_split_text(figures)
+    assert "take 56% of the forward pass and run at 50.0 GFLOP/s (50% of that GEMM rate)" in text
+    assert "overhead: ## Call CompiledFxGraph None ## 3.00 s, aten::empty 1.00 s." in text
+    assert forward_split_text(None) == ""
+
+
+def test_profile_section_shows_the_steady_tile_and_names_older_runs_first_tile_profile_as_cold():
+    row = {"function": "decompress (tiff_blocks.py:197)", "seconds": 3.2, "share": 0.2}
+    steady = profile_section(
+        {
+            "profile_steady_tile": {"tile": "r00000_c00001", "self_times": [row]},
+            "profile_first_tile": [
+                {"function": "lock.acquire (<built-in>:0)", "seconds": 16.8, "share": 0.38}
+            ],
+        }
+    )
+    assert "steady tile's time goes" in steady and "r00000_c00001 mapped after" in steady
+    assert "| decompress (tiff_blocks.py:197) | 3.2 | 20% |" in steady
+    assert (
+        "first tile on a fresh mapper (cold, waiting for the compile) spent most in: lock.acquire" in steady
+    )
+    older = profile_section({"profile_one_tile": [row]})
+    assert "first tile's time goes" in older and "cold" in older
+    assert "| decompress (tiff_blocks.py:197) | 3.2 | 20% |" in older
 
 
 def test_table_formats_large_and_small_numbers():
