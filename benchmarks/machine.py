@@ -84,6 +84,19 @@ def gpu() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """(stolen, total) CPU seconds of every core since boot; stolen is the time a virtual machine's
+    cores were ready but the hypervisor ran another tenant (0 where the OS does not report it)."""
+    times = psutil.cpu_times()
+    return float(getattr(times, "steal", 0.0)), float(sum(times))
+
+
+def steal_share(start: tuple[float, float], end: tuple[float, float]) -> float | None:
+    """The share of the CPU time between two :func:`cpu_seconds` readings that was stolen."""
+    total = end[1] - start[1]
+    return (end[0] - start[0]) / total if total > 0 else None
+
+
 def describe() -> dict[str, Any]:
     """A JSON-able description of this machine, including its load when the run started."""
     return {

@@ -290,6 +290,7 @@ class RunInfo:
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
         self.clock = time.monotonic()
         self.machine = machine.describe()
+        self.cpu_at_start = machine.cpu_seconds()
 
     def meta(self) -> dict[str, Any]:
         load_now = [round(x, 2) for x in os.getloadavg()]
@@ -303,12 +304,7 @@ class RunInfo:
             "repeats": self.settings.repeats,
             "machine": self.machine | {"load_average_end": load_now},
             "under_load": busy,
-            "load_note": (
-                "Absolute numbers were taken under load (other engineers' tests shared the cores): "
-                "compare the side-by-side ratios, not the absolute rates."
-                if busy
-                else "The machine was otherwise idle during the run."
-            ),
+            "steal_share": machine.steal_share(self.cpu_at_start, machine.cpu_seconds()),
         }
 
     def write(self, results: dict[str, Any]) -> None:

@@ -45,6 +45,8 @@ from benchmarks.report import (
     Target,
     cpu_text,
     forward_split_text,
+    host_speed_text,
+    load_text,
     profile_section,
     scaling_text,
     table,
@@ -686,6 +688,37 @@ def test_profile_section_shows_the_steady_tile_and_names_older_runs_first_tile_p
     older = profile_section({"profile_one_tile": [row]})
     assert "first tile's time goes" in older and "cold" in older
     assert "| decompress (tiff_blocks.py:197) | 3.2 | 20% |" in older
+
+
+def speed_results(round_rates, beside_predictor, steal=None):
+    return {
+        "meta": {"steal_share": steal},
+        "mapping": {
+            "floors": {"rounds": [{"gemm_flops_per_s": r * 1e9} for r in round_rates]},
+            "own_code": {"gemm_flops_per_s": beside_predictor * 1e9},
+        },
+    }
+
+
+def test_host_speed_is_steady_only_while_every_gemm_rate_of_the_run_is_within_the_spread():
+    steady = host_speed_text(speed_results([96.4, 91.4, 84.5], 96.2, steal=0.004))
+    assert "84.5–96.4 GFLOP/s (1.14×, 4 measurements), steady; 0.4% of the CPU time was stolen" in steady
+    unsteady = host_speed_text(speed_results([35.6, 75.5, 73.3], 69.5))
+    assert "35.6–75.5 GFLOP/s (2.12×, 4 measurements), **not steady**" in unsteady
+    assert "stolen" not in unsteady  # older runs did not record it
+    assert "not measured more than once" in host_speed_text({"meta": {}, "mapping": {}})
+
+
+def test_steal_share_is_the_stolen_part_of_the_cpu_time_between_two_readings():
+    assert machine.steal_share((10.0, 1000.0), (13.0, 1100.0)) == pytest.approx(0.03)
+    assert machine.steal_share((10.0, 1000.0), (10.0, 1000.0)) is None
+    stolen, total = machine.cpu_seconds()
+    assert 0 <= stolen <= total
+
+
+def test_load_text_follows_the_load_at_the_start():
+    assert "under load" in load_text({"under_load": True})
+    assert "No other process" in load_text({"under_load": False})
 
 
 def test_table_formats_large_and_small_numbers():
