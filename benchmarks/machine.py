@@ -52,7 +52,7 @@ def cpu_identity(cpuinfo: str | None = None) -> dict[str, str]:
     Cloud hosts name CPUs of different generations alike ("AMD EPYC"). The family and model number
     tell them apart. The ISA (AVX2 against AVX-512) sets how fast the student's elementwise kernels
     (layer norms, GELU) run beside its matrix products. The GEMM floor does not see that difference,
-    so a run's forward ÷ GEMM figure is only comparable between hosts of the same ISA.
+    so compare a run's forward ÷ GEMM figure with runs on hosts of the same ISA.
     """
     import torch
 
@@ -87,8 +87,10 @@ def gpu() -> str | None:
 def cpu_seconds() -> tuple[float, float]:
     """(stolen, total) CPU seconds of every core since boot; stolen is the time a virtual machine's
     cores were ready but the hypervisor ran another tenant (0 where the OS does not report it)."""
-    times = psutil.cpu_times()
-    return float(getattr(times, "steal", 0.0)), float(sum(times))
+    times = psutil.cpu_times()._asdict()
+    # Linux counts guest time inside user time as well: leave it out of the total.
+    total = sum(v for k, v in times.items() if k not in ("guest", "guest_nice"))
+    return float(times.get("steal", 0.0)), float(total)
 
 
 def steal_share(start: tuple[float, float], end: tuple[float, float]) -> float | None:
