@@ -801,7 +801,8 @@ def measure(
     first_profile = tile_profile(mapper, p.tiles[0])  # cold: waits for the compile
     read = read_pass(mapper, p.tiles)
     # A tile after others, as an actor maps it in the steady state (compiled, caches in use).
-    profile = tile_profile(mapper, p.tiles[1 % len(p.tiles)])
+    steady_tile = p.tiles[1 % len(p.tiles)]
+    profile = tile_profile(mapper, steady_tile)
     stored = floors.stored_tiles(set().union(*read.sources.values()))
     gemm = floors.gemm_flops_per_s()  # beside the own-code model floor it is compared with
     own_model_s = model_seconds(mapper.predictor, read.sample)
@@ -918,7 +919,7 @@ def measure(
         },
         "forward_split": split,
         "profile_first_tile": first_profile,
-        "profile_steady_tile": {"tile": p.tiles[1 % len(p.tiles)].id, "self_times": profile},
+        "profile_steady_tile": {"tile": steady_tile.id, "self_times": profile},
         "end_to_end": {
             "one_actor_s": ones["seconds"],
             "one_actor_runs": ones["runs"],
