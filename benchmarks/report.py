@@ -114,6 +114,33 @@ def host_speed_text(results: dict[str, Any]) -> str:
     )
 
 
+HOST_TAKES_MEMORY_BACK = 3.0
+"""Fresh pages slower by more than this after lying free than right after a free: the host takes
+freed memory back (notes.md, session 22)."""
+
+
+def fresh_memory_text(machine: dict[str, Any]) -> str | None:
+    """How fast the machine hands out memory, and whether probes outside the actors' allocator
+    settings would measure it instead of the code (None for runs before 2026-12-03)."""
+    rates = machine.get("fresh_memory")
+    if not rates:
+        return None
+    text = (
+        f"Memory (one thread, {rates['megabytes']} MB): rewriting pages a process holds ran at "
+        f"{rates['resident_gb_s']:.1f} GB/s, first writes to pages new to it at {rates['fresh_gb_s']:.1f} GB/s "
+        f"right after others were freed and {rates['after_idle_gb_s']:.2f} GB/s after they lay free for "
+        f"{rates['idle_s']:g} s"
+    )
+    if rates["after_idle_gb_s"] * HOST_TAKES_MEMORY_BACK < rates["fresh_gb_s"]:
+        return (
+            f"{text}. This host takes freed memory back within seconds, so a process that returns its "
+            "arrays to the kernel between blocks pays the slow rate on every block. The actors and this "
+            "run keep theirs (`GLIBC_TUNABLES`, `deepsalt.mapping.pipeline.ACTOR_MALLOC_TUNABLES`); a "
+            "probe run without that setting measures the host's memory, not the code."
+        )
+    return f"{text}: freed memory stays quick to reuse here."
+
+
 def load_text(meta: dict[str, Any]) -> str:
     """What the load average at the start says about the run."""
     if meta.get("under_load"):
@@ -137,6 +164,7 @@ def machine_section(machine: dict[str, Any], load_note: str, speed_note: str = "
             f"{machine.get('load_average_end', 'n/a')}",
             f"- {load_note}",
             *([f"- {speed_note}"] if speed_note else []),
+            *([f"- {memory_note}"] if (memory_note := fresh_memory_text(machine)) else []),
         ]
     )
 

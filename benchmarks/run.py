@@ -289,7 +289,7 @@ class RunInfo:
         self.args, self.settings = args, settings
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
         self.clock = time.monotonic()
-        self.machine = machine.describe()
+        self.machine = machine.describe() | {"fresh_memory": machine.fresh_memory().as_dict()}
         self.cpu_at_start = machine.cpu_seconds()
 
     def meta(self) -> dict[str, Any]:
