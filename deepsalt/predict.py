@@ -21,7 +21,9 @@ section): the batch size (on a CPU a batch whose activations stay in the core's 
 one sized from the device's free memory), the precision (fp32, where the members' input products
 run fused (:mod:`deepsalt.models.fused`), or bf16/fp16 autocast) and whether
 the forward pass is compiled (``torch.compile``: the elementwise layers between the matrix
-products are fused; a failed compile falls back to the plain forward with a warning). A compile
+products are fused; on a CPU in fp32 the GELUs compute erf without an exponential,
+:mod:`deepsalt.models.rational_gelu`; a failed compile falls back to the plain forward with a
+warning). A compile
 runs on its own thread from ``configure`` on, so an actor reads its first block while it
 compiles; the first ``predict`` waits for it.
 """
@@ -44,6 +46,7 @@ from deepsalt.logs import get_logger
 from deepsalt.mapping.predictor import InferenceSettings, ModelCard, Precision
 from deepsalt.models.fused import FusedEnsemble, unfusable
 from deepsalt.models.networks import StudentEnsemble
+from deepsalt.models.rational_gelu import with_rational_gelu
 from deepsalt.models.target import TargetScaler
 from deepsalt.training import builders
 from deepsalt.training.checkpoint import CheckpointMeta, content_hash, load_checkpoint, read_meta
@@ -101,7 +104,10 @@ class StudentPredictor:
             keep_fp32(module, self.precision is not Precision.FP32)
         self.forward = inference_forward(self.net, self.precision)
         if settings.compile:
-            self.forward = CompiledForward(self.forward)
+            traced = self.forward
+            if self.device.type == "cpu" and self.precision is Precision.FP32:
+                traced = inference_forward(with_rational_gelu(self.net), self.precision)
+            self.forward = CompiledForward(traced, fallback=self.forward)
             pool = ThreadPoolExecutor(1, thread_name_prefix="deepsalt-compile")
             self.warming = pool.submit(self.warm_up)
             pool.shutdown(wait=False)  # the thread ends with the warm-up
@@ -207,8 +213,11 @@ class CompiledForward:
     since a loaded predictor never changes them.
     """
 
-    def __init__(self, forward: Callable[..., Any]):
-        self.plain = forward
+    def __init__(self, forward: Callable[..., Any], fallback: Callable[..., Any] | None = None):
+        self.traced = forward
+        """What is compiled."""
+        self.plain = forward if fallback is None else fallback
+        """What runs if compiling fails: the same outputs to float rounding, faster uncompiled."""
         self.compiled: Callable[..., Any] | None = torch.compile(forward, dynamic=True)
 
     def __call__(self, *inputs: torch.Tensor) -> Any:

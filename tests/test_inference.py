@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from deepsalt.mapping.config import COMPILE_MIN_PIXELS, CompileMode, ModelConfig
 from deepsalt.mapping.predictor import InferenceSettings, Precision
+from deepsalt.models.rational_gelu import RationalGELU
 from deepsalt.predict import (
     CPU_BATCH,
     GPU_BATCH_RANGE,
@@ -35,7 +36,8 @@ by at most 5 % of its own predictive spread (``ece_std``), far inside the map's 
 BF16_SPREAD = 0.03
 """Relative change of ``ece_std`` in bf16."""
 COMPILED_TOLERANCE = 1e-4
-"""A compiled graph reorders float additions: agreement to float32 rounding, relative."""
+"""A compiled graph reorders float additions, and on a CPU its GELUs compute erf as a rational function
+(:mod:`deepsalt.models.rational_gelu`): agreement to float32 rounding, relative."""
 
 
 def pixels(predictor: StudentPredictor, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,6 +88,9 @@ def test_the_compiled_forward_pass_gives_the_plain_forward_passs_outputs(predict
     predictor.configure(InferenceSettings(batch_pixels=2048, compile=True))
     try:
         assert isinstance(predictor.forward, CompiledForward) and predictor.forward.compiled is not None
+        compiled_net = predictor.forward.traced.__self__  # the fused ensemble the compile traces
+        assert any(isinstance(m, RationalGELU) for m in compiled_net.modules())
+        assert not any(isinstance(m, RationalGELU) for m in predictor.net.modules())  # a copy was swapped
         compiled = predictor.predict(*inputs)  # 2048, 2048 and 904 rows: one graph for every size
         single = predictor.predict(*(x[:1] for x in inputs))  # one row is padded to two
         assert predictor.forward.compiled is not None  # it did not fall back
@@ -111,6 +116,7 @@ def test_a_forward_pass_that_cannot_be_compiled_runs_plain_with_a_warning(predic
         predictor.wait_for_warm_up()  # the warm-up pass already falls back
     try:
         assert predictor.forward.compiled is None
+        assert not any(isinstance(m, RationalGELU) for m in predictor.forward.plain.__self__.modules())
         assert "compiling the forward pass failed" in caplog.text and "no C++ compiler" in caplog.text
         for name, values in predictor.predict(*inputs).items():
             np.testing.assert_array_equal(values, reference[name])
