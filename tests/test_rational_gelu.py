@@ -13,7 +13,8 @@ from torch import nn
 from deepsalt.models.rational_gelu import RationalGELU, rational_erf, with_rational_gelu
 
 GELU_TOLERANCE = 1.4e-6
-"""Largest difference from the exact GELU (float64) on [-60, 60]; nn.GELU in float32 is within 4e-7."""
+"""Bound on the difference from the exact GELU (float64); measured 1.14e-6 at most on [-60, 60], where
+nn.GELU in float32 is within 3.8e-7."""
 
 
 def exact_gelu(x: np.ndarray) -> np.ndarray:

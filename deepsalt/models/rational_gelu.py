@@ -8,9 +8,11 @@ erf (the one XLA uses) needs no exponential: on [-4, 4] it is an odd polynomial 
 kernel before it as multiply-adds and one division.
 
 It is the same function to float rounding: within 1.4e-6 of the exact GELU in absolute terms, where
-``nn.GELU`` in float32 is within 4e-7 (``tests/test_inference.py``). Eager, its dozen elementwise
-operations are slower than ``nn.GELU``'s one kernel, and in 16 bits the polynomial loses its
-accuracy, so the predictor uses it only for a compiled fp32 forward on a CPU
+``nn.GELU`` in float32 is within 4e-7 (``tests/test_rational_gelu.py``; the compiled forward's
+outputs against the plain one's in ``tests/test_inference.py``). Eager, its dozen elementwise
+operations are slower than ``nn.GELU``'s one kernel, and under autocast they would run in 16 bits,
+which the coefficients are not made for, so the predictor uses it only for a compiled fp32 forward
+on a CPU
 (:meth:`deepsalt.predict.StudentPredictor.configure`). Checkpoints keep ``nn.GELU``; training never
 sees this module.
 """
