@@ -1,13 +1,17 @@
 """A training run killed mid-way and rerun continues from its last epoch, ending where an
 uninterrupted run ends.
 
-The killed run is a real subprocess (this module run as a script) that gets SIGKILL once its
-resume state shows a few finished epochs.
+The killed run is a real subprocess (this module run as a script). It stops itself (SIGSTOP) right
+after writing the resume state of epoch ``KILL_AFTER_EPOCH``, and the test then SIGKILLs it: on a
+fast machine the tiny run finishes all its epochs between two polls, so a kill timed by polling
+alone could arrive after the run had already ended.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,17 +35,32 @@ def teacher_config(output: str) -> TrainConfig:
     return tiny_config(output, f"teacher.epochs={EPOCHS}", "teacher.patience=1000")
 
 
-def _wait_for_epoch(url: str, epoch: int, proc: subprocess.Popen, deadline_s: float = 240) -> int:
-    """Poll the resume state until it records ``epoch``; returns the epoch seen."""
+def _wait_until_stopped(proc: subprocess.Popen, deadline_s: float = 240) -> None:
+    """Wait for the training subprocess to stop itself at the kill point."""
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        if proc.poll() is not None:
+        pid, status = os.waitpid(proc.pid, os.WUNTRACED | os.WNOHANG)
+        if pid and os.WIFSTOPPED(status):
+            return
+        if pid:  # it exited instead
+            proc.returncode = os.waitstatus_to_exitcode(status)
             pytest.fail(f"training subprocess ended before it could be killed:\n{proc.stderr.read()}")
-        state = load_resume(url)  # never a half-written file: it is moved into place whole
-        if state is not None and state["epoch"] >= epoch:
-            return state["epoch"]
-        time.sleep(0.1)
+        time.sleep(0.05)
     pytest.fail("the training subprocess never reached the kill point")
+
+
+def _stop_after_kill_epoch() -> None:
+    """In the subprocess: stop this process right after the kill epoch's resume state is written."""
+    from deepsalt.training import loop
+
+    write = loop.save_resume
+
+    def write_then_stop(url: str, state: dict) -> None:
+        write(url, state)
+        if state["epoch"] >= KILL_AFTER_EPOCH:
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    loop.save_resume = write_then_stop
 
 
 def test_a_resume_state_write_killed_midway_leaves_the_previous_state_readable(tmp_path, monkeypatch):
@@ -77,13 +96,14 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, caplog):
         text=True,
     )
     try:
-        seen = _wait_for_epoch(killed, KILL_AFTER_EPOCH, proc)
+        _wait_until_stopped(proc)
     finally:
         proc.kill()
         proc.wait()
-    assert seen < EPOCHS - 1, "the run finished before it was killed"
+    assert proc.returncode == -signal.SIGKILL
     assert not (Path(killed) / "meta.json").exists()
     interrupted_at = load_resume(killed)["epoch"]
+    assert interrupted_at == KILL_AFTER_EPOCH
 
     with caplog.at_level(logging.INFO, logger="deepsalt"):
         train_teacher(data, teacher_config(str(tmp_path / "killed")), sau, killed)
@@ -114,4 +134,5 @@ def test_a_resume_state_round_trips_on_s3_and_is_cleared(s3):
 
 if __name__ == "__main__":  # the process the test kills
     output, sau_url = sys.argv[1], sys.argv[2]
+    _stop_after_kill_epoch()
     train_teacher(make_data(), teacher_config(output), sau_url, f"{output}/teacher")
