@@ -36,8 +36,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch._dynamo import config as dynamo_config
-from torch._inductor import config as inductor_config
 
 from deepsalt.errors import InputDataError
 from deepsalt.io.covariates import COVARIATE_NAMES
@@ -224,6 +222,11 @@ class CompiledForward:
             return self.plain(*inputs)
         single = len(inputs[0]) == 1
         padded = tuple(torch.cat([t, t]) for t in inputs) if single else inputs
+        # Imported here, not with the module: Dynamo's import takes seconds that every actor would
+        # pay at start-up, and an actor that does not compile never needs it.
+        from torch._dynamo import config as dynamo_config
+        from torch._inductor import config as inductor_config
+
         try:
             # specialize_float: the forward's Python floats are constants; traced as symbols, they
             # made Dynamo trace the whole forward twice (torch 2.13).

@@ -137,6 +137,8 @@ def test_the_compile_runs_beside_the_caller_and_the_first_predict_waits_for_it(
         warm_up(self)
 
     monkeypatch.setattr(StudentPredictor, "warm_up", held)
+    # the order is under test, not the compile (a real one runs in the test above): skip inductor
+    monkeypatch.setattr(torch, "compile", lambda fn, **_: fn)
     inputs = pixels(predictor, 300, seed=3)
     reference = predictor.predict(*inputs)
     predictor.configure(InferenceSettings(compile=True))  # returns while the compile is held
@@ -158,6 +160,7 @@ def test_a_failed_warm_up_is_raised_by_the_first_predict(predictor: StudentPredi
         raise MemoryError("placeholder batch did not fit")
 
     monkeypatch.setattr(StudentPredictor, "warm_up", failing)
+    monkeypatch.setattr(torch, "compile", lambda fn, **_: fn)  # the error path is under test, not inductor
     predictor.configure(InferenceSettings(compile=True))
     try:
         with pytest.raises(MemoryError, match="placeholder batch"):

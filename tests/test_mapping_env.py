@@ -1,10 +1,13 @@
-"""What the mapping actors inherit from the driver's environment: settings, never secrets."""
+"""What the mapping actors inherit from the driver's environment: settings, never secrets; and what
+they import when they start."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import platform
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -121,3 +124,18 @@ def test_the_drivers_allocator_settings_win(monkeypatch):
     assert forwarded_env()["GLIBC_TUNABLES"] == ""
     monkeypatch.delenv("GLIBC_TUNABLES")
     assert forwarded_env()["GLIBC_TUNABLES"] == ACTOR_MALLOC_TUNABLES
+
+
+def test_an_actor_starts_without_the_drivers_libraries():
+    """A mapping actor imports its class's module and the predictor at every start; xarray, dask,
+    pandas and Dynamo (the driver's store and pyramid, and the compiler) cost it seconds there."""
+    driver_only = ("xarray", "dask", "pandas", "rioxarray", "matplotlib", "torch._dynamo")
+    script = (
+        "import sys, deepsalt.mapping.worker, deepsalt.predict; "
+        f"print(','.join(m for m in {driver_only!r} if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == ""
+    from deepsalt.mapping import MapConfig, run_map  # the package's names still resolve, on first use
+
+    assert callable(run_map) and MapConfig.__name__ == "MapConfig"

@@ -42,23 +42,28 @@ def direct_and(quality: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=16, deadline=None)
 @given(
     height=st.integers(5, 37),
     width=st.integers(5, 37),
     nan_share=st.sampled_from([0.0, 0.3, 0.9]),
     seed=st.integers(0, 2**16),
     layout=st.sampled_from([(8, 16), (512, 4096)]),  # several chunks per level, or one odd-sized chunk
+    in_memory=st.booleans(),  # build_pyramid loads a small map and computes it without dask
 )
 def test_each_level_is_the_statistic_over_the_full_resolution_pixels_it_covers(
-    height, width, nan_share, seed, layout
+    height, width, nan_share, seed, layout, in_memory
 ):
     chunk, shard = layout
-    ds = full_resolution(height, width, nan_share, seed).chunk({"y": chunk, "x": chunk})
+    ds = full_resolution(height, width, nan_share, seed)
+    if not in_memory:
+        ds = ds.chunk({"y": chunk, "x": chunk})
     grid = Grid(CRS.from_epsg(5070), 0.0, 0.0, 30.0, height, width)
     grids = level_grids(grid, 2)
     # one graph for all levels, as build_pyramid writes them
-    levels = dask.compute(*downsampled(ds, grids, chunk=chunk, shard=shard))
+    lazy = list(downsampled(ds, grids, chunk=chunk, shard=shard))
+    assert all((level["ece"].chunks is None) == in_memory for level in lazy)
+    levels = dask.compute(*lazy)
     assert len(levels) == len(grids) >= 2
     full = {name: ds[name].values for name in (*FLOAT_VARS, "quality")}
     for level, (coarse, level_grid) in enumerate(zip(levels, grids, strict=True), start=1):

@@ -4,6 +4,9 @@ Opening reads headers, the band table and a couple of blocks (the block stored l
 which catches truncation, and the centre block of one band, which rejects scenes without a valid
 pixel); the pixels themselves stay on disk as dask chunks until a caller computes a window, so the
 band table, CRS, transform and bounds of many scenes are cheap to get.
+
+xarray and rioxarray are imported by the readers that return their objects, not with the module:
+the mapping actors use only this module's layouts and descriptions, and import it at every start.
 """
 
 from __future__ import annotations
@@ -12,12 +15,10 @@ import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio
-import rioxarray
-import xarray as xr
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
@@ -30,6 +31,9 @@ from deepsalt.io.paths import gdal_path
 from deepsalt.io.stac import SceneRef
 from deepsalt.logs import get_logger
 from deepsalt.spectra import ENMAP_NODATA, REFLECTANCE_SCALE, BandTable, scale_reflectance
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 log = get_logger(__name__)
 
@@ -80,6 +84,8 @@ def open_enmap_quality(url: str, chunks: dict[str, int] | None = None) -> xr.Dat
 
     Masks whose layer the product lacks (always the case for a single GeoTIFF) are all False.
     """
+    import xarray as xr
+
     product = locate_product(url)
     grid = _open_lazy(product.spectral, url, chunks).isel(band=0, drop=True)
     plane_chunks = {"y": grid.chunks[0][0], "x": grid.chunks[1][0]} if grid.chunks else None
@@ -123,6 +129,9 @@ def _raster(path: str, url: str) -> Iterator[rasterio.DatasetReader]:
 
 
 def _open_lazy(path: str, url: str, chunks: dict[str, int] | None) -> xr.DataArray:
+    import rioxarray  # also registers the .rio accessor the readers use
+    import xarray as xr
+
     try:
         stored = rioxarray.open_rasterio(path, chunks=chunks or DEFAULT_CHUNKS, mask_and_scale=False)
     except RasterioError as exc:

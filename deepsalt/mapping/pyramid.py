@@ -3,7 +3,9 @@ root, which holds the full-resolution map, all listed by the root's ``multiscale
 (``conventions``). Level k's dimensions are ``y_k``/``x_k``.
 
 Level k is computed from level k - 1 with dask, chunk by chunk, so memory stays bounded for a
-continent and the full-resolution map is read once, not once per level. Floats are NaN-aware
+continent and the full-resolution map is read once, not once per level. A map of at most
+``IN_MEMORY_PIXELS`` is read whole and its levels computed with the same xarray operations on
+in-memory arrays: there, dask's thousands of per-chunk tasks cost more than the arithmetic. Floats are NaN-aware
 means of the full-resolution pixels a coarse pixel covers: each level carries the sums and counts
 of the valid pixels below it, so the result does not depend on how many of them each intermediate
 block held. Quality flags keep a bit only where all covered pixels have it (a coarse pixel is
@@ -21,6 +23,7 @@ from typing import Any
 import dask
 import fsspec
 import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor on the levels open_level returns)
 import xarray as xr
 import zarr
 
@@ -45,6 +48,9 @@ from deepsalt.mapping.store import (
 FLOAT_VARS = tuple(v.name for v in VARIABLES if v.dtype.startswith("float"))
 ALL_FLAGS = np.uint8(0xFF)
 """Every quality bit set: what AND over a block ignores."""
+IN_MEMORY_PIXELS = 1 << 22
+"""Maps up to this many pixels (2048²) build their pyramid in memory: a few hundred MB at most
+(the float layers' float64 sums and int32 counts), where a continent's would not fit."""
 QUALITY_RESAMPLING = (
     "on overview levels a flag is set only where every full-resolution pixel of the block has it "
     "(bitwise AND per flag)"
@@ -94,17 +100,17 @@ class LevelState:
         )
 
     def halved(self, chunks: tuple[int, int]) -> LevelState:
-        """The next level: 2 × 2 blocks, rechunked to ``chunks`` so the blocks stay whole as the
-        levels shrink. An odd far edge is padded with what changes nothing: no sum, no count, and
+        """The next level: 2 × 2 blocks, rechunked (when dask holds the arrays) to ``chunks`` so the
+        blocks stay whole as the levels shrink. An odd far edge is padded with what changes nothing: no sum, no count, and
         every flag set (the identity of AND)."""
         height, width = self.quality.shape
         pad = {"y": (0, height % 2), "x": (0, width % 2)}
 
         def blocks(a: xr.DataArray, identity: float | int) -> Any:
             padded = a.pad(pad, constant_values=identity) if any(p for _, p in pad.values()) else a
-            return padded.chunk(dict(zip(("y", "x"), chunks, strict=True))).coarsen(
-                y=2, x=2, boundary="exact"
-            )
+            if padded.chunks is not None:
+                padded = padded.chunk(dict(zip(("y", "x"), chunks, strict=True)))
+            return padded.coarsen(y=2, x=2, boundary="exact")
 
         return LevelState(
             {name: blocks(a, 0.0).reduce(np.sum) for name, a in self.sums.items()},
@@ -149,15 +155,20 @@ def remove_group(url: str, group: str) -> None:
 def build_pyramid(url: str, grid: Grid, chunk: int, shard: int, min_size: int) -> list[tuple[int, int]]:
     """Write every level below the full-resolution map and the root's ``multiscales`` layout.
 
-    All levels are computed in one dask graph, so each is derived once from the one above and the
-    full-resolution map is read once. Returns the shapes of the levels below full resolution.
+    All levels are computed in one dask graph (or in memory, for a small map), so each is derived
+    once from the one above and the full-resolution map is read once. Returns the shapes of the
+    levels below full resolution.
     """
     grids = level_grids(grid, min_size)
     source = xr.open_zarr(url, consolidated=False, decode_coords="all")
+    if grid.height * grid.width <= IN_MEMORY_PIXELS:
+        source = source.load()
     writes = []
     for level, ds in enumerate(downsampled(source, grids, chunk, shard), start=1):
         _, shards = layout(grids[level - 1].shape, chunk, shard)
-        ds = set_encoding(ds.chunk(dict(zip(level_dims(level), shards, strict=True))), chunk, shard)
+        if ds[FLOAT_VARS[0]].chunks is not None:
+            ds = ds.chunk(dict(zip(level_dims(level), shards, strict=True)))
+        ds = set_encoding(ds, chunk, shard)
         remove_group(url, level_asset(level))  # a rerun rebuilds the level from the updated map
         writes.append(
             ds.to_zarr(

@@ -7,6 +7,9 @@ so workers only ever write array shards. The store's attributes record the produ
 (:mod:`deepsalt.mapping.identity`); a run with another identity is refused before it writes.
 Per-tile completion records are in :mod:`deepsalt.mapping.records`, the writer's lease in
 :mod:`deepsalt.mapping.lease`.
+
+xarray, rioxarray and dask are imported by the functions that build datasets, not with the
+module: the mapping actors only write tiles (zarr alone), and import this module at every start.
 """
 
 from __future__ import annotations
@@ -19,13 +22,10 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import fsspec
 import numpy as np
-import rioxarray  # noqa: F401  (registers the .rio accessor)
-import xarray as xr
 import zarr
 from zarr.codecs import ZstdCodec
 
@@ -38,6 +38,9 @@ from deepsalt.mapping.lease import LEASE
 from deepsalt.mapping.quality import FLAG_MASKS, FLAG_MEANINGS, Quality
 from deepsalt.mapping.records import RECORDS
 from deepsalt.mapping.tiles import Tile
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 # where DeepSalt before the root-level layout kept the full-resolution map; such a store is not resumed
 OLD_FULL_RESOLUTION_GROUP = "0"
@@ -90,6 +93,8 @@ def georeference(ds: xr.Dataset, grid: Grid, level: int = 0) -> xr.Dataset:
     The coordinates carry CF ``axis`` and ``standard_name``: that is how rioxarray finds the spatial
     dimensions of a level whose dimensions are not called ``y``/``x``.
     """
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+
     y, x = level_dims(level)
     ds = ds.assign_coords({y: grid.y_coords(), x: grid.x_coords()})
     ds = ds.assign_attrs({"Conventions": "CF-1.10", **level_attrs(grid, level)})
@@ -122,6 +127,9 @@ def set_encoding(ds: xr.Dataset, chunk: int, shard: int) -> xr.Dataset:
 def skeleton(grid: Grid, chunk: int, shard: int, attrs: Mapping[str, Any]) -> xr.Dataset:
     """Lazy dataset of the full map (nothing computed) carrying coordinates, CRS, encodings and the
     root's attributes ``attrs``."""
+    import dask.array as da
+    import xarray as xr
+
     _, blocks = layout(grid.shape, chunk, shard)
     data_vars = {
         var.name: xr.Variable(
