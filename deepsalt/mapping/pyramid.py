@@ -5,12 +5,13 @@ root, which holds the full-resolution map, all listed by the root's ``multiscale
 Level k is computed from level k - 1 with dask, chunk by chunk, so memory stays bounded for a
 continent and the full-resolution map is read once, not once per level. A map of at most
 ``IN_MEMORY_PIXELS`` is read whole and its levels computed with the same xarray operations on
-in-memory arrays: there, dask's thousands of per-chunk tasks cost more than the arithmetic. Floats are NaN-aware
-means of the full-resolution pixels a coarse pixel covers: each level carries the sums and counts
-of the valid pixels below it, so the result does not depend on how many of them each intermediate
-block held. Quality flags keep a bit only where all covered pixels have it (a coarse pixel is
-"nodata" only when it has no data at all); bitwise AND is associative, so it too passes level by
-level.
+in-memory arrays: there, dask's thousands of per-chunk tasks cost more than the arithmetic.
+
+Floats are NaN-aware means of the full-resolution pixels a coarse pixel covers: each level
+carries the sums and counts of the valid pixels below it, so the result does not depend on how
+many of them each intermediate block held. Quality flags keep a bit only where all covered pixels
+have it (a coarse pixel is "nodata" only when it has no data at all); bitwise AND is associative,
+so it too passes level by level.
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ class LevelState:
 
     def halved(self, chunks: tuple[int, int]) -> LevelState:
         """The next level: 2 × 2 blocks, rechunked (when dask holds the arrays) to ``chunks`` so the
-        blocks stay whole as the levels shrink. An odd far edge is padded with what changes nothing: no sum, no count, and
-        every flag set (the identity of AND)."""
+        blocks stay whole as the levels shrink. An odd far edge is padded with what changes
+        nothing: no sum, no count, and every flag set (the identity of AND)."""
         height, width = self.quality.shape
         pad = {"y": (0, height % 2), "x": (0, width % 2)}
 
@@ -160,13 +161,14 @@ def build_pyramid(url: str, grid: Grid, chunk: int, shard: int, min_size: int) -
     levels below full resolution.
     """
     grids = level_grids(grid, min_size)
+    in_memory = grid.height * grid.width <= IN_MEMORY_PIXELS
     source = xr.open_zarr(url, consolidated=False, decode_coords="all")
-    if grid.height * grid.width <= IN_MEMORY_PIXELS:
+    if in_memory:
         source = source.load()
     writes = []
     for level, ds in enumerate(downsampled(source, grids, chunk, shard), start=1):
         _, shards = layout(grids[level - 1].shape, chunk, shard)
-        if ds[FLOAT_VARS[0]].chunks is not None:
+        if not in_memory:
             ds = ds.chunk(dict(zip(level_dims(level), shards, strict=True)))
         ds = set_encoding(ds, chunk, shard)
         remove_group(url, level_asset(level))  # a rerun rebuilds the level from the updated map
