@@ -5,7 +5,12 @@
   their environment, as a node gets its credentials: DeepSalt never passes them through Ray.
 - ``s3``: a moto S3 server in its own process, with a bucket, reachable through s3fs and GDAL.
 - ``stac_api_factory``: starts rustac's in-memory STAC API loaded with given items.
-- ``demo_world``: the small demo region and a student trained on it for a few epochs.
+- ``demo_region``: the small demo region (``SynthConfig(size="small")``: region "demo", seed 0).
+- ``quick_student``: the student ``deepsalt demo --quick`` trains on ``demo_region``.
+- ``demo_world``: ``demo_region`` and a student trained on it for a few epochs.
+
+The three are built once per session and only read by the tests (a test that needs to change a
+region's files works on a copy).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from deepsalt.synth.manifest import RegionManifest
 from tests.support.demo_world import DemoWorld, build_demo_world
 from tests.support.services import moto_s3_server, ray_temp_dir, stac_api_server
 
@@ -130,6 +136,25 @@ def stac_api_factory(tmp_path: Path) -> Iterator[StacFactory]:
 
 
 @pytest.fixture(scope="session")
-def demo_world(tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
-    """The small demo region and a quickly trained student, shared by the session."""
-    return build_demo_world(tmp_path_factory.mktemp("demo-world"))
+def demo_region(tmp_path_factory: pytest.TempPathFactory) -> RegionManifest:
+    """The small demo region as ``deepsalt demo --quick`` generates it, shared by the session."""
+    from deepsalt.synth import SynthConfig, generate_region
+
+    return generate_region(SynthConfig(size="small"), str(tmp_path_factory.mktemp("demo-region")))
+
+
+@pytest.fixture(scope="session")
+def quick_student(demo_region: RegionManifest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """URL of the student ``deepsalt demo --quick`` trains (quick preset) on ``demo_region``."""
+    from deepsalt.demo import QUICK
+    from deepsalt.training.config import TrainConfig
+    from deepsalt.training.pipeline import run_training
+
+    output = str(tmp_path_factory.mktemp("quick-student") / "runs")
+    return run_training(TrainConfig(regions=[demo_region.url], output=output, **QUICK["train"]))["student"]
+
+
+@pytest.fixture(scope="session")
+def demo_world(demo_region: RegionManifest, tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
+    """The small demo region and a student trained on it for a few epochs, shared by the session."""
+    return build_demo_world(tmp_path_factory.mktemp("demo-world"), demo_region)

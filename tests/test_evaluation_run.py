@@ -56,15 +56,15 @@ def test_missing_map_scores_are_named_before_any_work(tmp_path: Path):
 
 
 @pytest.fixture(scope="module")
-def regions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def regions(demo_region, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The small "demo" region (the session's, see ``tests/conftest.py``) and "demo_unseen"."""
     from deepsalt.synth.config import SynthConfig
     from deepsalt.synth.generate import generate_region
 
-    root = str(tmp_path_factory.mktemp("regions"))
-    return {
-        name: generate_region(SynthConfig(region=name, size="small"), root).url
-        for name in ("demo", "demo_unseen")
-    }
+    unseen = generate_region(
+        SynthConfig(region="demo_unseen", size="small"), str(tmp_path_factory.mktemp("regions"))
+    )
+    return {"demo": demo_region.url, "demo_unseen": unseen.url}
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ from deepsalt.io.formats import SceneFormat
 from deepsalt.mapping import MapConfig, run_map
 from deepsalt.mapping.quality import NO_PREDICTION, Quality
 from deepsalt.synth.cog import write_cog
+from deepsalt.synth.manifest import RegionManifest
 from tests.conftest import FIXTURES
 from tests.support.sensor_files import potsdam_ground, write_emit, write_envi, write_prisma
 from tests.support.services import stac_api_server
@@ -70,17 +71,10 @@ class Student:
 
 
 @pytest.fixture(scope="module")
-def student(tmp_path_factory: pytest.TempPathFactory) -> Student:
-    """The student ``deepsalt demo --quick`` trains: small generated world, quick preset."""
-    from deepsalt.demo import QUICK
-    from deepsalt.synth import SynthConfig, generate_region
-    from deepsalt.training.config import TrainConfig
-    from deepsalt.training.pipeline import run_training
-
-    root = tmp_path_factory.mktemp("student")
-    manifest = generate_region(SynthConfig(**QUICK["synth"]), str(root / "regions"))
-    config = TrainConfig(regions=[manifest.url], output=str(root / "runs"), **QUICK["train"])
-    return Student(run_training(config)["student"], manifest.url)
+def student(quick_student: str, demo_region: RegionManifest) -> Student:
+    """The student ``deepsalt demo --quick`` trains: small generated world, quick preset (the
+    session's, see ``tests/conftest.py``)."""
+    return Student(quick_student, demo_region.url)
 
 
 def tile_item(path: Path) -> dict[str, Any]:

@@ -22,11 +22,7 @@ from sklearn.metrics import mean_absolute_error, r2_score
 
 from deepsalt.mapping import MapConfig, run_map
 from deepsalt.mapping.quality import Quality
-from deepsalt.synth.config import SynthConfig
-from deepsalt.synth.generate import generate_region
 from deepsalt.synth.manifest import RegionManifest
-from deepsalt.training.config import TrainConfig
-from deepsalt.training.pipeline import run_training
 from tests.support.services import stac_api_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
@@ -36,18 +32,18 @@ SAMPLE_EXCLUSION_PX = 2
 
 
 @pytest.fixture(scope="module")
-def region(tmp_path_factory: pytest.TempPathFactory) -> RegionManifest:
-    return generate_region(SynthConfig(region="demo", size="small"), str(tmp_path_factory.mktemp("synth")))
+def region(demo_region: RegionManifest) -> RegionManifest:
+    """The small demo region (the session's, see ``tests/conftest.py``)."""
+    return demo_region
 
 
 @pytest.fixture(scope="module")
 def mapped(
-    region: RegionManifest, tmp_path_factory: pytest.TempPathFactory, ray_cluster: dict
+    region: RegionManifest, quick_student: str, tmp_path_factory: pytest.TempPathFactory, ray_cluster: dict
 ) -> Iterator[dict[str, Any]]:
+    """The map of ``region`` by the student the quick preset trains on it (the session's)."""
     root = tmp_path_factory.mktemp("e2e")
-    student = run_training(TrainConfig(regions=[region.url], output=str(root / "run"), preset="quick"))[
-        "student"
-    ]
+    student = quick_student
     collection = json.loads(Path(region.href(region.files.stac_collection)).read_text())
     items = [json.loads(line) for line in Path(region.href(region.files.stac_items)).read_text().splitlines()]
     a, _, c, _, e, f = region.transform

@@ -21,8 +21,6 @@ import yaml
 from typer.testing import CliRunner
 
 from deepsalt.cli import app
-from deepsalt.synth import generate_region
-from deepsalt.synth.config import SynthConfig
 from deepsalt.training.data import PairingStatus
 from tests.support.services import stac_api_server
 
@@ -58,9 +56,10 @@ def _commands() -> list[list[str]]:
 
 
 @pytest.fixture(scope="module")
-def own_files(tmp_path_factory) -> tuple[Path, dict]:
-    """The user's folder: ``mydata/`` as the tutorial names it, from a small generated world."""
-    region = generate_region(SynthConfig(region="demo", size="small"), str(tmp_path_factory.mktemp("w")))
+def own_files(demo_region, tmp_path_factory) -> tuple[Path, dict]:
+    """The user's folder: ``mydata/`` as the tutorial names it, copied from the small demo region
+    (the session's, see ``tests/conftest.py``; the tutorial's commands read the region's scenes)."""
+    region = demo_region
     root = tmp_path_factory.mktemp("user")
     data = root / "mydata"
     (data / "lab").mkdir(parents=True)

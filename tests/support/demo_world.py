@@ -48,12 +48,11 @@ class DemoWorld:
         }
 
 
-def build_demo_world(root: Path) -> DemoWorld:
-    from deepsalt.synth import SynthConfig, generate_region
+def build_demo_world(root: Path, region: RegionManifest) -> DemoWorld:
+    """A student trained for a few epochs on ``region`` (the small demo region), under ``root``."""
     from deepsalt.training.config import TrainConfig
     from deepsalt.training.pipeline import run_training
 
-    region = generate_region(SynthConfig(size="small"), str(root / "regions"))
     config = TrainConfig(
         regions=[region.url],
         output=str(root / "runs"),
