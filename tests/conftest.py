@@ -8,9 +8,11 @@
 - ``demo_region``: the small demo region (``SynthConfig(size="small")``: region "demo", seed 0).
 - ``quick_student``: the student ``deepsalt demo --quick`` trains on ``demo_region``.
 - ``demo_world``: ``demo_region`` and a student trained on it for a few epochs.
+- ``mapping_world``: the mapping tests' small world (``tests/support/mapping_world.py``) and a STAC
+  API serving it; ``mapping_world_map``: a clean map of it.
 
-The three are built once per session and only read by the tests (a test that needs to change a
-region's files works on a copy).
+These are built once per session and only read by the tests (a test that needs to change a
+region's files works on a copy; a test that maps writes its own store).
 """
 
 from __future__ import annotations
@@ -158,3 +160,28 @@ def quick_student(demo_region: RegionManifest, tmp_path_factory: pytest.TempPath
 def demo_world(demo_region: RegionManifest, tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
     """The small demo region and a student trained on it for a few epochs, shared by the session."""
     return build_demo_world(tmp_path_factory.mktemp("demo-world"), demo_region)
+
+
+@pytest.fixture(scope="session")
+def mapping_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
+    """The mapping tests' world (no predictor delay) and the URL of a STAC API serving its items."""
+    from tests.support.mapping_world import build_world
+
+    root = tmp_path_factory.mktemp("mapping-world")
+    world = build_world(root)
+    with stac_api_server(root / "stac", world.collection, world.items) as api:
+        yield world, api
+
+
+@pytest.fixture(scope="session")
+def mapping_world_map(mapping_world: tuple[Any, str], ray_cluster: dict[str, Any]) -> dict[str, Any]:
+    """A clean map of ``mapping_world`` with its quicklooks, in ``<world root>/map.zarr``.
+
+    Tests read it; the only run into its store is a rerun that has nothing left to do.
+    """
+    from deepsalt.mapping import run_map
+    from tests.support.mapping_world import map_config
+
+    w, api = mapping_world
+    config = map_config(w, api, str(w.root / "map.zarr"), output={"quicklook_dir": str(w.root / "ql")})
+    return {"config": config, "summary": run_map(config), "world": w}

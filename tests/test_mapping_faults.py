@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from deepsalt.mapping.lease import LEASE, StoreBusyError
 from deepsalt.mapping.records import TileResult, TileStatus, read_records
 from deepsalt.mapping.run import plan
 from deepsalt.mapping.store import StoreMismatchError
-from tests.support.mapping_world import COLLECTION, LinearPredictor, World, build_world, map_config
+from tests.support.mapping_world import COLLECTION, LinearPredictor, World, map_config
 from tests.support.services import BIN, stac_api_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
@@ -48,26 +48,28 @@ WAIT_S = 300.0  # upper bound on waiting for a run to reach its first tile (not 
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]]:
-    root = tmp_path_factory.mktemp("faults")
-    world = build_world(root, delay=0.4)
-    with stac_api_server(root / "stac", world.collection, world.items) as api:
-        yield world, api
+def world(mapping_world: tuple[World, str]) -> tuple[World, str]:
+    """The session's mapping world and STAC API (``tests/conftest.py``), its student replaced by
+    one that sleeps per call (same content hash: the delay changes no pixel)."""
+    w, api = mapping_world
+    slow = w.root / "slow-student"
+    LinearPredictor.save(slow, delay=0.4)
+    return replace(w, student=slow), api
 
 
 @pytest.fixture(scope="module")
-def quick_student(world: tuple[World, str]) -> dict[str, str]:
+def quick_student(mapping_world: tuple[World, str]) -> dict[str, str]:
     """The world's student without the per-call sleep, as a model section (same content hash)."""
-    folder = world[0].root / "quick-student"
-    LinearPredictor.save(folder)
-    return {"student_url": str(folder)}
+    return {"student_url": str(mapping_world[0].student)}
 
 
 @pytest.fixture(scope="module")
-def reference(world: tuple[World, str], quick_student: dict[str, str], ray_cluster: dict) -> dict[str, str]:
-    w, api = world
-    summary = run_map(map_config(w, api, str(w.root / "reference.zarr"), model=quick_student))
-    assert summary.ok
+def reference(mapping_world_map: dict[str, Any], quick_student: dict[str, str]) -> dict[str, str]:
+    """Checksums of a clean run of the world by ``quick_student`` into a fresh store (the session's
+    map of the mapping world; its quicklooks are written outside the store)."""
+    summary, config = mapping_world_map["summary"], mapping_world_map["config"]
+    assert config.model.student_url == quick_student["student_url"] and config.ray.address is None
+    assert summary.ok and summary.tiles_skipped == 0
     return checksums(summary.store_url)
 
 

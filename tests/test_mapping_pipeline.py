@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +35,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]]:
-    root = tmp_path_factory.mktemp("mapping-world")
-    world = build_world(root)
-    with stac_api_server(root / "stac", world.collection, world.items) as api:
-        yield world, api
+def world(mapping_world: tuple[World, str]) -> tuple[World, str]:
+    """The mapping world and its STAC API (the session's, see ``tests/conftest.py``)."""
+    return mapping_world
 
 
 @pytest.fixture(scope="module")
-def mapped(world: tuple[World, str], ray_cluster: dict) -> dict[str, Any]:
-    w, api = world
-    config = map_config(w, api, str(w.root / "map.zarr"), output={"quicklook_dir": str(w.root / "ql")})
-    summary = run_map(config)
-    return {"config": config, "summary": summary, "world": w}
+def mapped(mapping_world_map: dict[str, Any]) -> dict[str, Any]:
+    """A clean map of the world with quicklooks: config, summary, world (the session's; also the
+    reference map of ``test_mapping_faults``)."""
+    return mapping_world_map
 
 
 def oracle(ds: xr.Dataset, covariate_east_lon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
