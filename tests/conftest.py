@@ -7,7 +7,7 @@
 - ``stac_api_factory``: starts rustac's in-memory STAC API loaded with given items.
 - ``demo_region``: the small demo region (``SynthConfig(size="small")``: region "demo", seed 0).
 - ``quick_student``: the student ``deepsalt demo --quick`` trains on ``demo_region``.
-- ``demo_world``: ``demo_region`` and a student trained on it for a few epochs.
+- ``demo_world``: ``demo_region`` and the chain (``quick_student`` and its teacher and SAU).
 - ``mapping_world``: the mapping tests' small world (``tests/support/mapping_world.py``) and a STAC
   API serving it; ``mapping_world_map``: a clean map of it.
 
@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from deepsalt.synth.manifest import RegionManifest
-from tests.support.demo_world import DemoWorld, build_demo_world
+from tests.support.demo_world import DemoWorld
 from tests.support.services import moto_s3_server, ray_temp_dir, stac_api_server
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -146,20 +146,29 @@ def demo_region(tmp_path_factory: pytest.TempPathFactory) -> RegionManifest:
 
 
 @pytest.fixture(scope="session")
-def quick_student(demo_region: RegionManifest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """URL of the student ``deepsalt demo --quick`` trains (quick preset) on ``demo_region``."""
+def quick_checkpoints(
+    demo_region: RegionManifest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """Stage -> checkpoint URL of the chain ``deepsalt demo --quick`` trains (quick preset) on
+    ``demo_region``."""
     from deepsalt.demo import QUICK
     from deepsalt.training.config import TrainConfig
     from deepsalt.training.pipeline import run_training
 
     output = str(tmp_path_factory.mktemp("quick-student") / "runs")
-    return run_training(TrainConfig(regions=[demo_region.url], output=output, **QUICK["train"]))["student"]
+    return run_training(TrainConfig(regions=[demo_region.url], output=output, **QUICK["train"]))
 
 
 @pytest.fixture(scope="session")
-def demo_world(demo_region: RegionManifest, tmp_path_factory: pytest.TempPathFactory) -> DemoWorld:
-    """The small demo region and a student trained on it for a few epochs, shared by the session."""
-    return build_demo_world(tmp_path_factory.mktemp("demo-world"), demo_region)
+def quick_student(quick_checkpoints: dict[str, str]) -> str:
+    """URL of the student ``deepsalt demo --quick`` trains on ``demo_region``."""
+    return quick_checkpoints["student"]
+
+
+@pytest.fixture(scope="session")
+def demo_world(demo_region: RegionManifest, quick_checkpoints: dict[str, str]) -> DemoWorld:
+    """The small demo region and the chain ``deepsalt demo --quick`` trains on it."""
+    return DemoWorld(Path(demo_region.url).parent, demo_region, quick_checkpoints)
 
 
 @pytest.fixture(scope="session")

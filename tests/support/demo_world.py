@@ -1,8 +1,8 @@
 """The small demo world as ``deepsalt demo --quick`` makes it, built once per test session.
 
-The small demo region (real EnMAP L2A layout, lab table, covariate COGs, STAC catalogue) and a
-student trained on it for a few epochs: the tests that use it are about the way through the
-system (errors, the cluster, secrets), not about the model's skill.
+The small demo region (real EnMAP L2A layout, lab table, covariate COGs, STAC catalogue) and the
+chain the quick preset trains on it (``demo_world`` in ``tests/conftest.py``): the tests that use
+it are about the way through the system (errors, the cluster, secrets), not about the model's skill.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from deepsalt.synth.manifest import RegionManifest
-
-FEW_EPOCHS = {"epochs": 4, "patience": 2}
 
 
 @dataclass(frozen=True)
@@ -46,20 +44,3 @@ class DemoWorld:
             "output": {"url": store_url, "pyramid_min_size": 64},
             "ray": {"num_actors": 1, "num_cpus": 0.5, "retries": 0},
         }
-
-
-def build_demo_world(root: Path, region: RegionManifest) -> DemoWorld:
-    """A student trained for a few epochs on ``region`` (the small demo region), under ``root``."""
-    from deepsalt.training.config import TrainConfig
-    from deepsalt.training.pipeline import run_training
-
-    config = TrainConfig(
-        regions=[region.url],
-        output=str(root / "runs"),
-        preset="quick",
-        data={"pool_size": 500},
-        sau=FEW_EPOCHS,
-        teacher=FEW_EPOCHS,
-        student=FEW_EPOCHS,
-    )
-    return DemoWorld(root, region, run_training(config))
