@@ -107,22 +107,42 @@ def _source_window(source: SourceGrid, target: TileGrid) -> tuple[slice, slice]:
     return slice(row0, max(row1, row0)), slice(col0, max(col1, col0))
 
 
+@dataclass(frozen=True)
+class CoveredWindow:
+    """Where a whole tile's pixels come from on one source grid: the source window under the tile
+    and, for each tile pixel the source covers, its flat offset in that window."""
+
+    positions: np.ndarray
+    """Flat tile positions the source covers."""
+    rows: slice
+    cols: slice
+    offsets: np.ndarray
+    """Flat offset in the (rows, cols) window of the source pixel under each of ``positions``."""
+
+
 @dataclass
 class IndexMap:
-    """A tile's index map onto one source grid, with the source rows and columns of the whole tile
-    worked out once for the single-band layers that are read whole."""
+    """A tile's index map onto one source grid, with the source window of the whole tile worked
+    out once for the single-band layers that are read whole."""
 
     numbers: np.ndarray
     width: int
     """Width of the source grid (numbers are row × width + col)."""
 
     @cached_property
-    def covered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(flat tile positions the source covers, their source rows, their source columns)."""
+    def covered(self) -> CoveredWindow:
+        """The source window under the tile, shared by every layer on this grid (a scene's quality
+        layers): each layer is then one flat ``take`` from its window, about a seventh of the time
+        of indexing the window with rows and columns."""
         flat = self.numbers.reshape(-1)
         positions = np.flatnonzero(flat != OUTSIDE)
+        if not positions.size:
+            return CoveredWindow(positions, slice(0, 0), slice(0, 0), positions)
         rows, cols = np.divmod(flat[positions], self.width)
-        return positions, rows, cols
+        r0, c0 = int(rows.min()), int(cols.min())
+        c1 = int(cols.max()) + 1
+        offsets = (rows - r0) * (c1 - c0) + (cols - c0)
+        return CoveredWindow(positions, slice(r0, int(rows.max()) + 1), slice(c0, c1), offsets)
 
 
 class IndexMaps:
@@ -226,14 +246,11 @@ class TileRaster:
 
         Read as one window of the source (one byte per pixel), not pixel by pixel."""
         placed = self._open()
-        positions, rows, cols = placed.mapping.covered
+        covered = placed.mapping.covered
         out = np.full(self._maps.target.shape, self.nodata, dtype=placed.reader.dtype)
-        if positions.size:
-            r0, c0 = int(rows.min()), int(cols.min())
-            window = placed.reader.plane_window(
-                slice(r0, int(rows.max()) + 1), slice(c0, int(cols.max()) + 1)
-            )
-            out.reshape(-1)[positions] = window[rows - r0, cols - c0]
+        if covered.positions.size:
+            window = placed.reader.plane_window(covered.rows, covered.cols)
+            out.reshape(-1)[covered.positions] = np.take(window.reshape(-1), covered.offsets)
         return self._own_nodata(out, placed.source_nodata)
 
     def _own_nodata(self, values: np.ndarray, source_nodata: float | None) -> np.ndarray:
