@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -548,10 +549,24 @@ def test_actor_memory_finds_processes_by_their_title():
     assert memory.peaks[child.pid] > 64 * 1024**2
 
 
+def titled(marker: str) -> subprocess.Popen:
+    """A sleeping child whose command line holds ``marker``, returned once it does: between the
+    fork and the exec the child still shows the test's own command line, and on a busy machine a
+    scan right after ``Popen`` met it there."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
+    process = psutil.Process(child.pid)
+    for _ in range(1000):
+        if marker in process.cmdline():
+            return child
+        time.sleep(0.01)
+    child.kill()
+    raise AssertionError(f"the child never showed {marker!r} in its command line")
+
+
 def test_actor_memory_samples_known_actors_between_the_scans_for_new_ones():
     marker = "deepsalt-bench-memory-rescan"
     probe = ActorMemory(marker)
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
+    child = titled(marker)
     try:
         probe.sample(rescan=False)
         assert probe.peaks == {}  # not looked for yet
@@ -567,7 +582,7 @@ def test_actor_memory_samples_known_actors_between_the_scans_for_new_ones():
 
 def test_actor_memory_leaves_out_processes_that_were_running_before():
     marker = "deepsalt-bench-memory-earlier"
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
+    child = titled(marker)
     try:
         probe = ActorMemory(marker)
         probe.sample()
