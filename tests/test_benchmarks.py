@@ -560,7 +560,8 @@ def titled(marker: str) -> subprocess.Popen:
             return child
         time.sleep(0.01)
     child.kill()
-    raise AssertionError(f"the child never showed {marker!r} in its command line")
+    child.wait()
+    pytest.fail(f"the child never showed {marker!r} in its command line")
 
 
 def test_actor_memory_samples_known_actors_between_the_scans_for_new_ones():

@@ -100,8 +100,8 @@ def gather_by_block(
     for start, stop in zip(starts, [*starts[1:], len(order)], strict=True):
         take = order[start:stop]
         y, x = int(by[take[0]]), int(bx[take[0]])
-        # One flat index per pixel: numpy's take along the pixel axis gathers in about half the
-        # time of indexing the (rows, cols, bands) block with rows and columns.
+        # One flat index per pixel: numpy's take along the pixel axis gathers faster than indexing
+        # the (rows, cols, bands) block with rows and columns (benchmarks/notes.md, session 24).
         in_block = (rows[take] - y * bh) * bw + (cols[take] - x * bw)
         out[take] = np.take(block(y, x).reshape(bh * bw, n_bands), in_block, axis=0)
     return out

@@ -132,8 +132,8 @@ class IndexMap:
     @cached_property
     def covered(self) -> CoveredWindow:
         """The source window under the tile, shared by every layer on this grid (a scene's quality
-        layers): each layer is then one flat ``take`` from its window, about a seventh of the time
-        of indexing the window with rows and columns."""
+        layers): each layer is then one flat ``take`` from its window, several times faster than
+        indexing the window with rows and columns (``benchmarks/notes.md``, session 24)."""
         flat = self.numbers.reshape(-1)
         positions = np.flatnonzero(flat != OUTSIDE)
         if not positions.size:
