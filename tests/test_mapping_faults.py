@@ -58,17 +58,17 @@ def world(mapping_world: tuple[World, str]) -> tuple[World, str]:
 
 
 @pytest.fixture(scope="module")
-def quick_student(mapping_world: tuple[World, str]) -> dict[str, str]:
+def undelayed_model(mapping_world: tuple[World, str]) -> dict[str, str]:
     """The world's student without the per-call sleep, as a model section (same content hash)."""
     return {"student_url": str(mapping_world[0].student)}
 
 
 @pytest.fixture(scope="module")
-def reference(mapping_world_map: dict[str, Any], quick_student: dict[str, str]) -> dict[str, str]:
-    """Checksums of a clean run of the world by ``quick_student`` into a fresh store (the session's
+def reference(mapping_world_map: dict[str, Any], undelayed_model: dict[str, str]) -> dict[str, str]:
+    """Checksums of a clean run of the world by ``undelayed_model`` into a fresh store (the session's
     map of the mapping world; its quicklooks are written outside the store)."""
     summary, config = mapping_world_map["summary"], mapping_world_map["config"]
-    assert config.model.student_url == quick_student["student_url"] and config.ray.address is None
+    assert config.model.student_url == undelayed_model["student_url"] and config.ray.address is None
     assert summary.ok and summary.tiles_skipped == 0
     return checksums(summary.store_url)
 
@@ -278,17 +278,17 @@ def test_a_replaced_model_is_refused_and_restart_gives_the_new_models_map(
 
 
 def test_a_new_scene_is_mapped_into_exactly_the_tiles_it_touches(
-    world: tuple[World, str], reference: dict[str, str], quick_student: dict[str, str], tmp_path: Path
+    world: tuple[World, str], reference: dict[str, str], undelayed_model: dict[str, str], tmp_path: Path
 ):
     w, api = world
     only_a = [item for item in w.items if item["id"] == "SCENE_A"]
     url = str(tmp_path / "new-scene.zarr")
     with stac_api_server(tmp_path / "stac-a", COLLECTION, only_a) as api_a:
-        before = run_map(map_config(w, api_a, url, model=quick_student))
+        before = run_map(map_config(w, api_a, url, model=undelayed_model))
     records = read_records(url)
     assert before.ok and any(r.status is TileStatus.NO_IMAGERY for r in records.values())
 
-    config = map_config(w, api, url, model=quick_student)  # the catalogue now has scene B too
+    config = map_config(w, api, url, model=undelayed_model)  # the catalogue now has scene B too
     touched = {tile.id for tile in plan(config)[0].tiles if "SCENE_B" in tile.scenes}
     after = run_map(config)
 
