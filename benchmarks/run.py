@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks import workspace as ws
 
     run = RunInfo(args, settings)
+    ws.fresh_package_dir(args.workdir)
     ws.start_ray(num_cpus=os.cpu_count() or 2, temp_dir=args.workdir / "ray")
     results = kept_families(args.out / "results.json", families)
     if "mapping" in families:

@@ -20,10 +20,10 @@ How the forward pass runs is set by :meth:`StudentPredictor.configure` (the map'
 section): the batch size (on a CPU a batch whose activations stay in the core's caches; on a GPU
 one sized from the device's free memory), the precision (fp32, where the members' input products
 run fused (:mod:`deepsalt.models.fused`), or bf16/fp16 autocast) and whether
-the forward pass is compiled (``torch.compile``: the elementwise layers between the matrix
-products are fused; on a CPU in fp32 the GELUs compute erf without an exponential,
-:mod:`deepsalt.models.rational_gelu`; a failed compile falls back to the plain forward with a
-warning). A compile runs on its own thread from ``configure`` on, so an actor reads its first
+the forward pass is compiled (the elementwise layers between the matrix products are fused; on a
+CPU in fp32 the GELUs compute erf without an exponential, :mod:`deepsalt.models.rational_gelu`, and
+the compiled forward is a package kept on disk between processes, :mod:`deepsalt.compiled`; a
+failed compile falls back to the plain forward with a warning). A compile runs on its own thread from ``configure`` on, so an actor reads its first
 block while it compiles; the first ``predict`` waits for it.
 """
 
@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepsalt.compiled import PackagedForward
 from deepsalt.errors import InputDataError
 from deepsalt.io.covariates import COVARIATE_NAMES
 from deepsalt.logs import get_logger
@@ -102,9 +103,10 @@ class StudentPredictor:
         self.forward = inference_forward(self.net, self.precision)
         if settings.compile:
             traced = self.forward
-            if self.device.type == "cpu" and self.precision is Precision.FP32:
+            ahead_of_time = self.device.type == "cpu" and self.precision is Precision.FP32
+            if ahead_of_time:
                 traced = inference_forward(with_rational_gelu(self.net), self.precision)
-            self.forward = CompiledForward(traced, fallback=self.forward)
+            self.forward = CompiledForward(traced, fallback=self.forward, ahead_of_time=ahead_of_time)
             pool = ThreadPoolExecutor(1, thread_name_prefix="deepsalt-compile")
             self.warming = pool.submit(self.warm_up)
             pool.shutdown(wait=False)  # the thread ends with the warm-up
@@ -200,38 +202,40 @@ class StudentPredictor:
 
 
 class CompiledForward:
-    """``torch.compile`` of a forward pass, falling back to the plain one if compiling fails.
+    """A compiled forward pass, falling back to the plain one if compiling fails.
 
-    Compiling needs a C++ compiler on the node (inductor's CPU kernels) and costs tens of seconds
-    once per process; the map decides when that pays (``model.compile``). Batch sizes vary from
-    block to block, so the graph is compiled for symbolic sizes; a single-row batch, which torch
-    would compile again, is padded to two rows. The weights are compiled as constants (inductor's
-    ``freezing``: folded where they meet other constants and packed for the CPU's matrix library),
-    since a loaded predictor never changes them.
+    Compiling needs a C++ compiler on the node (inductor's CPU kernels). On a CPU in fp32 the
+    forward is compiled ahead of time into a package kept on disk (:mod:`deepsalt.compiled`):
+    tens of seconds the first time on a machine, a load and an export of a few seconds in every
+    process after. Elsewhere (a GPU, autocast) it is ``torch.compile``d in each process, tens of
+    seconds every time; the map decides when that pays (``model.compile``). Batch sizes vary
+    from block to block, so the graph is compiled for symbolic sizes; a single-row batch, which
+    torch would specialise, is padded to two rows. The weights are compiled as constants
+    (inductor's ``freezing``: folded where they meet other constants and packed for the CPU's
+    matrix library), since a loaded predictor never changes them.
     """
 
-    def __init__(self, forward: Callable[..., Any], fallback: Callable[..., Any] | None = None):
+    def __init__(
+        self,
+        forward: Callable[..., Any],
+        fallback: Callable[..., Any] | None = None,
+        ahead_of_time: bool = False,
+    ):
         self.traced = forward
         """What is compiled."""
         self.plain = forward if fallback is None else fallback
         """What runs if compiling fails: the same outputs to float rounding, faster uncompiled."""
-        self.compiled: Callable[..., Any] | None = torch.compile(forward, dynamic=True)
+        self.compiled: Callable[..., Any] | None = (
+            PackagedForward(forward) if ahead_of_time else _jit_compiled(forward)
+        )
 
     def __call__(self, *inputs: torch.Tensor) -> Any:
         if self.compiled is None:
             return self.plain(*inputs)
         single = len(inputs[0]) == 1
         padded = tuple(torch.cat([t, t]) for t in inputs) if single else inputs
-        # Imported here, not with the module: Dynamo's import takes seconds that every actor would
-        # pay at start-up, and an actor that does not compile never needs it.
-        from torch._dynamo import config as dynamo_config
-        from torch._inductor import config as inductor_config
-
         try:
-            # specialize_float: the forward's Python floats are constants; traced as symbols, they
-            # made Dynamo trace the whole forward twice (torch 2.13).
-            with inductor_config.patch(freezing=True), dynamo_config.patch(specialize_float=True):
-                out, domain = self.compiled(*padded)
+            out, domain = self.compiled(*padded)
         except Exception as exc:  # any compiler failure: run uncompiled instead
             log.warning("compiling the forward pass failed (%s); running it uncompiled", str(exc)[:500])
             self.compiled = None
@@ -240,6 +244,24 @@ class CompiledForward:
             out = type(out)(out.mean[:1], out.std[:1], [f[:1] for f in out.features])
             domain = domain[:1]
         return out, domain
+
+
+def _jit_compiled(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.compile`` of ``forward`` for symbolic batch sizes, with the weights frozen."""
+    compiled = torch.compile(forward, dynamic=True)
+
+    def call(*inputs: torch.Tensor) -> Any:
+        # Imported here, not with the module: Dynamo's import takes seconds that every actor would
+        # pay at start-up, and an actor that does not compile never needs it.
+        from torch._dynamo import config as dynamo_config
+        from torch._inductor import config as inductor_config
+
+        # specialize_float: the forward's Python floats are constants; traced as symbols, they
+        # made Dynamo trace the whole forward twice (torch 2.13).
+        with inductor_config.patch(freezing=True), dynamo_config.patch(specialize_float=True):
+            return compiled(*inputs)
+
+    return call
 
 
 def inference_forward(net: StudentEnsemble, precision: Precision) -> Callable[..., Any]:

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from deepsalt.compiled import PACKAGE_DIR_ENV
 from deepsalt.synth.manifest import RegionManifest
 from tests.support.demo_world import DemoWorld
 from tests.support.services import moto_s3_server, ray_temp_dir, stac_api_server
@@ -43,6 +44,17 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 FAKE_GPUS = 2
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Compiled forward passes (:mod:`deepsalt.compiled`) go to a directory of the session's own:
+    every run compiles once for real, and nothing is left in the user's cache. Set before any
+    Ray cluster starts, so the actors see it too."""
+    folder = tmp_path_factory.mktemp("compiled")
+    os.environ[PACKAGE_DIR_ENV] = str(folder)
+    return folder
+
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

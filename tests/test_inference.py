@@ -7,6 +7,7 @@ student was trained on (the demo world) and on pixels it never saw.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 
@@ -16,6 +17,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import deepsalt.compiled
+import deepsalt.predict
+from deepsalt.compiled import PACKAGE_DIR_ENV, PackagedForward, export_forward, package_dir, package_key
 from deepsalt.mapping.config import COMPILE_MIN_PIXELS, CompileMode, ModelConfig
 from deepsalt.mapping.predictor import InferenceSettings, Precision
 from deepsalt.models.rational_gelu import RationalGELU
@@ -28,6 +32,7 @@ from deepsalt.predict import (
     activation_bytes,
     default_batch,
     gpu_batch,
+    inference_forward,
 )
 
 BF16_ECE_OF_SPREAD = 0.05
@@ -87,28 +92,89 @@ def test_the_compiled_forward_pass_gives_the_plain_forward_passs_outputs(predict
     reference = predictor.predict(*inputs)
     predictor.configure(InferenceSettings(batch_pixels=2048, compile=True))
     try:
-        assert isinstance(predictor.forward, CompiledForward) and predictor.forward.compiled is not None
+        assert isinstance(predictor.forward, CompiledForward)
+        packaged = predictor.forward.compiled
+        assert isinstance(packaged, PackagedForward)  # on a CPU in fp32: compiled ahead of time
         compiled_net = predictor.forward.traced.__self__  # the fused ensemble the compile traces
         assert any(isinstance(m, RationalGELU) for m in compiled_net.modules())
         assert not any(isinstance(m, RationalGELU) for m in predictor.net.modules())  # a copy was swapped
         compiled = predictor.predict(*inputs)  # 2048, 2048 and 904 rows: one graph for every size
         single = predictor.predict(*(x[:1] for x in inputs))  # one row is padded to two
-        assert predictor.forward.compiled is not None  # it did not fall back
+        assert predictor.forward.compiled is packaged  # it did not fall back
     finally:
         predictor.configure(InferenceSettings())
+    assert packaged.path is not None and packaged.path.parent == package_dir() and packaged.path.is_file()
     for name in reference:
         np.testing.assert_allclose(compiled[name], reference[name], rtol=COMPILED_TOLERANCE, atol=1e-6)
         np.testing.assert_allclose(single[name], reference[name][:1], rtol=COMPILED_TOLERANCE, atol=1e-6)
 
 
-def test_a_forward_pass_that_cannot_be_compiled_runs_plain_with_a_warning(predictor, monkeypatch, caplog):
-    def broken(fn, **_):
-        def call(*args):
-            raise RuntimeError("no C++ compiler on this node")
+def configured_package(predictor: StudentPredictor) -> PackagedForward:
+    """Compile (or find) the predictor's package through its first predict; the package in use."""
+    predictor.configure(InferenceSettings(batch_pixels=2048, compile=True))
+    predictor.wait_for_warm_up()
+    packaged = predictor.forward.compiled
+    assert isinstance(packaged, PackagedForward)
+    return packaged
 
-        return call
 
-    monkeypatch.setattr(torch, "compile", broken)
+def test_a_second_process_finds_the_package_and_a_bad_one_is_compiled_again(
+    predictor: StudentPredictor, monkeypatch, caplog
+):
+    inputs = pixels(predictor, 3000, seed=5)
+    first = configured_package(predictor)  # the test above made it, or this one does
+    try:
+        reference = predictor.predict(*inputs)
+        compiles: list[str] = []
+        real_compile = deepsalt.compiled.compile_package
+        good = first.path.read_bytes()
+
+        def counted(program, path):
+            compiles.append(path.name)
+            real_compile(program, path)
+
+        monkeypatch.setattr(deepsalt.compiled, "compile_package", counted)
+        found = configured_package(predictor)  # a new predictor state, as in a new actor
+        assert found.path == first.path and not found.compiled_here and compiles == []
+        for name, values in predictor.predict(*inputs).items():
+            np.testing.assert_array_equal(values, reference[name])
+
+        first.path.write_bytes(good[: len(good) // 3])  # a truncated package (a copy cut short)
+
+        def restored(program, path):  # the real compile is the test above; here the recovery is
+            compiles.append(path.name)
+            path.write_bytes(good)
+
+        monkeypatch.setattr(deepsalt.compiled, "compile_package", restored)
+        with caplog.at_level(logging.WARNING):
+            again = configured_package(predictor)
+        assert again.compiled_here and compiles == [first.path.name]
+        assert "cannot be loaded" in caplog.text and "compiling it again" in caplog.text
+        for name, values in predictor.predict(*inputs).items():
+            np.testing.assert_array_equal(values, reference[name])
+    finally:
+        predictor.configure(InferenceSettings())
+
+
+def test_the_package_key_follows_the_weights(predictor: StudentPredictor):
+    forward = inference_forward(predictor.net, Precision.FP32)
+    example = tuple(torch.from_numpy(x[:4]) for x in pixels(predictor, 4, seed=6))
+    key = package_key(export_forward(forward, example))
+    assert key == package_key(export_forward(inference_forward(predictor.net, Precision.FP32), example))
+    other = copy.deepcopy(predictor.net)
+    with torch.no_grad():
+        other.members[0].encoder.net[0].bias.add_(1e-3)  # folded into the fused first layer
+    assert package_key(export_forward(inference_forward(other, Precision.FP32), example)) != key
+
+
+def test_a_forward_pass_that_cannot_be_compiled_runs_plain_with_a_warning(
+    predictor, monkeypatch, caplog, tmp_path
+):
+    def broken(program, path):
+        raise RuntimeError("no C++ compiler on this node")
+
+    monkeypatch.setenv(PACKAGE_DIR_ENV, str(tmp_path))  # no package yet: it must compile
+    monkeypatch.setattr(deepsalt.compiled, "compile_package", broken)
     inputs = pixels(predictor, 100, seed=2)
     reference = predictor.predict(*inputs)
     with caplog.at_level(logging.WARNING):
@@ -120,6 +186,24 @@ def test_a_forward_pass_that_cannot_be_compiled_runs_plain_with_a_warning(predic
         assert "compiling the forward pass failed" in caplog.text and "no C++ compiler" in caplog.text
         for name, values in predictor.predict(*inputs).items():
             np.testing.assert_array_equal(values, reference[name])
+        assert [p.name for p in tmp_path.iterdir() if p.suffix == ".pt2"] == []  # nothing half-written
+    finally:
+        predictor.configure(InferenceSettings())
+
+
+def test_off_the_cpu_or_in_16_bits_the_forward_is_compiled_in_process(predictor, monkeypatch):
+    compiled: list[object] = []
+
+    def jit(fn, **options):
+        compiled.append(options)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", jit)  # which compiler is chosen is under test, not inductor
+    predictor.configure(InferenceSettings(precision=Precision.BF16, compile=True))
+    try:
+        predictor.wait_for_warm_up()
+        assert not isinstance(predictor.forward.compiled, PackagedForward)
+        assert compiled == [{"dynamic": True}]
     finally:
         predictor.configure(InferenceSettings())
 
@@ -138,7 +222,7 @@ def test_the_compile_runs_beside_the_caller_and_the_first_predict_waits_for_it(
 
     monkeypatch.setattr(StudentPredictor, "warm_up", held)
     # the order is under test, not the compile (a real one runs in the test above): skip inductor
-    monkeypatch.setattr(torch, "compile", lambda fn, **_: fn)
+    monkeypatch.setattr(deepsalt.predict, "PackagedForward", lambda fn: fn)
     inputs = pixels(predictor, 300, seed=3)
     reference = predictor.predict(*inputs)
     predictor.configure(InferenceSettings(compile=True))  # returns while the compile is held
@@ -160,7 +244,7 @@ def test_a_failed_warm_up_is_raised_by_the_first_predict(predictor: StudentPredi
         raise MemoryError("placeholder batch did not fit")
 
     monkeypatch.setattr(StudentPredictor, "warm_up", failing)
-    monkeypatch.setattr(torch, "compile", lambda fn, **_: fn)  # the error path is under test, not inductor
+    monkeypatch.setattr(deepsalt.predict, "PackagedForward", lambda fn: fn)  # the error path is under test
     predictor.configure(InferenceSettings(compile=True))
     try:
         with pytest.raises(MemoryError, match="placeholder batch"):

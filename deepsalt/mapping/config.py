@@ -73,7 +73,7 @@ class GridConfig(_Section):
 
 
 class CompileMode(StrEnum):
-    """When the actors compile the model's forward pass (``torch.compile``)."""
+    """When the actors compile the model's forward pass (see ``deepsalt.predict.CompiledForward``)."""
 
     AUTO = "auto"
     """When each actor has enough pixels to repay the compile time (``COMPILE_MIN_PIXELS``)."""
@@ -82,8 +82,9 @@ class CompileMode(StrEnum):
 
 
 COMPILE_MIN_PIXELS = 1 << 25
-"""Grid pixels per actor from which ``compile: auto`` compiles. Compiling costs tens of seconds per
-actor and saves a few microseconds per predicted pixel (benchmarks/RESULTS.md), so it pays from
+"""Grid pixels per actor from which ``compile: auto`` compiles. Compiling costs tens of seconds the
+first time on a machine (later actors load the compiled package, :mod:`deepsalt.compiled`, in
+seconds) and saves a few microseconds per predicted pixel (benchmarks/RESULTS.md), so it pays from
 about ten million pixels; this keeps a margin for slow compiles and pixels without data."""
 
 
