@@ -15,9 +15,11 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# wget: KubeRay's default health probes call it inside the Ray containers.
+# wget: KubeRay's default health probes call it inside the Ray containers. g++: the mapping
+# actors compile the forward pass (torch inductor's CPU kernels, deepsalt.compiled); without a
+# compiler they map with the plain, slower forward and log a warning.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends wget \
+    && apt-get install -y --no-install-recommends wget g++ \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 1000 ray \
     && useradd --uid 1000 --gid 1000 --create-home --shell /bin/bash ray

@@ -23,8 +23,9 @@ run fused (:mod:`deepsalt.models.fused`), or bf16/fp16 autocast) and whether
 the forward pass is compiled (the elementwise layers between the matrix products are fused; on a
 CPU in fp32 the GELUs compute erf without an exponential, :mod:`deepsalt.models.rational_gelu`, and
 the compiled forward is a package kept on disk between processes, :mod:`deepsalt.compiled`; a
-failed compile falls back to the plain forward with a warning). A compile runs on its own thread from ``configure`` on, so an actor reads its first
-block while it compiles; the first ``predict`` waits for it.
+failed compile falls back to the plain forward with a warning). A compile runs on its own thread
+from ``configure`` on, so an actor reads its first block while it compiles; the first ``predict``
+waits for it.
 """
 
 from __future__ import annotations

@@ -350,6 +350,7 @@ def test_entrypoints_name_scripts_that_the_image_ships() -> None:
 def test_dockerfile_pins_match_the_package_and_runs_as_non_root() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f"torch=={_pin('torch')}" in dockerfile
+    assert re.search(r"apt-get install [^\n]*\bg\+\+", dockerfile), "the actors compile with a C++ compiler"
     assert re.search(r"^ARG BASE_IMAGE=python:3\.11", dockerfile, re.MULTILINE)
     users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
     assert users and users[-1].split(":")[0] == "1000"

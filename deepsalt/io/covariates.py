@@ -87,14 +87,16 @@ class BilinearTaps:
             return cls(
                 slice(0, 0), slice(0, 0), none, none.astype(np.float32), nowhere.astype(np.float32), nowhere
             )
+        row = np.where(on, row, 0.5)  # off the raster (even inf or NaN): a pixel centre, no weight
+        col = np.where(on, col, 0.5)
         # The tap above and left of the position. On a grid aligned with the source every position
         # is a pixel centre up to rounding: within SNAP of one it reads that pixel alone, exactly
         # (the taps of weight zero everywhere are dropped below).
         y0, x0 = np.floor(row - 0.5 + SNAP), np.floor(col - 0.5 + SNAP)
-        r0 = max(int(np.min(y0, where=on, initial=np.inf)), 0)
-        c0 = max(int(np.min(x0, where=on, initial=np.inf)), 0)
-        r1 = min(int(np.max(y0, where=on, initial=-np.inf)) + 2, height)
-        c1 = min(int(np.max(x0, where=on, initial=-np.inf)) + 2, width)
+        r0 = max(int(np.min(y0, where=on, initial=height)), 0)
+        c0 = max(int(np.min(x0, where=on, initial=width)), 0)
+        r1 = min(int(np.max(y0, where=on, initial=-1)) + 2, height)
+        c1 = min(int(np.max(x0, where=on, initial=-1)) + 2, width)
         fy = np.maximum(row - 0.5 - y0, 0).astype(np.float32)
         fx = np.maximum(col - 0.5 - x0, 0).astype(np.float32)
         # Per axis: the weights of the lower and upper tap, zero where the tap is off the raster
@@ -203,15 +205,18 @@ def grid_positions(
         node_cols = _lattice(width, step)
         grid_rows, grid_cols = np.meshgrid(node_rows, node_cols, indexing="ij")
         row, col = exact(grid_rows, grid_cols)
-        mid_rows = (node_rows[:-1] + node_rows[1:]) / 2
-        mid_cols = (node_cols[:-1] + node_cols[1:]) / 2
-        if mid_rows.size and mid_cols.size:  # the error is largest mid-cell
-            mr, mc = np.meshgrid(mid_rows, mid_cols, indexing="ij")
-            true_row, true_col = exact(mr, mc)
-            error = max(np.abs(_mid_cell(row) - true_row).max(), np.abs(_mid_cell(col) - true_col).max())
-            if error > MAX_POSITION_ERROR_PX:
-                step //= 2
-                continue
+        # Checked halfway between nodes (each axis's own node where it has one), where a smooth
+        # transform departs most from the interpolation, against half the bound for a margin.
+        mid_rows = (node_rows[:-1] + node_rows[1:]) / 2 if node_rows.size > 1 else node_rows
+        mid_cols = (node_cols[:-1] + node_cols[1:]) / 2 if node_cols.size > 1 else node_cols
+        true_row, true_col = exact(*np.meshgrid(mid_rows, mid_cols, indexing="ij"))
+        error = max(
+            np.abs(_bilinear_lattice(row, node_rows, node_cols, mid_rows, mid_cols) - true_row).max(),
+            np.abs(_bilinear_lattice(col, node_rows, node_cols, mid_rows, mid_cols) - true_col).max(),
+        )
+        if not error <= MAX_POSITION_ERROR_PX / 2:  # NaN (a node off the source CRS) too
+            step //= 2
+            continue
         centres_r = np.arange(height) + 0.5
         centres_c = np.arange(width) + 0.5
         return _bilinear_lattice(row, node_rows, node_cols, centres_r, centres_c), _bilinear_lattice(
@@ -225,10 +230,6 @@ def _lattice(n: int, step: int) -> np.ndarray:
     """Node positions (pixel centres) every ``step`` pixels, the first and last centres included."""
     nodes = np.arange(0, n, step, dtype=np.float64) + 0.5
     return nodes if nodes[-1] == n - 0.5 else np.append(nodes, n - 0.5)
-
-
-def _mid_cell(values: np.ndarray) -> np.ndarray:
-    return (values[:-1, :-1] + values[:-1, 1:] + values[1:, :-1] + values[1:, 1:]) / 4
 
 
 def _bilinear_lattice(
