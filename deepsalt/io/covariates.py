@@ -205,10 +205,10 @@ def grid_positions(
         node_cols = _lattice(width, step)
         grid_rows, grid_cols = np.meshgrid(node_rows, node_cols, indexing="ij")
         row, col = exact(grid_rows, grid_cols)
-        # Checked halfway between nodes (each axis's own node where it has one), where a smooth
-        # transform departs most from the interpolation, against half the bound for a margin.
-        mid_rows = (node_rows[:-1] + node_rows[1:]) / 2 if node_rows.size > 1 else node_rows
-        mid_cols = (node_cols[:-1] + node_cols[1:]) / 2 if node_cols.size > 1 else node_cols
+        # Checked on the lattice of half the step (cell centres and the middles of cell edges),
+        # where a smooth transform departs most from the interpolation, against half the bound.
+        mid_rows = _halfway(node_rows)
+        mid_cols = _halfway(node_cols)
         true_row, true_col = exact(*np.meshgrid(mid_rows, mid_cols, indexing="ij"))
         error = max(
             np.abs(_bilinear_lattice(row, node_rows, node_cols, mid_rows, mid_cols) - true_row).max(),
@@ -230,6 +230,11 @@ def _lattice(n: int, step: int) -> np.ndarray:
     """Node positions (pixel centres) every ``step`` pixels, the first and last centres included."""
     nodes = np.arange(0, n, step, dtype=np.float64) + 0.5
     return nodes if nodes[-1] == n - 0.5 else np.append(nodes, n - 0.5)
+
+
+def _halfway(nodes: np.ndarray) -> np.ndarray:
+    """The nodes and the points halfway between neighbouring nodes, in order."""
+    return np.sort(np.concatenate([nodes, (nodes[:-1] + nodes[1:]) / 2]))
 
 
 def _bilinear_lattice(
