@@ -6,6 +6,7 @@
 - ``s3``: a moto S3 server in its own process, with a bucket, reachable through s3fs and GDAL.
 - ``stac_api_factory``: starts rustac's in-memory STAC API loaded with given items.
 - ``demo_region``: the small demo region (``SynthConfig(size="small")``: region "demo", seed 0).
+- ``unseen_region``: its small "demo_unseen" counterpart (same size and seed).
 - ``quick_student``: the student ``deepsalt demo --quick`` trains on ``demo_region``.
 - ``demo_world``: ``demo_region`` and the chain (``quick_student`` and its teacher and SAU).
 - ``mapping_world``: the mapping tests' small world (``tests/support/mapping_world.py``) and a STAC
@@ -143,6 +144,17 @@ def demo_region(tmp_path_factory: pytest.TempPathFactory) -> RegionManifest:
     from deepsalt.synth import SynthConfig, generate_region
 
     return generate_region(SynthConfig(size="small"), str(tmp_path_factory.mktemp("demo-region")))
+
+
+@pytest.fixture(scope="session")
+def unseen_region(tmp_path_factory: pytest.TempPathFactory) -> RegionManifest:
+    """The small "demo_unseen" region (``SynthConfig(size="small", region="demo_unseen")``, seed 0),
+    shared by the session."""
+    from deepsalt.synth import SynthConfig, generate_region
+
+    return generate_region(
+        SynthConfig(size="small", region="demo_unseen"), str(tmp_path_factory.mktemp("unseen-region"))
+    )
 
 
 @pytest.fixture(scope="session")
