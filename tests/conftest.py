@@ -9,6 +9,8 @@
 - ``unseen_region``: its small "demo_unseen" counterpart (same size and seed).
 - ``quick_student``: the student ``deepsalt demo --quick`` trains on ``demo_region``.
 - ``demo_world``: ``demo_region`` and the chain (``quick_student`` and its teacher and SAU).
+- ``tiny_chain``: the chain ``tests/support/training_data.py``'s tiny config trains on its
+  ``make_data()`` (stage -> checkpoint URL).
 - ``mapping_world``: the mapping tests' small world (``tests/support/mapping_world.py``) and a STAC
   API serving it; ``mapping_world_map``: a clean map of it.
 
@@ -181,6 +183,15 @@ def quick_student(quick_checkpoints: dict[str, str]) -> str:
 def demo_world(demo_region: RegionManifest, quick_checkpoints: dict[str, str]) -> DemoWorld:
     """The small demo region and the chain ``deepsalt demo --quick`` trains on it."""
     return DemoWorld(Path(demo_region.url).parent, demo_region, quick_checkpoints)
+
+
+@pytest.fixture(scope="session")
+def tiny_chain(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, str]:
+    """Stage -> checkpoint URL of ``run_training(tiny_config(<folder>), make_data())``, in this process."""
+    from deepsalt.training.pipeline import run_training
+    from tests.support.training_data import make_data, tiny_config
+
+    return run_training(tiny_config(str(tmp_path_factory.mktemp("tiny-chain"))), make_data())
 
 
 @pytest.fixture(scope="session")
