@@ -22,8 +22,9 @@ POOL = 900
 
 @pytest.fixture(scope="module")
 def region(demo_region: RegionManifest) -> str:
-    """The region ``deepsalt synth --set size=small`` generates: the session's small demo region
-    (``SynthConfig(size="small")``, see ``tests/conftest.py``; only read here)."""
+    """The region of the synth settings ``size=small`` (``load_config`` with no file): the
+    session's small demo region, ``SynthConfig(size="small")`` (see ``tests/conftest.py``; only
+    read here)."""
     assert load_config(SynthConfig, None, ["size=small"]) == SynthConfig(size="small")
     return demo_region.url
 
