@@ -6,8 +6,11 @@
 - ``s3``: a moto S3 server in its own process, with a bucket, reachable through s3fs and GDAL.
 - ``stac_api_factory``: starts rustac's in-memory STAC API loaded with given items.
 - ``demo_region``: the small demo region (``SynthConfig(size="small")``: region "demo", seed 0).
+- ``unseen_region``: its small "demo_unseen" counterpart (same size and seed).
 - ``quick_student``: the student ``deepsalt demo --quick`` trains on ``demo_region``.
 - ``demo_world``: ``demo_region`` and the chain (``quick_student`` and its teacher and SAU).
+- ``tiny_chain``: the chain ``tests/support/training_data.py``'s tiny config trains on its
+  ``make_data()`` (stage -> checkpoint URL).
 - ``mapping_world``: the mapping tests' small world (``tests/support/mapping_world.py``) and a STAC
   API serving it; ``mapping_world_map``: a clean map of it.
 
@@ -158,6 +161,17 @@ def demo_region(tmp_path_factory: pytest.TempPathFactory) -> RegionManifest:
 
 
 @pytest.fixture(scope="session")
+def unseen_region(tmp_path_factory: pytest.TempPathFactory) -> RegionManifest:
+    """The small "demo_unseen" region (``SynthConfig(size="small", region="demo_unseen")``, seed 0),
+    shared by the session."""
+    from deepsalt.synth import SynthConfig, generate_region
+
+    return generate_region(
+        SynthConfig(size="small", region="demo_unseen"), str(tmp_path_factory.mktemp("unseen-region"))
+    )
+
+
+@pytest.fixture(scope="session")
 def quick_checkpoints(
     demo_region: RegionManifest, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
@@ -181,6 +195,15 @@ def quick_student(quick_checkpoints: dict[str, str]) -> str:
 def demo_world(demo_region: RegionManifest, quick_checkpoints: dict[str, str]) -> DemoWorld:
     """The small demo region and the chain ``deepsalt demo --quick`` trains on it."""
     return DemoWorld(Path(demo_region.url).parent, demo_region, quick_checkpoints)
+
+
+@pytest.fixture(scope="session")
+def tiny_chain(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, str]:
+    """Stage -> checkpoint URL of ``run_training(tiny_config(<folder>), make_data())``, in this process."""
+    from deepsalt.training.pipeline import run_training
+    from tests.support.training_data import make_data, tiny_config
+
+    return run_training(tiny_config(str(tmp_path_factory.mktemp("tiny-chain"))), make_data())
 
 
 @pytest.fixture(scope="session")

@@ -56,15 +56,9 @@ def test_missing_map_scores_are_named_before_any_work(tmp_path: Path):
 
 
 @pytest.fixture(scope="module")
-def regions(demo_region, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The small "demo" region (the session's, see ``tests/conftest.py``) and "demo_unseen"."""
-    from deepsalt.synth.config import SynthConfig
-    from deepsalt.synth.generate import generate_region
-
-    unseen = generate_region(
-        SynthConfig(region="demo_unseen", size="small"), str(tmp_path_factory.mktemp("regions"))
-    )
-    return {"demo": demo_region.url, "demo_unseen": unseen.url}
+def regions(demo_region, unseen_region) -> dict[str, str]:
+    """The small "demo" and "demo_unseen" regions (the session's, see ``tests/conftest.py``)."""
+    return {"demo": demo_region.url, "demo_unseen": unseen_region.url}
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,19 @@ def world(mapping_world: tuple[World, str]) -> tuple[World, str]:
     return replace(w, student=slow), api
 
 
+@pytest.fixture(autouse=True)
+def delayed(world: tuple[World, str]) -> None:
+    """Each test starts with the world's student sleeping per call (a test may end the sleep)."""
+    LinearPredictor.save(world[0].student, delay=0.4)
+
+
+def stop_delaying(student: Path) -> None:
+    """The student at ``student`` stops sleeping: same content hash and checkpoint id, so the store
+    sees the same model; actors that load it from now on (a resumed run, a restarted actor) predict
+    without the sleep, which was there only for the kill to land mid-run."""
+    LinearPredictor.save(student, delay=0.0)
+
+
 @pytest.fixture(scope="module")
 def undelayed_model(mapping_world: tuple[World, str]) -> dict[str, str]:
     """The world's student without the per-call sleep, as a model section (same content hash)."""
@@ -156,6 +169,7 @@ def test_killing_an_actor_mid_run_loses_no_tile(world: tuple[World, str], refere
     runner.start()
     victim = int(wait_for_done_record(url).worker.rsplit(":", 1)[1])
     os.kill(victim, signal.SIGKILL)
+    stop_delaying(w.student)
     runner.join()
     if not result["summary"].ok:  # a tile whose retries were used up by the kill: rerun resumes it
         run_map(config)
@@ -171,6 +185,7 @@ def test_killing_the_driver_then_rerunning_gives_the_same_map(
     url = str(w.root / "driver-kill.zarr")
     config = on_session_ray(w, api, url)
     kill_driver_after_its_first_tile(config)
+    stop_delaying(w.student)
     before = {k: r for k, r in read_records(url).items() if r.status is TileStatus.DONE}
     assert before
     summary = run_map(config)
@@ -212,6 +227,7 @@ def test_ctrl_c_says_what_was_kept_and_the_rerun_finishes_the_same_map(
         1 <= finished <= kept and finished + left == total
     )  # an actor may finish a tile as the driver stops
     assert not Path(url, LEASE).exists()  # the lease went with the run
+    stop_delaying(w.student)
     summary = run_map(config)
     assert summary.ok and summary.tiles_skipped == kept
     assert_complete(url, config, reference)

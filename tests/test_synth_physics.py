@@ -73,8 +73,9 @@ def test_more_gypsum_deepens_its_absorption(soil: int, moisture: float, salt: fl
 
 
 @pytest.fixture(scope="module")
-def small_region(tmp_path_factory: pytest.TempPathFactory) -> RegionManifest:
-    return generate_region(SynthConfig(size="small", seed=11), str(tmp_path_factory.mktemp("physics")))
+def small_region(demo_region: RegionManifest) -> RegionManifest:
+    """The small demo region, seed 0 (the session's, see ``tests/conftest.py``)."""
+    return demo_region
 
 
 def _clear_gypsum_depth(region: RegionManifest) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +106,7 @@ def test_saline_pixels_show_more_salt_mineral_absorption(
     Across the region the 1750 nm depth is confounded (saline ground is wetter and less vegetated,
     and water and cellulose shape that range too), so the salt's effect is read pixel by pixel.
     """
-    saltless = generate_region(SynthConfig(size="small", seed=11, salt_crust_max=0.0), str(tmp_path))
+    saltless = generate_region(SynthConfig(size="small", salt_crust_max=0.0), str(tmp_path))
     with_salt, ece = _clear_gypsum_depth(small_region)
     without_salt, same_ece = _clear_gypsum_depth(saltless)
     np.testing.assert_array_equal(ece, same_ece)
@@ -137,8 +138,10 @@ def test_truth_follows_its_drivers_through_the_covariates(small_region: RegionMa
     assert rho("pmean") < -0.1, "rain lowers salinity"
 
 
-def test_unseen_region_is_hotter_drier_and_saltier(small_region: RegionManifest, tmp_path: Path) -> None:
-    unseen = generate_region(SynthConfig(size="small", seed=11, region="demo_unseen"), str(tmp_path))
+def test_unseen_region_is_hotter_drier_and_saltier(
+    small_region: RegionManifest, unseen_region: RegionManifest
+) -> None:
+    unseen = unseen_region  # "demo_unseen", same size and seed (the session's)
     assert unseen.crs != small_region.crs
 
     def summary(region: RegionManifest) -> dict[str, float]:

@@ -26,9 +26,9 @@ def data() -> TrainingData:
 
 
 @pytest.fixture(scope="module")
-def chain(data, tmp_path_factory) -> dict[str, str]:
-    urls = run_training(tiny_config(str(tmp_path_factory.mktemp("chain"))), data)
-    return {stage.value: url for stage, url in urls.items()}
+def chain(tiny_chain) -> dict[str, str]:
+    """``run_training(tiny_config(<folder>), make_data())`` (the session's, see ``tests/conftest.py``)."""
+    return {stage.value: url for stage, url in tiny_chain.items()}
 
 
 def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

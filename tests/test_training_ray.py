@@ -56,9 +56,9 @@ def _ray_runs(caplog) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_chain_trains_in_one_ray_train_run(ray_cluster, tmp_path, caplog):
+def test_the_chain_trains_in_one_ray_train_run(ray_cluster, tiny_chain, tmp_path, caplog):
     data = make_data()
-    local = run_training(tiny_config(str(tmp_path / "local")), data)
+    local = tiny_chain  # run_training(tiny_config(<folder>), make_data()) in this process (the session's)
     config = tiny_config(str(tmp_path / "ray"), "ray.num_workers=1", "ray.cpus_per_worker=0.5")
     with caplog.at_level(logging.INFO, logger="deepsalt"):
         on_ray = run_training(config, data)

@@ -11,8 +11,9 @@ from deepsalt.cli import app
 from deepsalt.config import load_config
 from deepsalt.io import open_enmap, open_enmap_quality
 from deepsalt.spectra import water_vapour_mask
-from deepsalt.synth import generate_region, load_region
+from deepsalt.synth import load_region
 from deepsalt.synth.config import SynthConfig
+from deepsalt.synth.manifest import RegionManifest
 from deepsalt.training.checkpoint import read_meta
 from deepsalt.training.data import PairingStatus, load_region_data
 
@@ -20,10 +21,12 @@ POOL = 900
 
 
 @pytest.fixture(scope="module")
-def region(tmp_path_factory) -> str:
-    return generate_region(
-        load_config(SynthConfig, None, ["size=small"]), str(tmp_path_factory.mktemp("regions"))
-    ).url
+def region(demo_region: RegionManifest) -> str:
+    """The region of the synth settings ``size=small`` (``load_config`` with no file): the
+    session's small demo region, ``SynthConfig(size="small")`` (see ``tests/conftest.py``; only
+    read here)."""
+    assert load_config(SynthConfig, None, ["size=small"]) == SynthConfig(size="small")
+    return demo_region.url
 
 
 @pytest.fixture(scope="module")
