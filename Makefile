@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/deepsalt demo --config configs/demo.yaml
 
+# two xdist workers: the tests that use or start Ray run one after another in one of them, the rest
+# of the suite beside them in the other (tests/support/ray_group.py)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

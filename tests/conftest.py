@@ -32,8 +32,10 @@ import pytest
 
 from deepsalt.compiled import PACKAGE_DIR_ENV
 from deepsalt.synth.manifest import RegionManifest
+from tests.support import ray_group
 from tests.support.demo_world import DemoWorld
 from tests.support.services import moto_s3_server, ray_temp_dir, stac_api_server
+from tests.support.shared import built_once
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -47,6 +49,24 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 FAKE_GPUS = 2
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    ray_group.name_the_file(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    ray_group.remove_the_file(config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ray_group.list_ray_tests(config, items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``-n``: the Ray tests on one worker, the rest spread (``tests/support/ray_group.py``)."""
+    return ray_group.RayGroupScheduling(config, log) if config.getvalue("dist") == "load" else None
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -157,7 +177,11 @@ def demo_region(tmp_path_factory: pytest.TempPathFactory) -> RegionManifest:
     """The small demo region as ``deepsalt demo --quick`` generates it, shared by the session."""
     from deepsalt.synth import SynthConfig, generate_region
 
-    return generate_region(SynthConfig(size="small"), str(tmp_path_factory.mktemp("demo-region")))
+    return built_once(
+        tmp_path_factory,
+        "demo-region",
+        lambda folder: generate_region(SynthConfig(size="small"), str(folder)),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -166,8 +190,10 @@ def unseen_region(tmp_path_factory: pytest.TempPathFactory) -> RegionManifest:
     shared by the session."""
     from deepsalt.synth import SynthConfig, generate_region
 
-    return generate_region(
-        SynthConfig(size="small", region="demo_unseen"), str(tmp_path_factory.mktemp("unseen-region"))
+    return built_once(
+        tmp_path_factory,
+        "unseen-region",
+        lambda folder: generate_region(SynthConfig(size="small", region="demo_unseen"), str(folder)),
     )
 
 
@@ -181,8 +207,12 @@ def quick_checkpoints(
     from deepsalt.training.config import TrainConfig
     from deepsalt.training.pipeline import run_training
 
-    output = str(tmp_path_factory.mktemp("quick-student") / "runs")
-    return run_training(TrainConfig(regions=[demo_region.url], output=output, **QUICK["train"]))
+    def train(folder: Path) -> dict[str, str]:
+        return run_training(
+            TrainConfig(regions=[demo_region.url], output=str(folder / "runs"), **QUICK["train"])
+        )
+
+    return built_once(tmp_path_factory, "quick-student", train)
 
 
 @pytest.fixture(scope="session")
@@ -203,7 +233,9 @@ def tiny_chain(tmp_path_factory: pytest.TempPathFactory) -> dict[Any, str]:
     from deepsalt.training.pipeline import run_training
     from tests.support.training_data import make_data, tiny_config
 
-    return run_training(tiny_config(str(tmp_path_factory.mktemp("tiny-chain"))), make_data())
+    return built_once(
+        tmp_path_factory, "tiny-chain", lambda folder: run_training(tiny_config(str(folder)), make_data())
+    )
 
 
 @pytest.fixture(scope="session")

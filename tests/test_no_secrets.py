@@ -27,7 +27,7 @@ from tests.support.sentinel import (
 )
 from tests.support.services import BIN, ray_temp_dir
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 BUCKET = "sentinel-local"
 TIMEOUT_S = 900  # a bound on a hung run, not a performance check
 

@@ -24,6 +24,7 @@ from tests.support.ray_head import ray_head
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
+pytestmark = pytest.mark.ray  # the job tests start a Ray head (job_server)
 
 
 def _flat(text: str) -> str:

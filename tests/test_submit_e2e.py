@@ -31,7 +31,7 @@ from tests.support.sentinel import (
 )
 from tests.support.services import ray_temp_dir
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 BUCKET = "sentinel-maps"
 
 
