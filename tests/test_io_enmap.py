@@ -16,6 +16,7 @@ from rasterio.crs import CRS
 
 from deepsalt.errors import InputDataError
 from deepsalt.io import open_enmap, open_enmap_quality
+from deepsalt.io.enmap import StoredScaling
 from deepsalt.spectra import ENMAP_NODATA, BandTable
 from tests.support.enmap_fixtures import METADATA_XML, TILE
 
@@ -290,3 +291,11 @@ def test_quality_layer_on_another_grid(tmp_path: Path):
         InputDataError, match=r"quality layer 'cloud' is 8x8 px but the spectral image is 32x32"
     ):
         open_enmap_quality(str(product))
+
+
+def test_the_scaling_of_chosen_bands_scales_each_by_its_own_gain_and_offset():
+    scaling = StoredScaling("scene.tif", -1.0, np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 0.1, 0.2, 0.3]))
+    chosen = scaling.select(np.array([3, 1]))
+    stored = np.array([[0.1, 0.2], [-1.0, 0.3]], dtype=np.float32)  # (pixels, chosen bands)
+    reflectance = chosen.reflectance(stored.T[:, :, None])[:, :, 0].T
+    np.testing.assert_allclose(reflectance, [[0.7, 0.5], [np.nan, 0.7]], rtol=1e-6)  # nodata → NaN

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyproj import Transformer
 from typer.testing import CliRunner
 
@@ -15,7 +18,7 @@ from deepsalt.synth import load_region
 from deepsalt.synth.config import SynthConfig
 from deepsalt.synth.manifest import RegionManifest
 from deepsalt.training.checkpoint import read_meta
-from deepsalt.training.data import PairingStatus, load_region_data
+from deepsalt.training.data import PairingStatus, _SceneSampler, load_region_data
 
 POOL = 900
 
@@ -93,6 +96,26 @@ def test_each_sample_takes_the_pixel_it_lies_in_from_the_clearest_scene(region, 
     idx, pixels = idx[np.isfinite(pixels).all(axis=1)], pixels[np.isfinite(pixels).all(axis=1)]
     same = np.all(np.isclose(samples.sat[idx], pixels), axis=1)
     assert len(idx) > 20 and same.mean() > 0.9  # shared pixels go to one sample only (mutual NN)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_sampler_reads_the_values_open_enmap_gives(region, data):
+    """Pixels read tile by tile from the file, any set in any order (repeats too), are bitwise the
+    scaled reflectance of ``open_enmap`` on the sampler's bands."""
+    manifest = load_region(region)
+    url = manifest.href(data.draw(st.sampled_from(manifest.files.scenes)).files["spectral"])
+    reflectance = open_enmap(url)
+    h, w = reflectance.shape[1:]
+    n = data.draw(st.integers(1, 60))
+    rows = np.array(data.draw(st.lists(st.integers(0, h - 1), min_size=n, max_size=n)))
+    cols = np.array(data.draw(st.lists(st.integers(0, w - 1), min_size=n, max_size=n)))
+    with _SceneSampler(url, None) as sampler:
+        assert not sampler.resample  # the model axis is this scene's own: no resampling to compare
+        read = sampler._read(rows, cols)
+        at = {"y": xr.DataArray(rows), "x": xr.DataArray(cols)}
+        expected = reflectance.isel(band=sampler.bands, **at).to_numpy().T
+    np.testing.assert_array_equal(read, expected)
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,12 +58,11 @@ def open_enmap(url: str, chunks: dict[str, int] | None = None) -> xr.DataArray:
         _check_complete(ds, source)
         table = _band_table(product, ds, source)
         _check_georeferencing(ds, source)
-        nodata = ENMAP_NODATA if ds.nodata is None else ds.nodata
-        gain, offset = _gain_offset(table, ds)
-        _check_has_data(ds, source, table, nodata)
+        scaling = _scaling(product, ds, table)
+        _check_has_data(ds, source, table, scaling.nodata)
         crs, transform = ds.crs, ds.transform
     stored = _open_lazy(product.spectral, source, chunks)
-    reflectance = scale_reflectance(stored, nodata=nodata, gain=gain, offset=offset)
+    reflectance = scaling.reflectance(stored)
     reflectance = reflectance.assign_coords(
         wavelength=("band", table.wavelength),
         fwhm=("band", table.fwhm),
@@ -77,6 +76,44 @@ def open_enmap(url: str, chunks: dict[str, int] | None = None) -> xr.DataArray:
         extra={"url": url, "bands": table.n_bands, "shape": reflectance.shape[1:], "crs": crs.to_string()},
     )
     return reflectance
+
+
+@dataclass(frozen=True)
+class StoredScaling:
+    """Where a product's spectral image is and how its stored values become reflectance (the
+    arguments :func:`open_enmap` gives ``scale_reflectance``), for readers that take pixels from the
+    file themselves."""
+
+    spectral_url: str
+    nodata: float
+    gain: np.ndarray | float
+    offset: np.ndarray | float
+
+    def reflectance(self, stored: Any) -> Any:
+        """Stored values ``[..., band, y, x]`` (all the image's bands) → reflectance, NaN = nodata."""
+        return scale_reflectance(stored, nodata=self.nodata, gain=self.gain, offset=self.offset)
+
+    def select(self, bands: np.ndarray) -> StoredScaling:
+        """The scaling of ``bands`` (indices into the image's bands) alone."""
+        return replace(
+            self,
+            gain=np.asarray(self.gain)[bands] if np.ndim(self.gain) else self.gain,
+            offset=np.asarray(self.offset)[bands] if np.ndim(self.offset) else self.offset,
+        )
+
+
+def stored_scaling(url: str) -> StoredScaling:
+    """The :class:`StoredScaling` of an EnMAP product (as :func:`open_enmap` takes it; reads headers)."""
+    product = locate_product(url)
+    source = _describe_source(product)
+    with _raster(product.spectral, source) as ds:
+        return _scaling(product, ds, _band_table(product, ds, source))
+
+
+def _scaling(product: EnmapProduct, ds: rasterio.DatasetReader, table: BandTable) -> StoredScaling:
+    nodata = ENMAP_NODATA if ds.nodata is None else ds.nodata
+    gain, offset = _gain_offset(table, ds)
+    return StoredScaling(product.spectral, nodata, gain, offset)
 
 
 def open_enmap_quality(url: str, chunks: dict[str, int] | None = None) -> xr.Dataset:

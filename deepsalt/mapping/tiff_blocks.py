@@ -225,12 +225,24 @@ class WindowReader:
         """(h, w) of the first band over a window."""
         return self._read_window(rows, cols)[0]
 
+    def close(self) -> None:
+        """Nothing of its own to close (the dataset it reads is its owner's)."""
+
     def read_pixels(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         if not len(rows):
             return np.empty((0, self.n_bands), dtype=self.dtype)
         r0, c0 = int(rows.min()), int(cols.min())
         window = self._read_window(slice(r0, int(rows.max()) + 1), slice(c0, int(cols.max()) + 1))
         return np.ascontiguousarray(window[:, rows - r0, cols - c0].T)
+
+
+def open_pixels(url: str, dataset: Any, cache: BlockCache) -> TiledTiff | WindowReader:
+    """A reader of ``dataset``'s pixels (open with rasterio from ``url``): :class:`TiledTiff` where
+    its layout allows, else GDAL windows. Close it before the dataset."""
+    reader = TiledTiff.open(url, dataset, cache)
+    if reader is not None:
+        return reader
+    return WindowReader(url, gdal_window(url, dataset), dataset.count, dataset.dtypes[0])
 
 
 def gdal_window(url: str, dataset: Any) -> Callable[[slice, slice], np.ndarray]:

@@ -37,7 +37,7 @@ from deepsalt.io.cube import GriddedCube, SpectralLayout
 from deepsalt.io.paths import gdal_path
 from deepsalt.io.scenes import cube_opener
 from deepsalt.io.stac import SceneRef
-from deepsalt.mapping.tiff_blocks import BlockCache, TiledTiff, WindowReader, gdal_window
+from deepsalt.mapping.tiff_blocks import BlockCache, WindowReader, open_pixels
 
 OUTSIDE = -1
 """Index-map value of a tile pixel no source pixel covers."""
@@ -205,11 +205,8 @@ class TileRaster:
         if src.crs is None:
             raise InputDataError(self.url, "has no CRS, so it cannot be placed on the output grid")
         mapping = self._maps.get(SourceGrid(src.crs, src.transform, (src.height, src.width)), self.url)
-        reader: TiledTiff | WindowReader | None = TiledTiff.open(self.url, src, self._cache)
-        if reader is not None:
-            self._stack.callback(reader.close)
-        else:
-            reader = WindowReader(self.url, gdal_window(self.url, src), src.count, src.dtypes[0])
+        reader = open_pixels(self.url, src, self._cache)
+        self._stack.callback(reader.close)
         return _Placed(mapping, reader, src.nodata)
 
     def _open_cube(self) -> _Placed:

@@ -301,24 +301,26 @@ def assemble_training_data(
     pools, pool_xy = [], []
     ordered = sorted(scenes, key=lambda s: (s.cloud_cover is None, s.cloud_cover or 0.0))
     for i, scene in enumerate(ordered):
-        reader = _SceneSampler(scene.spectral_href, axis)
-        axis = reader.axis
-        if i == 0:
-            sat = np.full((len(lat), axis.n_bands), np.nan, dtype=np.float32)
-        todo = np.flatnonzero(~np.isfinite(sat).all(axis=1))
-        if len(todo):
-            covered, clear = reader.coverage(lat[todo], lon[todo])
-            status[todo[covered & (status[todo] == PairingStatus.NO_SCENE.value)]] = PairingStatus.CLOUD.value
-            status[todo[clear]] = PairingStatus.OUTSIDE_RADIUS.value
-            found, pixels, km = reader.pair(lat[todo], lon[todo], pair_radius_km)
-            sat[todo[found]] = pixels
-            status[todo[found]] = PairingStatus.PAIRED.value
-            scene_of[todo[found]] = scene.id
-            distance[todo[found]] = km
-        share = pool_size // len(ordered) + (i < pool_size % len(ordered))
-        pixels, plon, plat = reader.pool(share, rng)
-        pools.append(pixels)
-        pool_xy.append((plon, plat))
+        with _SceneSampler(scene.spectral_href, axis) as reader:
+            axis = reader.axis
+            if i == 0:
+                sat = np.full((len(lat), axis.n_bands), np.nan, dtype=np.float32)
+            todo = np.flatnonzero(~np.isfinite(sat).all(axis=1))
+            if len(todo):
+                covered, clear = reader.coverage(lat[todo], lon[todo])
+                status[todo[covered & (status[todo] == PairingStatus.NO_SCENE.value)]] = (
+                    PairingStatus.CLOUD.value
+                )
+                status[todo[clear]] = PairingStatus.OUTSIDE_RADIUS.value
+            share = pool_size // len(ordered) + (i < pool_size % len(ordered))
+            paired, scene_pool = reader.sample(lat[todo], lon[todo], pair_radius_km, share, rng)
+        found = todo[paired.index]
+        sat[found] = paired.spectra
+        status[found] = PairingStatus.PAIRED.value
+        scene_of[found] = scene.id
+        distance[found] = paired.distance_km
+        pools.append(scene_pool.spectra)
+        pool_xy.append((scene_pool.lon, scene_pool.lat))
     pool = np.concatenate(pools)
     plon = np.concatenate([p[0] for p in pool_xy])
     plat = np.concatenate([p[1] for p in pool_xy])
@@ -424,11 +426,41 @@ def load_region_data(
     )
 
 
+@dataclass(frozen=True)
+class _Paired:
+    """Points that found a pixel in a scene: their indices, the pixels' spectra, the distances (km)."""
+
+    index: np.ndarray
+    spectra: np.ndarray
+    distance_km: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """Pool pixels of a scene: spectra and their centres' lon/lat."""
+
+    spectra: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+
+
 class _SceneSampler:
-    """Clear pixels of one scene on the model band axis."""
+    """Clear pixels of one scene on the model band axis.
+
+    Pixels are read from the file by :func:`deepsalt.mapping.tiff_blocks.open_pixels`, as the
+    mapping reads them: only the stored tiles that hold wanted pixels are decoded, once each, and
+    only the wanted pixels are scaled. Through the scene's lazy xarray (256² chunks) a pool spread
+    over the scene decoded and scaled every chunk in float32 (``benchmarks/notes.md``). Close it
+    (it is a context manager) to release the file.
+    """
 
     def __init__(self, url: str, axis: _BandAxis | None):
+        import rasterio
+
         from deepsalt.io import open_enmap, open_enmap_quality
+        from deepsalt.io.enmap import stored_scaling
+        from deepsalt.io.paths import gdal_path
+        from deepsalt.mapping.tiff_blocks import BlockCache, open_pixels
         from deepsalt.spectra import BandTable
 
         self.url = url
@@ -440,8 +472,10 @@ class _SceneSampler:
         self.axis = axis
         own = (np.abs(wavelength[:, None] - axis.table.wavelength[None, :]) < 1e-3) & table.usable()[:, None]
         self.resample = not own.any(axis=0).all()
-        usable = np.flatnonzero(table.usable()) if self.resample else own.argmax(axis=0)
-        self.reflectance = reflectance.isel(band=usable)
+        self.bands = np.flatnonzero(table.usable()) if self.resample else own.argmax(axis=0)
+        self.wavelength = wavelength[self.bands]
+        scaling = stored_scaling(url)
+        self.scaling = scaling.select(self.bands)
         quality = open_enmap_quality(url)
         self.clear = ~np.logical_or.reduce([quality[name].to_numpy() for name in quality.data_vars])
         self.has_data = (
@@ -449,18 +483,30 @@ class _SceneSampler:
         )
         self.crs = reflectance.rio.crs
         self.transform = reflectance.rio.transform()
+        self._dataset = rasterio.open(gdal_path(scaling.spectral_url))
+        # A read visits each stored tile once, so no decoded tile needs keeping beyond the one in use.
+        self._pixels = open_pixels(scaling.spectral_url, self._dataset, BlockCache(budget_bytes=0))
+
+    def __enter__(self) -> _SceneSampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pixels.close()
+        self._dataset.close()
 
     def _read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        import xarray as xr
-
         from deepsalt.spectra import resample_to_bands
 
         if len(rows) == 0:
             return np.empty((0, self.axis.n_bands), np.float32)
-        values = self.reflectance.isel(y=xr.DataArray(rows), x=xr.DataArray(cols)).to_numpy().T
+        stored = np.take(self._pixels.read_pixels(rows, cols), self.bands, axis=1)
+        values = self.scaling.reflectance(stored.T[:, :, None])[:, :, 0].T
         if self.resample:
-            values = resample_to_bands(values, self.reflectance["wavelength"].to_numpy(), self.axis.table)
-        return values.astype(np.float32)
+            values = resample_to_bands(values, self.wavelength, self.axis.table)
+        return np.ascontiguousarray(values, dtype=np.float32)
 
     def _pixel_of(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         from pyproj import Transformer
@@ -480,14 +526,22 @@ class _SceneSampler:
         clear[inside] = covered[inside] & self.clear[row[inside], col[inside]]
         return covered, clear
 
-    def pair(
-        self, lat: np.ndarray, lon: np.ndarray, radius_km: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(indices into lat/lon that found a pixel, their spectra, their distances in km)."""
-        from pyproj import Transformer
+    def sample(
+        self, lat: np.ndarray, lon: np.ndarray, radius_km: float, pool_size: int, rng: np.random.Generator
+    ) -> tuple[_Paired, _Pool]:
+        """The points' pixels (:meth:`_candidates`) and ``pool_size`` pool pixels (:meth:`_pool_pixels`),
+        read together, so a stored tile holding pixels of both is decoded once."""
+        cand = self._candidates(lat, lon, radius_km)
+        rows, cols = self._pool_pixels(pool_size, rng)
+        spectra = self._read(np.concatenate([cand[:, 0], rows]), np.concatenate([cand[:, 1], cols]))
+        return self._paired(lat, lon, radius_km, cand, spectra[: len(cand)]), self._pool(
+            rows, cols, spectra[len(cand) :]
+        )
 
-        from deepsalt.pairing import pair_points
-
+    def _candidates(self, lat: np.ndarray, lon: np.ndarray, radius_km: float) -> np.ndarray:
+        """(row, col) of the clear pixels within ``radius_km`` of any point."""
+        if len(lat) == 0:
+            return np.empty((0, 2), int)
         row, col = self._pixel_of(lat, lon)
         reach = int(np.ceil(radius_km * 1000 / abs(self.transform.a)))
         offsets = np.arange(-reach, reach + 1)
@@ -497,32 +551,44 @@ class _SceneSampler:
         h, w = self.clear.shape
         inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
         cand = np.unique(np.stack([rows[inside], cols[inside]], axis=1), axis=0)
-        cand = cand[self.clear[cand[:, 0], cand[:, 1]]]
-        spectra = self._read(cand[:, 0], cand[:, 1])
+        return cand[self.clear[cand[:, 0], cand[:, 1]]]
+
+    def _paired(
+        self, lat: np.ndarray, lon: np.ndarray, radius_km: float, cand: np.ndarray, spectra: np.ndarray
+    ) -> _Paired:
+        """Mutual nearest neighbours between the points and the complete candidate pixels."""
+        from pyproj import Transformer
+
+        from deepsalt.pairing import pair_points
+
         complete = np.isfinite(spectra).all(axis=1)
         cand, spectra = cand[complete], spectra[complete]
         if len(cand) == 0:
-            return np.array([], int), spectra, np.array([])
+            return _Paired(np.array([], int), spectra, np.array([]))
         cx, cy = self.transform @ (cand[:, 1] + 0.5, cand[:, 0] + 0.5)
         c_lon, c_lat = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True).transform(cx, cy)
         pairs = pair_points(lat, lon, np.asarray(c_lat), np.asarray(c_lon), radius_km)
-        return (
+        return _Paired(
             pairs["lab_index"].to_numpy(),
             spectra[pairs["sat_index"].to_numpy()],
             pairs["distance_km"].to_numpy(),
         )
 
-    def pool(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Up to ``n`` random clear, complete pixels and their centres' lon/lat."""
-        from pyproj import Transformer
-
+    def _pool_pixels(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of up to ``n`` random clear pixels."""
         flat = np.flatnonzero(self.clear)
         if n <= 0 or len(flat) == 0:
-            return np.empty((0, self.axis.n_bands), np.float32), np.empty(0), np.empty(0)
+            return np.empty(0, int), np.empty(0, int)
         pick = np.sort(rng.choice(flat, size=min(n, len(flat)), replace=False))
-        rows, cols = np.unravel_index(pick, self.clear.shape)
-        spectra = self._read(rows, cols)
+        return np.unravel_index(pick, self.clear.shape)
+
+    def _pool(self, rows: np.ndarray, cols: np.ndarray, spectra: np.ndarray) -> _Pool:
+        """The complete pool pixels and their centres' lon/lat."""
+        from pyproj import Transformer
+
         complete = np.isfinite(spectra).all(axis=1)
+        if not complete.any():
+            return _Pool(np.empty((0, self.axis.n_bands), np.float32), np.empty(0), np.empty(0))
         x, y = self.transform @ (cols[complete] + 0.5, rows[complete] + 0.5)
         lon, lat = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True).transform(x, y)
-        return spectra[complete], np.asarray(lon), np.asarray(lat)
+        return _Pool(spectra[complete], np.asarray(lon), np.asarray(lat))
